@@ -1,0 +1,118 @@
+"""Decode audio with PyAV (FFmpeg inside the wheel) to mono float32 at the engine rate.
+
+Decoding is streamed: ``iter_blocks`` yields bounded blocks, so long recordings never sit in memory
+whole; ``decode`` concatenates them for the short inputs where that is fine.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import av
+import numpy as np
+
+from soundmark.errors import AudioError, EmptyAudioError
+
+Source = str | os.PathLike[str] | bytes | BinaryIO
+
+
+def _open(source: Source) -> av.container.InputContainer:
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    try:
+        return av.open(source if not isinstance(source, os.PathLike) else os.fspath(source), mode="r")
+    except FileNotFoundError:
+        raise
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise AudioError(f"not a readable audio file: {exc}") from exc
+
+
+def iter_blocks(
+    source: Source,
+    sample_rate: int,
+    *,
+    max_seconds: float | None = None,
+    block_seconds: float = 10.0,
+) -> Iterator[np.ndarray]:
+    """Yield mono float32 blocks (about ``block_seconds`` long) of the first audio stream.
+
+    Stops after ``max_seconds`` of output when given. Raises AudioError when the input has no
+    audio stream or its data cannot be decoded, EmptyAudioError when it decodes to nothing.
+    """
+    limit = None if max_seconds is None else int(max_seconds * sample_rate)
+    block = int(block_seconds * sample_rate)
+    produced = 0
+    pending: list[np.ndarray] = []
+    pending_n = 0
+    with _open(source) as container:
+        streams = container.streams.audio
+        if not streams:
+            raise AudioError("the file has no audio stream")
+        stream = streams[0]
+        stream.thread_type = "AUTO"
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        try:
+            for frame in _frames(container, stream):
+                for out in resampler.resample(frame):
+                    pending.append(out.to_ndarray().reshape(-1))
+                    pending_n += out.samples
+                if limit is not None and produced + pending_n >= limit:
+                    break
+                if pending_n >= block:
+                    chunk = np.concatenate(pending)
+                    pending, pending_n = [], 0
+                    produced += len(chunk)
+                    yield chunk
+            else:
+                for out in resampler.resample(None):
+                    pending.append(out.to_ndarray().reshape(-1))
+                    pending_n += out.samples
+        except av.FFmpegError as exc:
+            if produced + pending_n == 0:
+                raise AudioError(f"cannot decode audio: {exc}") from exc
+            # A truncated tail: keep what decoded cleanly, as players do.
+        if pending:
+            chunk = np.concatenate(pending)
+            if limit is not None:
+                chunk = chunk[: max(0, limit - produced)]
+            produced += len(chunk)
+            if len(chunk):
+                yield chunk
+    if produced == 0:
+        raise EmptyAudioError("the file contains no audio samples")
+
+
+def _frames(container: av.container.InputContainer, stream: av.AudioStream) -> Iterator[av.AudioFrame]:
+    """Decoded frames, skipping packets FFmpeg marks corrupt in the middle of a stream."""
+    errors = 0
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.InvalidDataError:
+            errors += 1
+            if errors > 50:
+                raise
+
+
+def decode(source: Source, sample_rate: int, *, max_seconds: float | None = None) -> np.ndarray:
+    """Whole input (or its first ``max_seconds``) as one mono float32 array."""
+    blocks = list(iter_blocks(source, sample_rate, max_seconds=max_seconds))
+    return np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+
+
+def probe_duration(source: str | os.PathLike[str]) -> float | None:
+    """Container-reported duration in seconds, when the container knows it."""
+    try:
+        with av.open(os.fspath(source)) as container:
+            if container.duration:
+                return container.duration / 1_000_000
+    except (av.FFmpegError, OSError):
+        return None
+    return None
+
+
+def wrap_bytes(data: bytes) -> BinaryIO:
+    return io.BytesIO(data)

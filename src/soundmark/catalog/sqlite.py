@@ -1,0 +1,203 @@
+"""The SQLite catalog: tracks, external ids, and the store's bookkeeping.
+
+WAL mode lets readers (the server, recognize) run while one writer (ingest) commits; every
+write that spans tables happens in one transaction so a crash never leaves half a track.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+
+from soundmark.catalog.models import Track, TrackMeta
+
+CATALOG_FILE = "catalog.sqlite"
+
+_META_COLUMNS = [f.name for f in fields(TrackMeta) if f.name != "external"]
+
+# Versioned migrations: index i brings the schema from version i to i + 1.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE tracks (
+        id INTEGER PRIMARY KEY,
+        title TEXT, artist TEXT, album TEXT, release_date TEXT, label TEXT,
+        isrc TEXT, upc TEXT, lyrics TEXT, audio_id INTEGER UNIQUE,
+        duration REAL NOT NULL,
+        source TEXT,
+        content_hash TEXT UNIQUE,
+        n_hashes INTEGER NOT NULL DEFAULT 0,
+        added_at REAL NOT NULL
+    );
+    CREATE INDEX tracks_isrc ON tracks(isrc);
+    CREATE TABLE track_external (
+        track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+        key TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (track_id, key)
+    );
+    CREATE TABLE segments (
+        name TEXT PRIMARY KEY, postings INTEGER NOT NULL, tracks INTEGER NOT NULL,
+        bytes INTEGER NOT NULL, created_at REAL NOT NULL
+    );
+    -- Removed tracks whose postings still sit in segments until compaction rewrites them.
+    CREATE TABLE tombstones (track_id INTEGER PRIMARY KEY);
+    """,
+]
+
+
+class Catalog:
+    """One SQLite connection to a store's catalog."""
+
+    def __init__(self, root: Path, *, readonly: bool = False):
+        path = Path(root) / CATALOG_FILE
+        if readonly:
+            self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA busy_timeout=30000")
+        self.conn.row_factory = sqlite3.Row
+        if not readonly:
+            self._migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        for i in range(version, len(MIGRATIONS)):
+            with self.transaction():
+                for stmt in filter(str.strip, MIGRATIONS[i].split(";")):
+                    self.conn.execute(stmt)
+                self.conn.execute(f"PRAGMA user_version={i + 1}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: it takes the write lock up front, so it cannot deadlock."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits; cheap to poll."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    # --- meta ---------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # --- tracks -------------------------------------------------------------------------------
+    def insert_track(
+        self, meta: TrackMeta, duration: float, source: str | None, content_hash: str | None, n_hashes: int
+    ) -> int:
+        """Insert inside the caller's transaction; returns the new id."""
+        cols = [*_META_COLUMNS, "duration", "source", "content_hash", "n_hashes", "added_at"]
+        values = [getattr(meta, c) for c in _META_COLUMNS]
+        values += [duration, source, content_hash, n_hashes, time.time()]
+        cur = self.conn.execute(
+            f"INSERT INTO tracks({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", values
+        )
+        track_id = int(cur.lastrowid or 0)
+        self._write_external(track_id, meta.external)
+        return track_id
+
+    def update_meta(self, track_id: int, meta: TrackMeta) -> None:
+        sets = ",".join(f"{c}=?" for c in _META_COLUMNS)
+        self.conn.execute(
+            f"UPDATE tracks SET {sets} WHERE id=?", [*(getattr(meta, c) for c in _META_COLUMNS), track_id]
+        )
+        self.conn.execute("DELETE FROM track_external WHERE track_id=?", (track_id,))
+        self._write_external(track_id, meta.external)
+
+    def _write_external(self, track_id: int, external: dict[str, str]) -> None:
+        self.conn.executemany(
+            "INSERT INTO track_external(track_id, key, value) VALUES (?, ?, ?)",
+            [(track_id, k, str(v)) for k, v in external.items() if v not in (None, "")],
+        )
+
+    def delete_track(self, track_id: int) -> bool:
+        """Delete inside the caller's transaction and tombstone its postings."""
+        cur = self.conn.execute("DELETE FROM tracks WHERE id=?", (track_id,))
+        if cur.rowcount:
+            self.conn.execute("INSERT OR IGNORE INTO tombstones(track_id) VALUES (?)", (track_id,))
+        return bool(cur.rowcount)
+
+    def get_track(self, track_id: int) -> Track | None:
+        tracks = self.get_tracks([track_id])
+        return tracks.get(track_id)
+
+    def get_tracks(self, ids: Iterable[int]) -> dict[int, Track]:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.conn.execute(f"SELECT * FROM tracks WHERE id IN ({marks})", ids).fetchall()
+        ext: dict[int, dict[str, str]] = {}
+        for r in self.conn.execute(
+            f"SELECT track_id, key, value FROM track_external WHERE track_id IN ({marks})", ids
+        ):
+            ext.setdefault(int(r[0]), {})[r[1]] = r[2]
+        return {int(r["id"]): self._row_to_track(r, ext.get(int(r["id"]), {})) for r in rows}
+
+    @staticmethod
+    def _row_to_track(row: sqlite3.Row, external: dict[str, str]) -> Track:
+        meta = TrackMeta(**{c: row[c] for c in _META_COLUMNS}, external=external)
+        return Track(
+            id=int(row["id"]),
+            meta=meta,
+            duration=float(row["duration"]),
+            source=row["source"],
+            content_hash=row["content_hash"],
+            n_hashes=int(row["n_hashes"]),
+        )
+
+    def find_by_hash(self, content_hash: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM tracks WHERE content_hash=?", (content_hash,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def find_by_audio_id(self, audio_id: int) -> int | None:
+        row = self.conn.execute("SELECT id FROM tracks WHERE audio_id=?", (audio_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def list_tracks(self, limit: int = 1000, offset: int = 0) -> list[Track]:
+        rows = self.conn.execute("SELECT id FROM tracks ORDER BY id LIMIT ? OFFSET ?", (limit, offset))
+        ids = [int(r[0]) for r in rows]
+        tracks = self.get_tracks(ids)
+        return [tracks[i] for i in ids if i in tracks]
+
+    def totals(self) -> tuple[int, float]:
+        n, hours = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(duration), 0) FROM tracks").fetchone()
+        return int(n), float(hours) / 3600.0
+
+    # --- segments -----------------------------------------------------------------------------
+    def segment_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM segments ORDER BY created_at, name")]
+
+    def add_segment(self, name: str, postings: int, tracks: int, size: int) -> None:
+        self.conn.execute(
+            "INSERT INTO segments(name, postings, tracks, bytes, created_at) VALUES (?, ?, ?, ?, ?)",
+            (name, postings, tracks, size, time.time()),
+        )
+
+    def drop_segments(self, names: Iterable[str]) -> None:
+        self.conn.executemany("DELETE FROM segments WHERE name=?", [(n,) for n in names])
+
+    def tombstones(self) -> list[int]:
+        return [int(r[0]) for r in self.conn.execute("SELECT track_id FROM tombstones")]
+
+    def clear_tombstones(self, ids: Iterable[int]) -> None:
+        self.conn.executemany("DELETE FROM tombstones WHERE track_id=?", [(int(i),) for i in ids])

@@ -1,0 +1,1 @@
+"""The soundmark command line: one module per command."""

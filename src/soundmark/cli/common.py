@@ -1,0 +1,42 @@
+"""Options and helpers shared by the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from soundmark.errors import StoreError
+from soundmark.fingerprint.params import FingerprintParams
+from soundmark.settings import Settings
+from soundmark.store import Store
+
+
+def db_option(func):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--db",
+        "db",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="SOUNDMARK_DB",
+        default=None,
+        help="Store directory holding the catalog and index [env SOUNDMARK_DB; default data/db].",
+    )(func)
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def open_store(db: Path, *, create: bool = False) -> Store:
+    try:
+        return Store(db, FingerprintParams(), create=create)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TB"

@@ -1,0 +1,25 @@
+"""Entry point of the ``soundmark`` command."""
+
+from __future__ import annotations
+
+import click
+
+from soundmark import __version__
+from soundmark.cli.add import add_command
+from soundmark.cli.demo import demo_command
+from soundmark.cli.info import info_command, list_command, remove_command
+from soundmark.cli.recognize import recognize_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="soundmark")
+def cli() -> None:
+    """soundmark: music recognition on your own catalog, with an AudD-compatible API."""
+
+
+for command in (add_command, recognize_command, info_command, list_command, remove_command, demo_command):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,69 @@
+"""Fingerprint parameters: one frozen, versioned object stored with every index.
+
+An index built with one set of parameters is useless to a matcher using another, so the store
+records ``FingerprintParams.signature()`` and refuses to open with a different one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FingerprintParams:
+    # --- signal -------------------------------------------------------------------------------
+    sample_rate: int = 8000  # Hz; 8 kHz keeps the band that survives phones, GSM and speakers
+    n_fft: int = 1024  # samples per STFT window (128 ms at 8 kHz): fine frequency resolution
+    hop: int = 256  # samples between frames (32 ms): the time unit of every offset
+    fmin_hz: float = 150.0  # lowest frequency considered for peaks
+    fmax_hz: float = 3800.0  # highest frequency considered for peaks
+
+    # --- peaks --------------------------------------------------------------------------------
+    peak_freq_radius: int = 12  # bins: a peak is the maximum of ±radius in frequency ...
+    peak_time_radius: int = 5  # frames: ... and of ±radius in time
+    background_freq_bins: int = 41  # width (bins) of the local-mean filter the peak must exceed
+    min_prominence_db: float = 4.0  # dB above the local mean a peak must stand
+    ref_peaks_per_second: float = 22.0  # density kept when indexing (index size scales with it)
+    query_peaks_per_second: float = 40.0  # density kept for queries (more chances to meet ref peaks)
+
+    # --- hashes -------------------------------------------------------------------------------
+    fanout: int = 6  # pairs per anchor peak
+    query_fanout: int = 10  # pairs per anchor peak for queries
+    max_dt: int = 63  # frames: farthest target peak (≈1 s)
+    max_df: int = 63  # bins: widest frequency jump between paired peaks
+    freq_bits: int = 9  # bits for the anchor frequency bin
+    df_bits: int = 7  # bits for the signed frequency difference
+    dt_bits: int = 6  # bits for the time difference
+
+    # --- matching -----------------------------------------------------------------------------
+    # Query-side warp grid of (time rate, frequency rate): a query played with its time scaled
+    # by a and its frequencies by b has its peaks mapped back to reference coordinates
+    # (t*a, f/b) before hashing, so radio speed-ups (a = b) and pitch shifts (a = 1) still vote
+    # on one offset. Verification on the raw peaks rejects what the wider search lets in.
+    warp_grid: tuple[tuple[float, float], ...] = (
+        (1.0, 1.0),
+        (0.97, 0.97),
+        (1.03, 1.03),
+        (1.0, 1.0595),  # one semitone up
+        (1.0, 0.9439),  # one semitone down
+    )
+    max_postings_per_hash: int = 4000  # hashes more common than this are stop-words at query time
+
+    # Layout version of hashes and postings; bump when the bit layout changes.
+    hash_version: int = 1
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.hop / self.sample_rate
+
+    def index_fields(self) -> dict[str, object]:
+        """The fields that determine what is stored; query-only fields may change freely."""
+        query_only = {"query_peaks_per_second", "query_fanout", "warp_grid", "max_postings_per_hash"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in query_only}
+
+    def signature(self) -> str:
+        blob = json.dumps(self.index_fields(), sort_keys=True)
+        return f"v{self.hash_version}-" + hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""The fingerprint index: hash → postings (track id, time)."""

@@ -1,0 +1,184 @@
+"""Catalog ingest: parallel decode + fingerprint, one writer committing batches.
+
+Extraction runs in worker processes (all cores by default); the parent process is the single
+writer. Tracks are committed in batches, each atomically, so an interrupted ingest keeps every
+batch committed before it and a re-run skips them (duplicates are detected by content).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from soundmark.audio.decode import iter_blocks
+from soundmark.catalog.manifest import ManifestEntry
+from soundmark.catalog.models import TrackMeta
+from soundmark.catalog.tags import read_tags
+from soundmark.errors import SoundmarkError, TooShortError
+from soundmark.fingerprint.extract import fingerprint_samples
+from soundmark.fingerprint.params import FingerprintParams
+from soundmark.match.dedupe import find_duplicate
+from soundmark.store import NewTrack, Store, StoreWriter
+
+AUDIO_SUFFIXES = {
+    ".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".m4a", ".aac", ".mp4", ".m4v", ".mkv",
+    ".webm", ".wma", ".aiff", ".aif", ".mka", ".mov", ".ac3", ".alac", ".caf",
+}  # fmt: skip
+MIN_TRACK_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    path: Path
+    meta: TrackMeta  # overrides read over the file's tags
+
+
+@dataclass
+class IngestReport:
+    added: list[tuple[int, str]] = field(default_factory=list)  # (track id, path)
+    duplicates: list[tuple[str, int]] = field(default_factory=list)  # (path, existing track id)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+def collect_items(paths: Iterable[Path]) -> list[IngestItem]:
+    """Files as given, and audio files found under directories, in a stable order."""
+    items = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            items += [IngestItem(f, TrackMeta()) for f in found]
+        else:
+            items.append(IngestItem(p, TrackMeta()))
+    return items
+
+
+def items_from_manifest(entries: Iterable[ManifestEntry]) -> list[IngestItem]:
+    return [IngestItem(e.path, e.meta) for e in entries]
+
+
+def extract(item: IngestItem, params: FingerprintParams, max_seconds: float) -> NewTrack:
+    """Decode and fingerprint one file (runs in a worker process)."""
+    blocks = list(iter_blocks(item.path, params.sample_rate, max_seconds=max_seconds))
+    samples = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    duration = len(samples) / params.sample_rate
+    if duration < MIN_TRACK_SECONDS:
+        raise TooShortError(f"only {duration:.1f} s of audio")
+    fp = fingerprint_samples(samples, params)
+    if len(fp.hashes) == 0:
+        raise TooShortError("no fingerprint could be extracted (silence?)")
+    digest = hashlib.sha256()
+    digest.update(fp.hashes.tobytes())
+    digest.update(fp.times.tobytes())
+    meta = read_tags(item.path).merged(item.meta)
+    if not meta.title:
+        meta = meta.merged(TrackMeta(title=item.path.stem))
+    return NewTrack(meta, duration, str(item.path), digest.hexdigest(), fp.hashes, fp.times, fp.peaks)
+
+
+def _extract_safe(item: IngestItem, params: FingerprintParams, max_seconds: float) -> NewTrack | str:
+    try:
+        return extract(item, params, max_seconds)
+    except SoundmarkError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+
+
+def _results(
+    items: list[IngestItem], params: FingerprintParams, max_seconds: float, jobs: int
+) -> Iterator[tuple[IngestItem, NewTrack | str]]:
+    """Extraction results in completion order, with a bounded number in flight."""
+    if jobs <= 1:
+        for item in items:
+            yield item, _extract_safe(item, params, max_seconds)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pending: dict[Future[NewTrack | str], IngestItem] = {}
+        todo = iter(items)
+        while True:
+            while len(pending) < 2 * jobs:
+                item = next(todo, None)
+                if item is None:
+                    break
+                pending[pool.submit(_extract_safe, item, params, max_seconds)] = item
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield pending.pop(fut), fut.result()
+
+
+def ingest(
+    store: Store,
+    items: list[IngestItem],
+    *,
+    jobs: int = 0,
+    batch_tracks: int = 64,
+    max_seconds: float = 6 * 3600,
+    progress: Callable[[IngestItem, str], None] | None = None,
+) -> IngestReport:
+    """Add ``items`` to ``store``; returns what happened to each."""
+    jobs = jobs or os.cpu_count() or 1
+    jobs = max(1, min(jobs, len(items)))
+    report = IngestReport()
+    start = time.perf_counter()
+    with store.writer() as writer:
+        batch: list[tuple[IngestItem, NewTrack]] = []
+        last_flush = time.monotonic()
+        for item, result in _results(items, store.params, max_seconds, jobs):
+            status = "failed"
+            if isinstance(result, str):
+                report.failures.append((str(item.path), result))
+            else:
+                dup = _duplicate_of(store, result, batch)
+                if dup is not None:
+                    report.duplicates.append((str(item.path), dup))
+                    status = "duplicate"
+                else:
+                    batch.append((item, result))
+                    status = "added"
+            if progress:
+                progress(item, status)
+            if batch and (len(batch) >= batch_tracks or time.monotonic() - last_flush > 30):
+                _flush(writer, batch, report)
+                last_flush = time.monotonic()
+        _flush(writer, batch, report)
+        if len(store.index.names) > 8:
+            writer.compact()
+    report.wall_seconds = time.perf_counter() - start
+    return report
+
+
+def _duplicate_of(store: Store, track: NewTrack, batch: list[tuple[IngestItem, NewTrack]]) -> int | None:
+    """Existing track id holding the same audio; -1 for a duplicate inside the pending batch."""
+    existing = store.catalog.find_by_hash(track.content_hash or "")
+    if existing is not None:
+        return existing
+    if any(t.content_hash == track.content_hash for _, t in batch):
+        return -1
+    return find_duplicate(store, track)
+
+
+def _flush(writer: StoreWriter, batch: list[tuple[IngestItem, NewTrack]], report: IngestReport) -> None:
+    if not batch:
+        return
+    ids = writer.commit([t for _, t in batch])
+    for (item, track), tid in zip(batch, ids, strict=True):
+        report.added.append((tid, str(item.path)))
+        report.audio_seconds += track.duration
+    batch.clear()

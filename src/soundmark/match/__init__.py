@@ -1,0 +1,1 @@
+"""Matching: query hashes → index hits → offset votes → verified, scored matches."""

@@ -1,0 +1,125 @@
+"""Recognise an excerpt against a store: fingerprint, look up, vote, verify, describe."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from soundmark.catalog.models import Track
+from soundmark.fingerprint.extract import QueryPrint, query_fingerprint
+from soundmark.fingerprint.params import FingerprintParams
+from soundmark.fingerprint.spectrogram import band_bins
+from soundmark.match.verify import Verification, verify_alignment
+from soundmark.match.vote import Candidate, QueryHashes, best_candidates, join
+from soundmark.store import Store
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    min_score: float = 6.0  # −log10 p of the verified alignment, corrected for candidates tried
+    min_votes: int = 4  # aligned hashes a candidate needs before it is verified
+    vote_tolerance: int = 2  # frames of offset jitter that still count as aligned
+    candidates: int = 6  # candidates verified per query
+    alternatives: int = 3  # further matches reported beside the best
+
+
+@dataclass(frozen=True)
+class Match:
+    track: Track
+    offset_seconds: float  # position in the reference of the query's first sample
+    score: float
+    votes: int
+    time_rate: float  # playback speed of the query relative to the reference
+    freq_rate: float  # frequency scale (pitch) of the query relative to the reference
+
+    @property
+    def timecode(self) -> str:
+        return format_timecode(self.offset_seconds)
+
+
+@dataclass(frozen=True)
+class Scored:
+    candidate: Candidate
+    verification: Verification
+    score: float
+
+
+def format_timecode(seconds: float) -> str:
+    """AudD's timecode: MM:SS, or HH:MM:SS from one hour on."""
+    s = max(0, int(seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h:02d}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
+
+
+class Recognizer:
+    def __init__(self, store: Store, settings: MatchSettings | None = None):
+        self.store = store
+        self.params: FingerprintParams = store.params
+        self.settings = settings or MatchSettings()
+        self._band_lo = band_bins(self.params)[0]
+
+    def recognize(self, samples: np.ndarray) -> list[Match]:
+        """Matches for mono float32 samples at the engine rate, best first; empty when unknown."""
+        self.store.refresh()
+        s = self.settings
+        accepted = [x for x in self.score(samples) if x.score >= s.min_score]
+        if not accepted:
+            return []
+        tracks = self.store.catalog.get_tracks(x.candidate.track_id for x in accepted)
+        grid = self.params.warp_grid
+        out = []
+        for x in accepted[: 1 + s.alternatives]:
+            track = tracks.get(x.candidate.track_id)
+            if track is None:  # removed meanwhile
+                continue
+            c = x.candidate
+            out.append(
+                Match(
+                    track=track,
+                    offset_seconds=max(0.0, c.offset * self.params.frame_seconds),
+                    score=round(x.score, 1),
+                    votes=c.votes,
+                    time_rate=grid[c.rate_idx][0],
+                    freq_rate=grid[c.rate_idx][1],
+                )
+            )
+        return out
+
+    def score(self, samples: np.ndarray) -> list[Scored]:
+        """Every verified candidate, best first (including those below the threshold)."""
+        qp = query_fingerprint(samples, self.params)
+        return self.score_print(qp)
+
+    def score_print(self, qp: QueryPrint) -> list[Scored]:
+        p, s = self.params, self.settings
+        if not qp.warps or sum(len(w.hashes) for w in qp.warps) == 0:
+            return []
+        query = QueryHashes(
+            hashes=np.concatenate([w.hashes for w in qp.warps]),
+            times=np.concatenate([w.times for w in qp.warps]).astype(np.int64),
+            rate_idx=np.concatenate(
+                [np.full(len(w.hashes), i, dtype=np.int64) for i, w in enumerate(qp.warps)]
+            ),
+        )
+        unique, inverse = np.unique(query.hashes, return_inverse=True)
+        hits = self.store.index.lookup(unique, p.max_postings_per_hash)
+        pairs = join(query, unique, inverse, hits)
+        cands = [
+            c
+            for c in best_candidates(pairs, len(qp.warps), s.vote_tolerance, s.candidates)
+            if c.votes >= s.min_votes
+        ]
+        correction = math.log10(max(1, len(cands)))
+        scored = []
+        for c in cands:
+            warp = qp.warps[c.rate_idx]
+            v = verify_alignment(
+                qp.peaks, self.store.index.track_peaks(c.track_id), warp.time_rate, warp.freq_rate,
+                c.offset, self._band_lo,
+            )  # fmt: skip
+            scored.append(Scored(c, v, v.score - correction))
+        scored.sort(key=lambda x: -x.score)
+        return scored
