@@ -108,13 +108,27 @@ class Store:
                 f"this soundmark uses {sig}: re-ingest the catalog into a new store"
             )
 
-    def refresh(self) -> None:
-        """Load segments and tombstones committed since the last call."""
-        version = self.catalog.data_version()
-        if version == self._version:
+    def refresh(self, *, force: bool = False) -> None:
+        """Load segments and tombstones committed since the last call.
+
+        ``PRAGMA data_version`` only changes for commits of *other* connections, so a writer
+        reloads with ``force=True`` after its own commits.
+        """
+        for attempt in range(5):
+            version = self.catalog.data_version()
+            if version == self._version and not force:
+                return
+            try:
+                self.index.load(self.catalog.segment_names(), self.catalog.tombstones())
+            except StoreError:
+                # A compaction committed meanwhile and deleted segments we were about to open:
+                # read the catalog again (unless nothing changed: then the store is damaged).
+                if attempt == 4 or self.catalog.data_version() == version:
+                    raise
+                force = True
+                continue
+            self._version = version
             return
-        self.index.load(self.catalog.segment_names(), self.catalog.tombstones())
-        self._version = version
 
     def info(self) -> StoreInfo:
         self.refresh()
@@ -175,13 +189,13 @@ class StoreWriter:
             ]
             info = self.index.write(postings)
             self.catalog.add_segment(info.name, info.postings, info.tracks, info.bytes)
-        self.store.refresh()
+        self.store.refresh(force=True)
         return ids
 
     def remove(self, track_id: int) -> bool:
         with self.catalog.transaction():
             found = self.catalog.delete_track(track_id)
-        self.store.refresh()
+        self.store.refresh(force=True)
         return found
 
     def update_meta(self, track_id: int, meta: TrackMeta) -> None:
@@ -194,7 +208,7 @@ class StoreWriter:
         Returns the number of segments rewritten. Readers holding the old segments keep them
         (the files stay mapped after unlink) and switch at their next refresh.
         """
-        self.store.refresh()
+        self.store.refresh(force=True)
         names = self.index.names
         tombs = np.array(self.catalog.tombstones(), dtype=np.int64)
         if len(names) <= max_segments and not len(tombs):
@@ -213,7 +227,7 @@ class StoreWriter:
             for info in infos:
                 self.catalog.add_segment(info.name, info.postings, info.tracks, info.bytes)
             self.catalog.clear_tombstones(tombs.tolist())
-        self.store.refresh()
+        self.store.refresh(force=True)
         self.cleanup()
         return len(names)
 

@@ -48,7 +48,7 @@ class Scored:
 
 def format_timecode(seconds: float) -> str:
     """AudD's timecode: MM:SS, or HH:MM:SS from one hour on."""
-    s = max(0, int(seconds))
+    s = max(0, round(seconds))
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h:02d}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"

@@ -1,0 +1,34 @@
+# soundmark — the two commands a newcomer needs:
+#   make run    install, build the demo catalog into data/db, recognise the demo clip
+#   make test   install (with test tools) and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+DB     ?= data/db
+
+.PHONY: run test install dev lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+run: install
+	$(BIN)/soundmark demo --db $(DB) --out data/demo
+	$(BIN)/soundmark recognize --db $(DB) data/demo/demo-clip.wav
+
+test: dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/run_public.py
+
+clean:
+	rm -rf data .pytest_cache .ruff_cache

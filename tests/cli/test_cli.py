@@ -1,0 +1,126 @@
+"""The command line as users and the benchmark drive it: real processes, real files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PIECE_RATE, Piece
+from soundmark.demo.compose import write_wav
+
+EXE = [sys.executable, "-m", "soundmark"]
+
+
+def run(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SOUNDMARK_DB": ""}
+    env.pop("SOUNDMARK_DB")
+    proc = subprocess.run([*EXE, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def bench_like(tmp_path_factory: pytest.TempPathFactory, pieces: list[Piece]) -> Path:
+    """A corpus laid out like the shared benchmark: refs/, manifest.csv, queries/."""
+    root = tmp_path_factory.mktemp("corpus")
+    (root / "refs").mkdir()
+    (root / "queries").mkdir()
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "title", "artist", "album", "release_date", "label"])
+        for i, p in enumerate(pieces[:4]):
+            shutil.copy(p.path, root / "refs" / f"t{i:04d}.wav")
+            w.writerow([f"refs/t{i:04d}.wav", f"t{i:04d}", "pkg", "music", "", ""])
+    for i, p in enumerate(pieces[:4]):
+        start = 7 + 3 * i
+        write_wav(
+            root / "queries" / f"q{i}.wav",
+            p.samples[start * PIECE_RATE : (start + 5) * PIECE_RATE],
+            PIECE_RATE,
+        )
+    write_wav(root / "queries" / "unknown.wav", pieces[5].samples[: 5 * PIECE_RATE], PIECE_RATE)
+    (root / "queries" / "broken.mp3").write_text("this is not audio")
+    return root
+
+
+def test_benchmark_contract(bench_like: Path, tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    added = run("add", "--db", str(db), "--manifest", str(bench_like / "manifest.csv"), cwd=bench_like)
+    assert "added 4 tracks" in added.stdout
+    queries = sorted(str(p) for p in (bench_like / "queries").iterdir())
+    out = run("recognize", "--db", str(db), "--json", *queries)
+    lines = {}
+    for line in out.stdout.splitlines():
+        obj = json.loads(line)
+        lines[obj["file"]] = obj
+    assert set(lines) == set(queries)
+    for i in range(4):
+        obj = lines[str(bench_like / "queries" / f"q{i}.wav")]
+        assert obj["status"] == "success"
+        r = obj["result"]
+        assert r["title"] == f"t{i:04d}" and r["artist"] == "pkg"
+        assert abs(r["offset"] - (7 + 3 * i)) < 0.5
+        assert r["timecode"] == f"00:{7 + 3 * i:02d}"
+        assert isinstance(r["score"], float) and obj["elapsed_ms"] > 0
+    assert lines[str(bench_like / "queries" / "unknown.wav")]["result"] is None
+    broken = lines[str(bench_like / "queries" / "broken.mp3")]
+    assert broken["status"] == "error" and broken["error"]["error_code"] == 500
+
+
+def test_add_folder_info_list_remove(pieces: list[Piece], tmp_path: Path) -> None:
+    folder = tmp_path / "music"
+    folder.mkdir()
+    for p in pieces[:3]:
+        shutil.copy(p.path, folder / p.path.name)
+    db = tmp_path / "db"
+    summary = json.loads(run("add", "--db", str(db), "--json", str(folder)).stdout)
+    assert summary["added"] == 3 and summary["failed"] == 0 and summary["audio_hours"] > 0
+    again = json.loads(run("add", "--db", str(db), "--json", str(folder)).stdout)
+    assert again["added"] == 0 and again["duplicates"] == 3
+
+    info = json.loads(run("info", "--db", str(db), "--json").stdout)
+    assert info["tracks"] == 3 and info["fingerprints"] > 1000 and info["bytes_on_disk"] > 0
+
+    listed = [json.loads(x) for x in run("list", "--db", str(db), "--json").stdout.splitlines()]
+    assert sorted(t["title"] for t in listed) == sorted(p.path.stem for p in pieces[:3])
+
+    victim = listed[0]
+    run("remove", "--db", str(db), str(victim["id"]))
+    info = json.loads(run("info", "--db", str(db), "--json").stdout)
+    assert info["tracks"] == 2
+    out = run("recognize", "--db", str(db), "--json", victim["source"])
+    assert json.loads(out.stdout)["result"] is None
+    missing = run("remove", "--db", str(db), "999", check=False)
+    assert missing.returncode != 0 and "no such track" in missing.stderr
+
+
+def test_add_reports_failures_and_keeps_going(pieces: list[Piece], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.ogg"
+    bad.write_bytes(b"\x00" * 1000)
+    db = tmp_path / "db"
+    summary = json.loads(run("add", "--db", str(db), "--json", str(bad), str(pieces[0].path)).stdout)
+    assert summary["added"] == 1 and summary["failed"] == 1
+    assert summary["failures"][0][0] == str(bad)
+
+
+def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    proc = run("recognize", "--db", str(tmp_path / "nope"), str(tmp_path), check=False)
+    assert proc.returncode != 0 and "no soundmark store" in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["add", "recognize", "info", "list", "remove", "demo"])
+def test_every_option_is_explained(command: str) -> None:
+    text = run(command, "--help").stdout
+    assert "Usage:" in text
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("--") and not stripped.startswith("--help"):
+            assert len(stripped.split(None, 1)) == 2 or "  " in line, f"undocumented option: {line}"

@@ -1,0 +1,82 @@
+"""Shared fixtures: a small catalog of procedurally composed pieces, ingested once per session."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from soundmark.catalog.models import TrackMeta
+from soundmark.demo.compose import compose_piece, write_wav
+from soundmark.fingerprint.params import FingerprintParams
+from soundmark.ingest import IngestItem, ingest
+from soundmark.store import Store
+
+PIECE_SECONDS = 40.0
+PIECE_RATE = 22050
+CATALOG_SEEDS = (11, 22, 33, 44, 55, 66)
+UNKNOWN_SEED = 99  # composed the same way but never ingested
+
+
+@dataclass(frozen=True)
+class Piece:
+    seed: int
+    path: Path
+    samples: np.ndarray  # float32 at PIECE_RATE
+    title: str
+
+
+@pytest.fixture(scope="session")
+def pieces(tmp_path_factory: pytest.TempPathFactory) -> list[Piece]:
+    root = tmp_path_factory.mktemp("pieces")
+    out = []
+    for seed in CATALOG_SEEDS:
+        x = compose_piece(seed, PIECE_SECONDS, PIECE_RATE)
+        path = root / f"piece-{seed}.wav"
+        write_wav(path, x, PIECE_RATE)
+        out.append(Piece(seed, path, x, f"Piece {seed}"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def unknown_piece() -> np.ndarray:
+    return compose_piece(UNKNOWN_SEED, PIECE_SECONDS, PIECE_RATE)
+
+
+@pytest.fixture(scope="session")
+def built_store(tmp_path_factory: pytest.TempPathFactory, pieces: list[Piece]) -> Path:
+    """A store holding every piece (built once; copy it before changing it)."""
+    db = tmp_path_factory.mktemp("store") / "db"
+    items = [IngestItem(p.path, TrackMeta(title=p.title, artist="Test Band")) for p in pieces]
+    with Store(db, FingerprintParams(), create=True) as store:
+        report = ingest(store, items, jobs=1)
+    assert len(report.added) == len(pieces)
+    return db
+
+
+@pytest.fixture()
+def store_copy(built_store: Path, tmp_path: Path) -> Path:
+    """A private copy of the session store that a test may change."""
+    dst = tmp_path / "db"
+    shutil.copytree(built_store, dst)
+    return dst
+
+
+@pytest.fixture()
+def store(built_store: Path) -> Store:
+    s = Store(built_store, FingerprintParams())
+    yield s
+    s.close()
+
+
+def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
+    """Linear-phase polyphase resampling for test signals."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(src, dst)
+    return resample_poly(x, dst // g, src // g).astype(np.float32)
