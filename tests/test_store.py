@@ -137,16 +137,13 @@ def test_reader_sees_commits_after_refresh_and_answers_during_writes(
             stderr=subprocess.PIPE,
             text=True,
         )
-        rounds, saw_growth = 0, False
+        rounds = 0
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
             reader.refresh()
             hits = reader.index.lookup(known_q, PARAMS.max_postings_per_hash)
             ids, counts = np.unique(hits.track_ids, return_counts=True)
             assert ids[np.argmax(counts)] == known_id
-            # Whatever the reader sees is consistent: every track row it can see is indexed.
-            n = reader.catalog.totals()[0]
-            saw_growth |= n > before
             rounds += 1
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
@@ -156,6 +153,7 @@ def test_reader_sees_commits_after_refresh_and_answers_during_writes(
         # Before refresh() the reader's index is the old one; after it the new tracks match.
         reader.refresh()
         assert reader.info().tracks == before + 10
+        assert len(reader.index.names) == 1  # ingest compacted its 11 segments into one
         for path in (new_files[0], new_files[-1]):
             assert _best(reader, path) == _id_of(reader, path)
         assert _best(reader, known) == known_id
@@ -230,7 +228,6 @@ def test_remove_deletes_track_metadata_and_postings(store_copy: Path, pieces: li
         fp = fingerprint_samples(decode(path, PARAMS.sample_rate), PARAMS)
         hits = store.index.lookup(np.unique(fp.hashes), PARAMS.max_postings_per_hash)
         assert tid not in hits.track_ids.tolist()
-        assert store.index.track_peaks(tid).shape == (0, 2)
         assert _best(store, path) != tid
         reader.refresh()
         assert _best(reader, path) is None
@@ -265,22 +262,25 @@ def test_re_encoded_copies_are_duplicates_by_self_match(
     store_copy: Path, pieces: list, tmp_path: Path
 ) -> None:
     piece = pieces[3]
+    x = piece.samples
     resampled = tmp_path / "resampled-44k.wav"
-    write_wav(resampled, resample_poly(piece.samples, 2, 1).astype(np.float32), 44100)
+    write_wav(resampled, resample_poly(x, 2, 1).astype(np.float32), 44100)
     flac = tmp_path / "copy.flac"
-    _write_flac(flac, piece.samples, 22050)
-    quieter = tmp_path / "quieter-16k.wav"
-    write_wav(quieter, 0.6 * resample_poly(piece.samples, 160, 441).astype(np.float32), 16000)
+    _write_flac(flac, x, 22050)
+    # Trimmed by 0.16 s (5 frames), quieter, with a little noise, at 16 kHz: every hash time
+    # shifts, so only the self-match (not the content hash) can recognise it.
+    noise = np.random.default_rng(5).normal(0, 0.003, len(x) - 3528).astype(np.float32)
+    shifted = tmp_path / "shifted-16k.wav"
+    write_wav(shifted, resample_poly(0.6 * x[3528:] + noise, 320, 441).astype(np.float32), 16000)
     original_hash = extract(IngestItem(piece.path, TrackMeta()), PARAMS, 3600).content_hash
-    assert extract(IngestItem(resampled, TrackMeta()), PARAMS, 3600).content_hash != original_hash
-    assert extract(IngestItem(quieter, TrackMeta()), PARAMS, 3600).content_hash != original_hash
+    assert extract(IngestItem(shifted, TrackMeta()), PARAMS, 3600).content_hash != original_hash
     with Store(store_copy, PARAMS) as store:
         tid = _id_of(store, piece.path)
         before = store.info().tracks
-        items = [IngestItem(p, TrackMeta()) for p in (resampled, flac, quieter)]
+        items = [IngestItem(p, TrackMeta()) for p in (resampled, flac, shifted)]
         report = ingest(store, items, jobs=1)
         assert report.added == [] and report.failures == []
-        assert sorted(report.duplicates) == sorted((str(p), tid) for p in (resampled, flac, quieter))
+        assert sorted(report.duplicates) == sorted((str(p), tid) for p in (resampled, flac, shifted))
         assert store.info().tracks == before
     # A different piece of the same length is no duplicate.
     other = tmp_path / "other.wav"

@@ -119,7 +119,7 @@ class Store:
             if version == self._version and not force:
                 return
             try:
-                self.index.load(self.catalog.segment_names(), self.catalog.tombstones())
+                self.index.load(*self.catalog.index_snapshot())
             except StoreError:
                 # A compaction committed meanwhile and deleted segments we were about to open:
                 # read the catalog again (unless nothing changed: then the store is damaged).

@@ -196,6 +196,14 @@ class Catalog:
     def drop_segments(self, names: Iterable[str]) -> None:
         self.conn.executemany("DELETE FROM segments WHERE name=?", [(n,) for n in names])
 
+    def index_snapshot(self) -> tuple[list[str], list[int]]:
+        """Live segments and tombstones read in one transaction, so they agree."""
+        self.conn.execute("BEGIN")
+        try:
+            return self.segment_names(), self.tombstones()
+        finally:
+            self.conn.execute("COMMIT")
+
     def tombstones(self) -> list[int]:
         return [int(r[0]) for r in self.conn.execute("SELECT track_id FROM tombstones")]
 
