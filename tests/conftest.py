@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +13,7 @@ from soundmark.demo.compose import compose_piece, write_wav
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.ingest import IngestItem, ingest
 from soundmark.store import Store
-
-PIECE_SECONDS = 40.0
-PIECE_RATE = 22050
-CATALOG_SEEDS = (11, 22, 33, 44, 55, 66)
-UNKNOWN_SEED = 99  # composed the same way but never ingested
-
-
-@dataclass(frozen=True)
-class Piece:
-    seed: int
-    path: Path
-    samples: np.ndarray  # float32 at PIECE_RATE
-    title: str
+from support import CATALOG_SEEDS, PIECE_RATE, PIECE_SECONDS, UNKNOWN_SEED, Piece
 
 
 @pytest.fixture(scope="session")
@@ -70,13 +57,3 @@ def store(built_store: Path) -> Store:
     s = Store(built_store, FingerprintParams())
     yield s
     s.close()
-
-
-def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
-    """Linear-phase polyphase resampling for test signals."""
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    g = gcd(src, dst)
-    return resample_poly(x, dst // g, src // g).astype(np.float32)

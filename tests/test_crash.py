@@ -201,9 +201,7 @@ def check_store(db: Path, prints: dict[str, object]) -> dict[str, int]:
     return ids
 
 
-def test_kill_during_ingest_then_resume_with_cli(
-    tmp_path: Path, files: list[Path], prints: dict[str, object]
-) -> None:
+def test_kill_during_ingest_then_resume_with_cli(tmp_path: Path, files: list[Path], prints: dict[str, object]) -> None:
     for attempt in range(3):
         db = tmp_path / f"db{attempt}"
         proc = _spawn("slow", db, tmp_path / "unused", files)
@@ -269,9 +267,7 @@ def test_kill_inside_a_commit(
 
 
 @pytest.mark.parametrize("mode", ["compact_before_commit", "compact_after_commit"])
-def test_kill_during_compaction(
-    tmp_path: Path, files: list[Path], prints: dict[str, object], mode: str
-) -> None:
+def test_kill_during_compaction(tmp_path: Path, files: list[Path], prints: dict[str, object], mode: str) -> None:
     db = tmp_path / "db"
     with Store(db, PARAMS, create=True) as store:
         ingest(store, [IngestItem(f, TrackMeta()) for f in files], jobs=1, batch_tracks=3)

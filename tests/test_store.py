@@ -52,9 +52,7 @@ def _write_flac(path: Path, x: np.ndarray, sr: int) -> None:
         stream = out.add_stream("flac", rate=sr, layout="mono")
         step = 4096
         for i in range(0, pcm.shape[1], step):
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(pcm[:, i : i + step]), format="s16", layout="mono"
-            )
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, i : i + step]), format="s16", layout="mono")
             frame.sample_rate = sr
             frame.pts = i
             for packet in stream.encode(frame):
@@ -258,9 +256,7 @@ def test_re_adding_the_same_file_is_a_duplicate(store_copy: Path, pieces: list) 
         )
 
 
-def test_re_encoded_copies_are_duplicates_by_self_match(
-    store_copy: Path, pieces: list, tmp_path: Path
-) -> None:
+def test_re_encoded_copies_are_duplicates_by_self_match(store_copy: Path, pieces: list, tmp_path: Path) -> None:
     piece = pieces[3]
     x = piece.samples
     resampled = tmp_path / "resampled-44k.wav"

@@ -168,8 +168,9 @@ class StoreWriter:
         """Delete segment directories left by a writer that died before committing."""
         self.index.delete_unlisted(self.catalog.segment_names())
 
-    def commit(self, tracks: Sequence[NewTrack]) -> list[int]:
-        """Add ``tracks`` atomically (all or none); returns their ids in order."""
+    def commit(self, tracks: Sequence[NewTrack], *, replacing: Sequence[int] = ()) -> list[int]:
+        """Add ``tracks`` atomically (all or none), removing the ``replacing`` track ids in the
+        same transaction; returns the new ids in order."""
         if not tracks:
             return []
         max_time = max(int(t.times.max()) if len(t.times) else 0 for t in tracks)
@@ -177,16 +178,15 @@ class StoreWriter:
         if len(tracks) > limit:
             ids: list[int] = []
             for start in range(0, len(tracks), limit):
-                ids += self.commit(tracks[start : start + limit])
+                ids += self.commit(tracks[start : start + limit], replacing=replacing if not start else ())
             return ids
         with self.catalog.transaction():
+            for old in replacing:
+                self.catalog.delete_track(old)
             ids = [
-                self.catalog.insert_track(t.meta, t.duration, t.source, t.content_hash, len(t.hashes))
-                for t in tracks
+                self.catalog.insert_track(t.meta, t.duration, t.source, t.content_hash, len(t.hashes)) for t in tracks
             ]
-            postings = [
-                TrackPostings(i, t.hashes, t.times, t.peaks) for i, t in zip(ids, tracks, strict=True)
-            ]
+            postings = [TrackPostings(i, t.hashes, t.times, t.peaks) for i, t in zip(ids, tracks, strict=True)]
             info = self.index.write(postings)
             self.catalog.add_segment(info.name, info.postings, info.tracks, info.bytes)
         self.store.refresh(force=True)
@@ -246,6 +246,4 @@ def params_from_store(root: str | os.PathLike[str]) -> FingerprintParams | None:
         return None
     fields = json.loads(raw)
     known = {f.name for f in dataclasses.fields(FingerprintParams)}
-    return FingerprintParams(
-        **{k: (tuple(v) if isinstance(v, list) else v) for k, v in fields.items() if k in known}
-    )
+    return FingerprintParams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in fields.items() if k in known})

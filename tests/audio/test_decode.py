@@ -14,11 +14,11 @@ import av.logging
 import numpy as np
 import pytest
 
-from conftest import PIECE_RATE, resample
 from soundmark.audio.decode import decode, iter_blocks
 from soundmark.errors import AudioError, EmptyAudioError
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.match.recognizer import Recognizer
+from support import PIECE_RATE, resample
 
 RATE = FingerprintParams().sample_rate
 START = 10.0  # seconds into the piece where every excerpt begins
@@ -77,9 +77,7 @@ def _video_frames(stream, t_end: float, state: dict) -> list:
     return packets
 
 
-def write_audio(
-    path: Path, samples: np.ndarray, src_rate: int, fmt: Fmt, *, video_only: bool = False
-) -> Path:
+def write_audio(path: Path, samples: np.ndarray, src_rate: int, fmt: Fmt, *, video_only: bool = False) -> Path:
     """Encode mono float32 ``samples`` (at ``src_rate``) into ``path`` as ``fmt`` describes."""
     channels = 2 if fmt.layout == "stereo" else 1
     with av.open(str(path), "w") as container:
@@ -350,9 +348,7 @@ def test_missing_path(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["wav", "mp3"])
-def test_half_second_decodes_and_recognises_quietly(
-    name: str, excerpt, unknown_piece, store, tmp_path: Path
-) -> None:
+def test_half_second_decodes_and_recognises_quietly(name: str, excerpt, unknown_piece, store, tmp_path: Path) -> None:
     """0.5 s is too little to identify reliably: decoding works and recognition never raises.
 
     A clean 0.5 s excerpt of a catalogue piece sits right at the score threshold (it scores about

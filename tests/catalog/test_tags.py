@@ -150,9 +150,7 @@ def test_vorbis_comments(audio, ext: str) -> None:
 def test_vorbis_alternative_names(audio) -> None:
     path = audio("ogg")
     f = mutagen.File(path)
-    f.tags.update(
-        {"title": "x", "date": "1999-12-31T23:59:59", "organization": "Label", "unsyncedlyrics": "la"}
-    )
+    f.tags.update({"title": "x", "date": "1999-12-31T23:59:59", "organization": "Label", "unsyncedlyrics": "la"})
     f.save()
     assert read_tags(path) == TrackMeta(title="x", release_date="1999-12-31", label="Label", lyrics="la")
 
@@ -184,9 +182,7 @@ def test_mp4_atoms(audio) -> None:
     assert read_tags(path) == EXPECTED
 
 
-@pytest.mark.parametrize(
-    ("written", "read"), [("2003", "2003"), ("2003-05", "2003-05"), ("03/05/2003", None)]
-)
+@pytest.mark.parametrize(("written", "read"), [("2003", "2003"), ("2003-05", "2003-05"), ("03/05/2003", None)])
 def test_partial_dates(audio, written: str, read: str | None) -> None:
     path = audio("flac")
     f = mutagen.File(path)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PIECE_RATE, Piece
 from soundmark.demo.compose import write_wav
+from support import PIECE_RATE, Piece
 
 EXE = [sys.executable, "-m", "soundmark"]
 

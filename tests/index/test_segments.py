@@ -110,9 +110,7 @@ def test_lookup_of_absent_and_extreme_hashes(store: Store) -> None:
     with store.writer() as w:
         (tid,) = w.commit([fixed_track([0, 2**32 - 1, 7], [3, 4, 5])])
     q = np.array([0, 1, 7, 2**32 - 2, 2**32 - 1], dtype=np.uint32)
-    assert as_counter(store.index.lookup(q, BIG_CAP), q) == Counter(
-        [(0, tid, 3), (7, tid, 5), (2**32 - 1, tid, 4)]
-    )
+    assert as_counter(store.index.lookup(q, BIG_CAP), q) == Counter([(0, tid, 3), (7, tid, 5), (2**32 - 1, tid, 4)])
     empty = store.index.lookup(np.array([1, 2], dtype=np.uint32), BIG_CAP)
     assert len(empty.hash_pos) == 0
 
@@ -132,9 +130,7 @@ def test_cap_drops_over_common_hashes_counted_across_segments(store: Store) -> N
     got = as_counter(store.index.lookup(q, 5), q)
     assert {h for h, _, _ in got} == {1, 3, 4}
     assert sum(n for (h, _, _), n in got.items() if h == 1) == 5
-    assert got == brute_force(
-        {a: fixed_track([1, 1, 1, 2, 2, 2, 3]), b: fixed_track([1, 1, 2, 2, 2, 4])}, q, cap=5
-    )
+    assert got == brute_force({a: fixed_track([1, 1, 1, 2, 2, 2, 3]), b: fixed_track([1, 1, 2, 2, 2, 4])}, q, cap=5)
     assert {h for h, _, _ in as_counter(store.index.lookup(q, 6), q)} == {1, 2, 3, 4}
     assert {h for h, _, _ in as_counter(store.index.lookup(q, 4), q)} == {3, 4}
     assert len(store.index.lookup(q, 0).hash_pos) == 0
@@ -285,9 +281,7 @@ def test_large_times_pack_and_split(store: Store) -> None:
     for tid in (ids[0], ids[1023], ids[1024], ids[-1]):
         assert int(by_id[tid].times[0]) == 2**21
         hits = store.index.lookup(by_id[tid].hashes[:1], BIG_CAP)
-        assert (tid, int(by_id[tid].times[0])) in set(
-            zip(hits.track_ids.tolist(), hits.times.tolist(), strict=False)
-        )
+        assert (tid, int(by_id[tid].times[0])) in set(zip(hits.track_ids.tolist(), hits.times.tolist(), strict=False))
 
 
 def test_orphan_segment_dirs_deleted_when_writer_opens(store: Store) -> None:

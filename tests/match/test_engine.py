@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy.signal import fftconvolve
 
-from conftest import PIECE_RATE, Piece, resample
 from soundmark.demo.compose import over_the_air
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.match.recognizer import Recognizer, format_timecode
 from soundmark.store import Store
+from support import PIECE_RATE, Piece, resample
 
 SR = FingerprintParams().sample_rate
 

@@ -27,7 +27,8 @@ def _open(source: Source) -> av.container.InputContainer:
     except FileNotFoundError:
         raise
     except (av.FFmpegError, ValueError, OSError) as exc:
-        raise AudioError(f"not a readable audio file: {exc}") from exc
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise AudioError(f"not a readable audio file: {reason}") from exc
 
 
 def iter_blocks(
@@ -72,7 +73,8 @@ def iter_blocks(
                     pending_n += out.samples
         except av.FFmpegError as exc:
             if produced + pending_n == 0:
-                raise AudioError(f"cannot decode audio: {exc}") from exc
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                raise AudioError(f"cannot decode audio: {reason}") from exc
             # A truncated tail: keep what decoded cleanly, as players do.
         if pending:
             chunk = np.concatenate(pending)

@@ -19,7 +19,9 @@ CATALOG_FILE = "catalog.sqlite"
 
 _META_COLUMNS = [f.name for f in fields(TrackMeta) if f.name != "external"]
 
-# Versioned migrations: index i brings the schema from version i to i + 1.
+# Versioned migrations: index i brings the schema from version i to i + 1. Each is an SQL script
+# run statement by statement (split with ``split_sql``, which keeps trigger bodies whole) inside
+# one transaction together with the ``user_version`` bump. Append new ones; never edit old ones.
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,7 +48,85 @@ MIGRATIONS: list[str] = [
     -- Removed tracks whose postings still sit in segments until compaction rewrites them.
     CREATE TABLE tombstones (track_id INTEGER PRIMARY KEY);
     """,
+    # 2: API tokens and their usage counters, and a full-text index of titles, artists and lyrics.
+    """
+    CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        limit_per_month INTEGER,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE INDEX tokens_prefix ON tokens(prefix);
+    -- period is the UTC month, 'YYYY-MM'.
+    CREATE TABLE token_usage (
+        token_id INTEGER NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+        period TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (token_id, period)
+    );
+    -- Requests without a token, per client address and UTC day ('YYYY-MM-DD').
+    CREATE TABLE anonymous_usage (
+        client TEXT NOT NULL,
+        day TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (client, day)
+    );
+    CREATE INDEX anonymous_usage_day ON anonymous_usage(day);
+    -- External-content FTS5 index over tracks (rowid = tracks.id), kept in sync by triggers.
+    CREATE VIRTUAL TABLE lyrics_fts USING fts5(
+        title, artist, lyrics,
+        content='tracks', content_rowid='id',
+        tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER tracks_fts_insert AFTER INSERT ON tracks BEGIN
+        INSERT INTO lyrics_fts(rowid, title, artist, lyrics)
+        VALUES (new.id, new.title, new.artist, new.lyrics);
+    END;
+    CREATE TRIGGER tracks_fts_delete AFTER DELETE ON tracks BEGIN
+        INSERT INTO lyrics_fts(lyrics_fts, rowid, title, artist, lyrics)
+        VALUES ('delete', old.id, old.title, old.artist, old.lyrics);
+    END;
+    CREATE TRIGGER tracks_fts_update AFTER UPDATE OF id, title, artist, lyrics ON tracks BEGIN
+        INSERT INTO lyrics_fts(lyrics_fts, rowid, title, artist, lyrics)
+        VALUES ('delete', old.id, old.title, old.artist, old.lyrics);
+        INSERT INTO lyrics_fts(rowid, title, artist, lyrics)
+        VALUES (new.id, new.title, new.artist, new.lyrics);
+    END;
+    -- Index the tracks that existed before this migration.
+    INSERT INTO lyrics_fts(lyrics_fts) VALUES ('rebuild');
+    """,
 ]
+
+
+def split_sql(script: str) -> list[str]:
+    """Split an SQL script into complete statements.
+
+    A plain ``split(";")`` would cut a trigger's ``BEGIN … END`` body (or a string literal or
+    comment holding ";") apart, so pieces are joined until ``sqlite3.complete_statement`` says
+    they form a whole statement. Comments are kept with the statement that follows them.
+    """
+    statements: list[str] = []
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece
+        if sqlite3.complete_statement(buffer + ";"):
+            statements.append(buffer.strip() + ";")
+            buffer = ""
+        else:
+            buffer += ";"
+    tail = buffer.rstrip(";")
+    if _strip_comments(tail):
+        raise ValueError(f"incomplete SQL statement at the end of the script: {tail.strip()[:80]!r}")
+    return [s for s in statements if _strip_comments(s.rstrip(";"))]
+
+
+def _strip_comments(sql: str) -> str:
+    """The text of ``sql`` with ``--`` line comments removed (enough to spot empty pieces)."""
+    return "\n".join(line.split("--", 1)[0] for line in sql.splitlines()).strip()
 
 
 class Catalog:
@@ -69,13 +149,23 @@ class Catalog:
     def close(self) -> None:
         self.conn.close()
 
+    def _user_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
     def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        for i in range(version, len(MIGRATIONS)):
+        """Apply the missing migrations, each in its own transaction with its version bump.
+
+        The version is read again under the write lock, so two processes opening an old store
+        at once do not both apply the same migration.
+        """
+        while self._user_version() < len(MIGRATIONS):
             with self.transaction():
-                for stmt in filter(str.strip, MIGRATIONS[i].split(";")):
+                version = self._user_version()
+                if version >= len(MIGRATIONS):
+                    break
+                for stmt in split_sql(MIGRATIONS[version]):
                     self.conn.execute(stmt)
-                self.conn.execute(f"PRAGMA user_version={i + 1}")
+                self.conn.execute(f"PRAGMA user_version={version + 1}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -9,6 +9,8 @@ from soundmark.cli.add import add_command
 from soundmark.cli.demo import demo_command
 from soundmark.cli.info import info_command, list_command, remove_command
 from soundmark.cli.recognize import recognize_command
+from soundmark.cli.serve import serve_command
+from soundmark.cli.token import token_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,7 +19,10 @@ def cli() -> None:
     """soundmark: music recognition on your own catalog, with an AudD-compatible API."""
 
 
-for command in (add_command, recognize_command, info_command, list_command, remove_command, demo_command):
+for command in (
+    add_command, recognize_command, info_command, list_command, remove_command, demo_command,
+    serve_command, token_group,
+):  # fmt: skip
     cli.add_command(command)
 
 

@@ -1,0 +1,1 @@
+"""The AudD-compatible HTTP API."""

@@ -1,0 +1,76 @@
+"""The ASGI app: ``create_app(settings)`` opens the store, the worker pool and the token table
+in ``lifespan``, and mounts the routers (AudD methods last, as they catch every path)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from soundmark import __version__
+from soundmark.api.errors import RequestEcho, error_body
+from soundmark.api.logs import AccessLog
+from soundmark.api.pool import RecognitionPool
+from soundmark.api.routes import methods, pages, ws
+from soundmark.api.state import AppState, Metrics
+from soundmark.auth.tokens import TokenStore
+from soundmark.fingerprint.params import FingerprintParams
+from soundmark.settings import Settings
+from soundmark.store import Store
+
+log = logging.getLogger("soundmark.api")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.db, FingerprintParams(), create=True)
+        pool = RecognitionPool(
+            settings.db, workers=settings.workers, max_inflight=settings.max_inflight,
+            min_score=settings.min_score, min_votes=settings.min_votes,
+        )  # fmt: skip
+        pool.warm_up()
+        app.state.soundmark = AppState(settings, store, pool, TokenStore(store.catalog), Metrics())
+        tracks, hours = store.catalog.totals()
+        log.info("ready", extra={"fields": {"db": str(settings.db), "tracks": tracks, "hours": round(hours, 2),
+                                            "workers": pool.workers}})  # fmt: skip
+        try:
+            yield
+        finally:
+            pool.close()
+            store.close()
+
+    app = FastAPI(
+        title="soundmark",
+        version=__version__,
+        description="Self-hosted music recognition with an AudD-compatible API.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(AccessLog)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Last resort: an AudD-shaped error, the details only in the server log.
+        log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
+        echo = RequestEcho("recognize", request.method, {})
+        return JSONResponse(error_body(1000, "internal server error.", echo), status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    @app.exception_handler(HTTPException)
+    async def bad_request(request: Request, exc: Exception) -> JSONResponse:
+        status = getattr(exc, "status_code", 400)
+        echo = RequestEcho("recognize", request.method, {})
+        return JSONResponse(error_body(50, "invalid request.", echo), status_code=status)
+
+    app.include_router(pages.router)
+    app.include_router(ws.router)
+    app.include_router(methods.router)
+    return app

@@ -1,0 +1,35 @@
+"""Who is asking, and may they: tokens, scopes and quotas for one request."""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection
+
+from soundmark.api.errors import ApiError
+from soundmark.api.state import AppState
+from soundmark.auth.tokens import TokenInfo
+
+
+def client_address(conn: HTTPConnection) -> str:
+    return conn.client.host if conn.client else "unknown"
+
+
+def authorize(state: AppState, conn: HTTPConnection, token: str, *, scope: str, count: bool = True) -> TokenInfo | None:
+    """The caller's token (None when anonymous and allowed), or an ApiError with AudD's code.
+
+    ``count`` charges one request to the token's monthly quota (or the client's daily
+    anonymous quota).
+    """
+    if token:
+        info = state.tokens.authenticate(token)
+        if info is None:
+            raise ApiError(900)
+        if not info.has_scope(scope):
+            raise ApiError(904)
+        if count and not state.tokens.consume(info):
+            raise ApiError(902)
+        return info
+    if state.settings.require_token or scope != "recognize":
+        raise ApiError(900, "authorization failed: this method needs an api_token.")
+    if count and not state.tokens.consume_anonymous(client_address(conn), state.settings.anonymous_per_day):
+        raise ApiError(901)
+    return None

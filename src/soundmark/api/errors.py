@@ -1,0 +1,101 @@
+"""AudD's error codes and the error envelope, in one table.
+
+Every API answer is HTTP 200 with AudD's ``status`` envelope; an error carries the code and a
+message prefixed by the method's phrase ("Recognition failed: ..."), the request's parameters
+with the token masked, and the method names, exactly as AudD's live responses do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from soundmark.auth.tokens import mask_token
+
+DOCS_URL = "https://docs.audd.io"
+CONTACT = "api@audd.io"
+
+# code → default message (after the method phrase)
+MESSAGES: dict[int, str] = {
+    19: "Internal error.",
+    50: "invalid request.",
+    100: "an unknown error occurred. Please contact the server's operator.",
+    300: (
+        "there was a problem with fingerprints creating. Keep in mind that you should send only audio "
+        "files, and the audio must be at least a second long."
+    ),
+    400: "the audio file is too big. {limit} is the maximum. Please use the enterprise endpoint for longer files.",
+    500: "the file you sent is not a valid or supported audio file.",
+    501: "no audio could be fetched from the URL.",
+    600: "the audio URL is incorrect or the file couldn't be downloaded.",
+    611: "too many requests are being processed; retry in a few seconds.",
+    700: (
+        "you haven't sent a file via POST or a file URL in the `url` parameter. If you sent the request "
+        "by POST, please check that your Content-Type header equals to `multipart/form-data`."
+    ),
+    900: "authorization failed: the provided api_token is incorrect, invalid, or inactive.",
+    901: "authorization failed: no api_token passed and the limit was reached. Get an api_token from the operator.",
+    902: "authorization failed: the limit of requests for this api_token was reached.",
+    904: "this api_token has no access to this method.",
+    1000: "internal server error.",
+}
+
+# API method → phrase that starts every error message of that method (AudD's wording).
+METHOD_PHRASES: dict[str, str] = {
+    "recognize": "Recognition failed",
+    "recognizeWithOffset": "Recognition failed",
+    "findLyrics": "Finding lyrics failed",
+    "upload": "Uploading the song failed",
+    "setCallbackUrl": "Setting the URL for callbacks failed",
+    "getCallbackUrl": "Getting the URL for callbacks failed",
+    "addStream": "Adding a stream stream failed",
+    "setStreamUrl": "Setting the stream URL failed",
+    "getStreams": "Getting the streams failed",
+    "deleteStream": "Deleting the stream failed",
+    "longpoll": "Longpoll failed",
+}
+
+
+class ApiError(Exception):
+    """An AudD error to answer with; raised anywhere in request handling."""
+
+    def __init__(self, code: int, message: str | None = None):
+        super().__init__(message or MESSAGES.get(code, MESSAGES[100]))
+        self.code = code
+        self.message = message or MESSAGES.get(code, MESSAGES[100])
+
+
+@dataclass(frozen=True)
+class RequestEcho:
+    method: str
+    http_method: str
+    params: dict[str, str]
+
+
+def masked_params(params: dict[str, str]) -> dict[str, str]:
+    """Every received parameter as a string, the token masked as AudD does (a***z)."""
+    out = {}
+    for key, value in params.items():
+        if key == "api_token":
+            out[key] = mask_token(value)
+        elif key == "audio":
+            out[key] = f"<{len(value)} characters of base64>"
+        else:
+            out[key] = value if len(value) <= 500 else value[:500] + "…"
+    return out
+
+
+def error_body(code: int, message: str, echo: RequestEcho, *, enterprise: bool = False) -> dict[str, object]:
+    phrase = METHOD_PHRASES.get(echo.method, "Request failed")
+    body: dict[str, object] = {
+        "status": "error",
+        "error": {"error_code": code, "error_message": f"{phrase}: {message}"},
+    }
+    if enterprise:
+        body["requested_params"] = {**masked_params(echo.params), "method": echo.method}
+    else:
+        body["request_params"] = masked_params(echo.params)
+        body["request_api_method"] = echo.method
+        body["request_http_method"] = echo.http_method
+    body["see api documentation"] = DOCS_URL
+    body["contact us"] = CONTACT
+    return body

@@ -1,0 +1,126 @@
+"""A bounded pool of worker processes doing the CPU work (decode, fingerprint, match).
+
+The event loop only parses requests and writes answers; every recognition runs in a worker
+process that holds its own open store (segments are memory-mapped, so the OS shares their pages
+between workers). A semaphore bounds what may queue, so overload answers quickly instead of
+piling up requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from soundmark.audio.decode import decode
+from soundmark.errors import SoundmarkError, TooShortError
+from soundmark.fingerprint.extract import fingerprint_samples
+from soundmark.fingerprint.params import FingerprintParams
+from soundmark.match.recognizer import MatchSettings, Recognizer
+from soundmark.store import Store
+
+MIN_QUERY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class WorkerMatch:
+    track_id: int
+    offset_seconds: float
+    score: float
+    time_rate: float
+    freq_rate: float
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """A fingerprinted upload, ready to commit by the parent (the single writer)."""
+
+    duration: float
+    hashes: np.ndarray
+    times: np.ndarray
+    peaks: np.ndarray
+
+
+class _Worker:
+    """What one worker process holds: its store and recognizer (set up once per process)."""
+
+    current: _Worker | None = None  # one per process: worker state cannot travel through pickling
+
+    def __init__(self, db: str, min_score: float, min_votes: int):
+        self.store = Store(db, FingerprintParams())
+        self.recognizer = Recognizer(self.store, MatchSettings(min_score=min_score, min_votes=min_votes))
+
+
+def _init(db: str, min_score: float, min_votes: int) -> None:
+    _Worker.current = _Worker(db, min_score, min_votes)
+
+
+def _recognize(data: bytes, max_seconds: float) -> list[WorkerMatch]:
+    w = _Worker.current
+    assert w is not None
+    samples = decode(data, w.store.params.sample_rate, max_seconds=max_seconds)
+    if len(samples) < MIN_QUERY_SECONDS * w.store.params.sample_rate:
+        raise TooShortError(f"only {len(samples) / w.store.params.sample_rate:.2f} s of audio")
+    return [
+        WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate)
+        for m in w.recognizer.recognize(samples)
+    ]
+
+
+def _extract(data: bytes, max_seconds: float) -> Extracted:
+    w = _Worker.current
+    assert w is not None
+    samples = decode(data, w.store.params.sample_rate, max_seconds=max_seconds)
+    fp = fingerprint_samples(samples, w.store.params)
+    if len(fp.hashes) == 0:
+        raise TooShortError("no fingerprint could be extracted (silence or too short)")
+    return Extracted(len(samples) / w.store.params.sample_rate, fp.hashes, fp.times, fp.peaks)
+
+
+class Overloaded(SoundmarkError):
+    code = 611
+
+
+class RecognitionPool:
+    def __init__(self, db: Path, *, workers: int, max_inflight: int, min_score: float, min_votes: int):
+        n = workers or os.cpu_count() or 1
+        self._executor = ProcessPoolExecutor(
+            max_workers=n,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init,
+            initargs=(str(db), min_score, min_votes),
+        )
+        self._slots = asyncio.Semaphore(max_inflight)
+        self.workers = n
+        self.inflight = 0
+
+    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+        if self._slots.locked():
+            raise Overloaded("too many requests in flight")
+        async with self._slots:
+            self.inflight += 1
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+            finally:
+                self.inflight -= 1
+
+    async def recognize(self, data: bytes, max_seconds: float) -> list[WorkerMatch]:
+        result: list[WorkerMatch] = await self._run(_recognize, data, max_seconds)
+        return result
+
+    async def extract(self, data: bytes, max_seconds: float) -> Extracted:
+        result: Extracted = await self._run(_extract, data, max_seconds)
+        return result
+
+    def warm_up(self) -> None:
+        """Start every worker now rather than on the first requests."""
+        for f in [self._executor.submit(os.getpid) for _ in range(self.workers)]:
+            f.result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,225 @@
+"""The AudD method endpoints: ``/``, ``/<method>/`` and ``method=``; recognize, upload, findLyrics.
+
+Every answer is HTTP 200 with AudD's envelope; whatever goes wrong becomes an AudD error code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from soundmark.api.auth import authorize
+from soundmark.api.errors import ApiError, RequestEcho, error_body
+from soundmark.api.metadata import parse_return
+from soundmark.api.params import ApiRequest, BodyTooLarge, decode_base64_audio, read_request
+from soundmark.api.pool import Overloaded
+from soundmark.api.results import base_url, lyrics_hit, recognition_result
+from soundmark.api.state import AppState, app_state
+from soundmark.audio.fetch import fetch_url
+from soundmark.catalog.lyrics import search_lyrics
+from soundmark.catalog.models import TrackMeta
+from soundmark.errors import SoundmarkError, TooLongError
+from soundmark.store import NewTrack
+
+log = logging.getLogger("soundmark.api")
+router = APIRouter()
+
+Handler = Callable[[AppState, Request, ApiRequest], Awaitable[object]]
+# Methods with their canonical names; the path segment is matched case-insensitively.
+METHOD_NAMES = ["recognize", "recognizeWithOffset", "findLyrics", "upload"]
+
+_FORM_SCHEMA = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "api_token": {"type": "string"},
+                        "url": {"type": "string", "description": "audio to download"},
+                        "file": {"type": "string", "format": "binary"},
+                        "audio": {"type": "string", "description": "base64 audio"},
+                        "return": {"type": "string", "example": "apple_music,spotify"},
+                        "market": {"type": "string", "example": "us"},
+                        "audio_id": {"type": "integer", "description": "upload: the custom-catalog id"},
+                        "q": {"type": "string", "description": "findLyrics: the text to search"},
+                    },
+                }
+            }
+        }
+    }
+}
+
+
+def jsonp(request: Request, body: dict[str, object]) -> Response:
+    callback = request.query_params.get("jsonp", "")
+    if callback and callback.replace("_", "").replace(".", "").replace("$", "").isalnum():
+        text = json.dumps(body, ensure_ascii=False)
+        return Response(f"{callback}({text});", media_type="application/javascript")
+    return JSONResponse(body)
+
+
+async def answer(request: Request, method_hint: str | None) -> Response:
+    state = app_state(request)
+    start = time.perf_counter()
+    api = ApiRequest({k: v for k, v in request.query_params.items()}, None, request.method)
+    method = method_hint or "recognize"
+    try:
+        api = await read_request(request, state.settings.max_upload_bytes * 4 // 3 + 65536)
+        method = canonical_method(method_hint or api.get("method") or "recognize")
+        handler = HANDLERS.get(method)
+        if handler is None:
+            raise ApiError(50, f"unknown API method `{method}`.")
+        result = await handler(state, request, api)
+        body: dict[str, object] = {"status": "success", "result": result}
+        outcome = "success"
+    except ApiError as exc:
+        body = error_body(exc.code, exc.message, RequestEcho(method, request.method, api.params))
+        outcome = str(exc.code)
+    except BodyTooLarge:
+        limit = state.settings.max_upload_bytes // (1024 * 1024)
+        message = f"the request is too big: {limit} MB is the maximum. Use the enterprise endpoint for long files."
+        body = error_body(400, message, RequestEcho(method, request.method, api.params))
+        outcome = "400"
+    state.metrics.requests.labels(method, "success" if outcome == "success" else "error").inc()
+    if outcome != "success":
+        state.metrics.errors.labels(outcome).inc()
+    state.metrics.latency.labels(method).observe(time.perf_counter() - start)
+    return jsonp(request, body)
+
+
+def canonical_method(name: str) -> str:
+    low = name.strip().strip("/").lower()
+    for m in METHOD_NAMES:
+        if m.lower() == low:
+            return m
+    return name.strip().strip("/")
+
+
+async def audio_bytes(state: AppState, api: ApiRequest) -> bytes:
+    """The audio of a request from ``file``, ``audio`` (base64) or ``url``; AudD 700 if none."""
+    s = state.settings
+    if api.file:
+        data = api.file
+    elif api.get("audio"):
+        data = decode_base64_audio(api.params["audio"])
+    elif api.get("url"):
+        data = await fetch_url(
+            api.get("url"), max_bytes=s.max_download_bytes, timeout=s.download_timeout,
+            allow_private=s.allow_private_urls,
+        )  # fmt: skip
+    else:
+        raise ApiError(700)
+    if len(data) > s.max_upload_bytes:
+        raise TooLongError(f"{s.max_upload_bytes // (1024 * 1024)} MB")
+    return data
+
+
+def engine_error(exc: SoundmarkError, settings_limit_mb: int) -> ApiError:
+    if isinstance(exc, TooLongError):
+        return ApiError(400, f"the audio file is too big. {settings_limit_mb} MB is the maximum.")
+    if isinstance(exc, Overloaded):
+        return ApiError(611)
+    if exc.code == 500:
+        return ApiError(500, f"the file you sent is not a valid or supported audio file ({exc}).")
+    if exc.code == 600:
+        return ApiError(600, f"the audio URL couldn't be downloaded: {exc}.")
+    return ApiError(exc.code, None)
+
+
+async def recognize(state: AppState, request: Request, api: ApiRequest) -> object:
+    authorize(state, request, api.get("api_token"), scope="recognize")
+    limit_mb = state.settings.max_upload_bytes // (1024 * 1024)
+    try:
+        data = await audio_bytes(state, api)
+        matches = await state.pool.recognize(data, state.settings.query_seconds)
+    except SoundmarkError as exc:
+        raise engine_error(exc, limit_mb) from exc
+    if not matches:
+        state.metrics.matches.labels("no_match").inc()
+        return None
+    state.metrics.matches.labels("match").inc()
+    best = matches[0]
+    track = state.store.catalog.get_track(best.track_id)
+    if track is None:
+        return None
+    wanted = parse_return(api.get("return"))
+    return recognition_result(
+        best, track, base_url(request, state.settings.public_url), wanted, api.get("market") or "us"
+    )
+
+
+async def recognize_with_offset(state: AppState, request: Request, api: ApiRequest) -> object:
+    raise ApiError(50, "recognition by humming/singing (recognizeWithOffset) is not supported by this server.")
+
+
+async def find_lyrics(state: AppState, request: Request, api: ApiRequest) -> object:
+    authorize(state, request, api.get("api_token"), scope="recognize")
+    q = api.get("q")
+    if not q:
+        raise ApiError(50, "the `q` parameter is required.")
+    base = base_url(request, state.settings.public_url)
+    return [lyrics_hit(t, base) for t in search_lyrics(state.store.catalog, q, limit=10)]
+
+
+async def upload(state: AppState, request: Request, api: ApiRequest) -> object:
+    """AudD's custom catalog: fingerprint the audio and store it under ``audio_id``."""
+    authorize(state, request, api.get("api_token"), scope="catalog:write", count=False)
+    raw_id = api.get("audio_id")
+    try:
+        audio_id = int(raw_id)
+    except ValueError:
+        raise ApiError(50, "`audio_id` must be an integer.") from None
+    limit_mb = state.settings.max_upload_bytes // (1024 * 1024)
+    try:
+        data = await audio_bytes(state, api)
+        extracted = await state.pool.extract(data, state.settings.max_track_hours * 3600)
+    except SoundmarkError as exc:
+        raise engine_error(exc, limit_mb) from exc
+    async with state.write_lock:
+        await asyncio.to_thread(_replace_slot, state, audio_id, extracted, api.get("url") or "upload")
+    return None
+
+
+def _replace_slot(state: AppState, audio_id: int, ex: object, source: str) -> None:
+    """Put the new audio under ``audio_id``, keeping metadata set earlier for that id."""
+    from soundmark.api.pool import Extracted
+
+    assert isinstance(ex, Extracted)
+    with state.store.writer() as writer:
+        old_id = writer.catalog.find_by_audio_id(audio_id)
+        meta = TrackMeta(audio_id=audio_id)
+        if old_id is not None:
+            old = writer.catalog.get_track(old_id)
+            if old is not None:
+                meta = old.meta
+        # content_hash None: the same recording may sit under two audio ids, as AudD allows.
+        new = NewTrack(meta, ex.duration, source, None, ex.hashes, ex.times, ex.peaks)
+        writer.commit([new], replacing=[old_id] if old_id is not None else [])
+
+
+HANDLERS: dict[str, Handler] = {
+    "recognize": recognize,
+    "recognizeWithOffset": recognize_with_offset,
+    "findLyrics": find_lyrics,
+    "upload": upload,
+}
+
+
+@router.api_route("/", methods=["GET", "POST"], summary="recognize (or the method named by `method`)",
+                  openapi_extra=_FORM_SCHEMA)  # fmt: skip
+async def root(request: Request) -> Response:
+    return await answer(request, None)
+
+
+@router.api_route("/{method}", methods=["GET", "POST"], summary="any AudD method by path", openapi_extra=_FORM_SCHEMA)
+@router.api_route("/{method}/", methods=["GET", "POST"], include_in_schema=False)
+async def by_path(request: Request, method: str) -> Response:
+    return await answer(request, method)

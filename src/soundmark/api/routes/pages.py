@@ -1,0 +1,39 @@
+"""Song pages (the targets of ``song_link``) and operational endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from soundmark.api.results import base_url
+from soundmark.api.song_page import render_not_found, render_song_page
+from soundmark.api.state import app_state
+
+router = APIRouter()
+
+
+@router.get("/song/{track_id}", response_class=HTMLResponse, summary="the song page a result's song_link points to")
+async def song_page(request: Request, track_id: str) -> HTMLResponse:
+    state = app_state(request)
+    track = state.store.catalog.get_track(int(track_id)) if track_id.isdigit() else None
+    if track is None:
+        return HTMLResponse(render_not_found(track_id), status_code=404)
+    return HTMLResponse(render_song_page(track, base_url(request, state.settings.public_url)))
+
+
+@router.get("/healthz", summary="liveness and catalog size")
+async def healthz(request: Request) -> JSONResponse:
+    state = app_state(request)
+    state.store.refresh()
+    tracks, hours = state.store.catalog.totals()
+    return JSONResponse({"status": "ok", "tracks": tracks, "hours": round(hours, 3), "workers": state.pool.workers})
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    state = app_state(request)
+    state.metrics.inflight.set(state.pool.inflight)
+    state.metrics.tracks.set(state.store.catalog.totals()[0])
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,92 @@
+"""The WebSocket variant: binary audio frames in, one recognize answer per frame out, in order.
+
+Frames are recognised concurrently (up to a per-connection bound) but answered in the order they
+arrived; each answer carries ``request_id`` — the frame's counter, from 1 — so a client that
+sends without waiting can match replies to frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from soundmark.api.auth import authorize
+from soundmark.api.errors import ApiError, RequestEcho, error_body
+from soundmark.api.metadata import parse_return
+from soundmark.api.results import base_url, recognition_result
+from soundmark.api.routes.methods import engine_error
+from soundmark.api.state import AppState, app_state
+from soundmark.errors import SoundmarkError
+
+router = APIRouter()
+PER_CONNECTION = 32  # frames in flight per connection before reading pauses
+
+
+async def _answer_frame(state: AppState, ws: WebSocket, data: bytes, params: dict[str, str]) -> dict[str, object]:
+    echo = RequestEcho("recognize", "WS", params)
+    try:
+        if len(data) > state.settings.max_upload_bytes:
+            raise ApiError(400, f"the frame is too big: {state.settings.max_upload_bytes} bytes is the maximum.")
+        authorize(state, ws, params.get("api_token", ""), scope="recognize")
+        try:
+            matches = await state.pool.recognize(data, state.settings.query_seconds)
+        except SoundmarkError as exc:
+            raise engine_error(exc, state.settings.max_upload_bytes // (1024 * 1024)) from exc
+        result = None
+        if matches:
+            track = state.store.catalog.get_track(matches[0].track_id)
+            if track is not None:
+                wanted = parse_return(params.get("return"))
+                base = base_url(ws, state.settings.public_url)
+                result = recognition_result(matches[0], track, base, wanted, params.get("market") or "us")
+        return {"status": "success", "result": result}
+    except ApiError as exc:
+        return error_body(exc.code, exc.message, echo)
+
+
+@router.websocket("/ws/")
+@router.websocket("/ws")
+async def websocket(ws: WebSocket) -> None:
+    state = app_state(ws)
+    params = dict(ws.query_params)
+    await ws.accept()
+    token = params.get("api_token", "")
+    if token:
+        try:
+            authorize(state, ws, token, scope="recognize", count=False)
+        except ApiError as exc:
+            await ws.send_json(error_body(exc.code, exc.message, RequestEcho("recognize", "WS", params)))
+            await ws.close(code=1008)
+            return
+    pending: asyncio.Queue[tuple[int, asyncio.Task[dict[str, object]]] | None] = asyncio.Queue(PER_CONNECTION)
+
+    async def sender() -> None:
+        while (item := await pending.get()) is not None:
+            counter, task = item
+            body = await task
+            await ws.send_json({**body, "request_id": counter})
+
+    send_task = asyncio.create_task(sender())
+    counter = 0
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            data = message.get("bytes")
+            if data is None:
+                text = message.get("text") or ""
+                data = text.encode() if text else b""
+            counter += 1
+            await pending.put((counter, asyncio.create_task(_answer_frame(state, ws, data, params))))
+        await pending.put(None)
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await send_task
+    except WebSocketDisconnect:
+        pass
+    finally:
+        send_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+            await send_task

@@ -1,0 +1,1 @@
+"""API tokens: hashed storage, scopes, and monthly and anonymous request quotas."""

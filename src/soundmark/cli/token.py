@@ -1,0 +1,105 @@
+"""soundmark token create / list / revoke: API tokens for the HTTP server."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from soundmark.auth.tokens import DEFAULT_SCOPES, TokenInfo, TokenStore
+from soundmark.cli.common import db_option, load_settings, open_store
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _describe(info: TokenInfo) -> dict[str, object]:
+    """What may be shown about a token: never the token or its hash."""
+    return {
+        "id": info.id,
+        "name": info.name,
+        "prefix": info.prefix,
+        "scopes": sorted(info.scopes),
+        "limit_per_month": info.limit_per_month,
+        "used_this_month": info.used_this_month,
+        "created_at": _iso(info.created_at),
+        "revoked_at": _iso(info.revoked_at),
+    }
+
+
+@click.group("token")
+def token_group() -> None:
+    """Create, list and revoke API tokens (api_token) of the HTTP server."""
+
+
+@token_group.command("create")
+@db_option
+@click.option("--name", required=True, help="Who or what the token is for (shown by `token list`).")
+@click.option(
+    "--limit-per-month",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Requests the token may make per calendar month (UTC) [default: unlimited].",
+)
+@click.option(
+    "--scopes",
+    default=",".join(DEFAULT_SCOPES),
+    show_default=True,
+    help="Comma-separated methods the token may use.",
+)
+def create_command(db: Path | None, name: str, limit_per_month: int | None, scopes: str) -> None:
+    """Create a token. It is printed once, alone on the last line of stdout; only its hash is kept."""
+    settings = load_settings(db=db)
+    scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
+    with open_store(settings.db, create=True) as store:
+        try:
+            token, info = TokenStore(store.catalog).create(name, limit_per_month=limit_per_month, scopes=scope_list)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+    limit = "unlimited" if info.limit_per_month is None else f"{info.limit_per_month}/month"
+    scope_text = ",".join(sorted(info.scopes))
+    click.echo(
+        f"created token {info.id} {info.name!r} (prefix {info.prefix}, scopes {scope_text}, {limit})"
+        f" in {settings.db}; store it now, it cannot be shown again",
+        err=True,
+    )
+    click.echo(token)
+
+
+@token_group.command("list")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per token.")
+def list_command(db: Path | None, as_json: bool) -> None:
+    """List tokens with their prefix, name, scopes, monthly limit and this month's usage."""
+    settings = load_settings(db=db)
+    with open_store(settings.db) as store:
+        tokens = TokenStore(store.catalog).list()
+    for info in tokens:
+        if as_json:
+            click.echo(json.dumps(_describe(info)))
+            continue
+        limit = "unlimited" if info.limit_per_month is None else str(info.limit_per_month)
+        state = f"revoked {_iso(info.revoked_at)}" if info.revoked else "active"
+        click.echo(
+            f"{info.id:>4}  {info.prefix}  {info.name}  used {info.used_this_month}/{limit} this month"
+            f"  [{','.join(sorted(info.scopes))}]  {state}"
+        )
+
+
+@token_group.command("revoke")
+@db_option
+@click.argument("id_or_prefix")
+def revoke_command(db: Path | None, id_or_prefix: str) -> None:
+    """Revoke the token with this id or prefix (as `token list` shows them)."""
+    settings = load_settings(db=db)
+    with open_store(settings.db) as store:
+        try:
+            done = TokenStore(store.catalog).revoke(id_or_prefix)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if not done:
+        raise click.ClickException(f"no active token {id_or_prefix!r}")
+    click.echo(f"revoked token {id_or_prefix}")
