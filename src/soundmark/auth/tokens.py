@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from soundmark.catalog.sqlite import Catalog
 
 DEFAULT_SCOPES: tuple[str, ...] = ("recognize", "catalog:write", "streams")
+MIN_IMPORTED_CHARS = 8
 PREFIX_CHARS = 6
 TOKEN_BYTES = 32
 _MAX_TOKEN_CHARS = 512  # anything longer cannot be one of ours; do not bother hashing it
@@ -138,17 +139,29 @@ class TokenStore:
         *,
         limit_per_month: int | None = None,
         scopes: Iterable[str] = DEFAULT_SCOPES,
+        value: str | None = None,
     ) -> tuple[str, TokenInfo]:
-        """Make a token; returns the plain token (shown only now) and its stored record."""
+        """Make a token; returns the plain token (shown only now) and its stored record.
+
+        ``value`` imports a token chosen elsewhere (e.g. the one existing AudD clients already
+        use); it must be at least 8 characters.
+        """
         name = name.strip()
         if not name:
             raise ValueError("a token needs a name")
         if limit_per_month is not None and limit_per_month < 0:
             raise ValueError("limit_per_month must be >= 0 (or None for no limit)")
         scope_set = _check_scopes(scopes)
-        token = secrets.token_urlsafe(TOKEN_BYTES)
-        while token.startswith("-"):  # a prefix like "-x3Fq9" would read as an option on a CLI
+        if value is not None:
+            token = value.strip()
+            if len(token) < MIN_IMPORTED_CHARS or len(token) > 512:
+                raise ValueError(f"an imported token needs {MIN_IMPORTED_CHARS} to 512 characters")
+        else:
             token = secrets.token_urlsafe(TOKEN_BYTES)
+            while token.startswith("-"):  # a prefix like "-x3Fq9" would read as an option on a CLI
+                token = secrets.token_urlsafe(TOKEN_BYTES)
+        if self._conn.execute("SELECT 1 FROM tokens WHERE token_hash=?", (hash_token(token),)).fetchone():
+            raise ValueError("this token already exists")
         cur = self._conn.execute(
             "INSERT INTO tokens(name, token_hash, prefix, scopes, limit_per_month, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",

@@ -198,9 +198,7 @@ class Catalog:
         cols = [*_META_COLUMNS, "duration", "source", "content_hash", "n_hashes", "added_at"]
         values = [getattr(meta, c) for c in _META_COLUMNS]
         values += [duration, source, content_hash, n_hashes, time.time()]
-        cur = self.conn.execute(
-            f"INSERT INTO tracks({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", values
-        )
+        cur = self.conn.execute(f"INSERT INTO tracks({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", values)
         track_id = int(cur.lastrowid or 0)
         self._write_external(track_id, meta.external)
         return track_id
@@ -237,9 +235,7 @@ class Catalog:
         marks = ",".join("?" * len(ids))
         rows = self.conn.execute(f"SELECT * FROM tracks WHERE id IN ({marks})", ids).fetchall()
         ext: dict[int, dict[str, str]] = {}
-        for r in self.conn.execute(
-            f"SELECT track_id, key, value FROM track_external WHERE track_id IN ({marks})", ids
-        ):
+        for r in self.conn.execute(f"SELECT track_id, key, value FROM track_external WHERE track_id IN ({marks})", ids):
             ext.setdefault(int(r[0]), {})[r[1]] = r[2]
         return {int(r["id"]): self._row_to_track(r, ext.get(int(r["id"]), {})) for r in rows}
 

@@ -50,13 +50,22 @@ def token_group() -> None:
     show_default=True,
     help="Comma-separated methods the token may use.",
 )
-def create_command(db: Path | None, name: str, limit_per_month: int | None, scopes: str) -> None:
+@click.option(
+    "--value",
+    default=None,
+    help="Use this token instead of a random one (e.g. the token existing AudD clients already send); "
+    "8 to 512 characters. Read from the environment variable SOUNDMARK_TOKEN_VALUE when set.",
+    envvar="SOUNDMARK_TOKEN_VALUE",
+)
+def create_command(db: Path | None, name: str, limit_per_month: int | None, scopes: str, value: str | None) -> None:
     """Create a token. It is printed once, alone on the last line of stdout; only its hash is kept."""
     settings = load_settings(db=db)
     scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
     with open_store(settings.db, create=True) as store:
         try:
-            token, info = TokenStore(store.catalog).create(name, limit_per_month=limit_per_month, scopes=scope_list)
+            token, info = TokenStore(store.catalog).create(
+                name, limit_per_month=limit_per_month, scopes=scope_list, value=value
+            )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from exc
     limit = "unlimited" if info.limit_per_month is None else f"{info.limit_per_month}/month"

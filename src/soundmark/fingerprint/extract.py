@@ -49,9 +49,7 @@ def fingerprint_samples(samples: np.ndarray, params: FingerprintParams) -> Finge
     return Fingerprint(peaks, h, t)
 
 
-def warp_peaks(
-    peaks: np.ndarray, time_rate: float, freq_rate: float, lo: int
-) -> tuple[np.ndarray, np.ndarray]:
+def warp_peaks(peaks: np.ndarray, time_rate: float, freq_rate: float, lo: int) -> tuple[np.ndarray, np.ndarray]:
     """Query peaks mapped to reference coordinates (float frames, float band bins).
 
     Frequency scaling acts on absolute frequency, so the band offset ``lo`` is added first.

@@ -55,9 +55,5 @@ def pair_hashes(
         & (f1_q < (1 << params.freq_bits))
     )
     dt_q, df_q, f1_q = dt_q[valid], df_q[valid], f1_q[valid]
-    h = (
-        (f1_q << (params.dt_bits + params.df_bits))
-        | ((df_q + (1 << (params.df_bits - 1))) << params.dt_bits)
-        | dt_q
-    )
+    h = (f1_q << (params.dt_bits + params.df_bits)) | ((df_q + (1 << (params.df_bits - 1))) << params.dt_bits) | dt_q
     return h.astype(np.uint32), np.rint(t[ai[valid]]).astype(np.int32)

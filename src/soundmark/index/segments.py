@@ -61,9 +61,7 @@ def max_tracks_for(max_time: int) -> int:
 
 
 def pack_peaks(peaks: np.ndarray) -> np.ndarray:
-    return ((peaks[:, 0].astype(np.uint32) << np.uint32(10)) | peaks[:, 1].astype(np.uint32)).astype(
-        np.uint32
-    )
+    return ((peaks[:, 0].astype(np.uint32) << np.uint32(10)) | peaks[:, 1].astype(np.uint32)).astype(np.uint32)
 
 
 def unpack_peaks(packed: np.ndarray) -> np.ndarray:
@@ -103,9 +101,7 @@ class SegmentIndex:
         for name in wanted:
             fresh[name] = self._segments.get(name) or self._open(name)
         self._segments = fresh
-        self._where = {
-            int(tid): (seg, i) for seg in fresh.values() for i, tid in enumerate(seg.tracks.tolist())
-        }
+        self._where = {int(tid): (seg, i) for seg in fresh.values() for i, tid in enumerate(seg.tracks.tolist())}
         self._removed = np.array(sorted(set(removed_tracks)), dtype=np.int64)
 
     def _open(self, name: str) -> _Segment:

@@ -100,17 +100,13 @@ class Recognizer:
         query = QueryHashes(
             hashes=np.concatenate([w.hashes for w in qp.warps]),
             times=np.concatenate([w.times for w in qp.warps]).astype(np.int64),
-            rate_idx=np.concatenate(
-                [np.full(len(w.hashes), i, dtype=np.int64) for i, w in enumerate(qp.warps)]
-            ),
+            rate_idx=np.concatenate([np.full(len(w.hashes), i, dtype=np.int64) for i, w in enumerate(qp.warps)]),
         )
         unique, inverse = np.unique(query.hashes, return_inverse=True)
         hits = self.store.index.lookup(unique, p.max_postings_per_hash)
         pairs = join(query, unique, inverse, hits)
         cands = [
-            c
-            for c in best_candidates(pairs, len(qp.warps), s.vote_tolerance, s.candidates)
-            if c.votes >= s.min_votes
+            c for c in best_candidates(pairs, len(qp.warps), s.vote_tolerance, s.candidates) if c.votes >= s.min_votes
         ]
         correction = math.log10(max(1, len(cands)))
         scored = []
