@@ -1,10 +1,12 @@
 # soundmark — the two commands a newcomer needs:
-#   make run    install, build the demo catalog into data/db, recognise the demo clip
+#   make run    install, build the demo catalog into data/db, serve the API on 127.0.0.1:8080
 #   make test   install (with test tools) and run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 DB     ?= data/db
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
 
 .PHONY: run test install dev lint bench clean
 
@@ -21,6 +23,7 @@ dev: $(BIN)/python
 run: install
 	$(BIN)/soundmark demo --db $(DB) --out data/demo
 	$(BIN)/soundmark recognize --db $(DB) data/demo/demo-clip.wav
+	$(BIN)/soundmark serve --db $(DB) --host $(HOST) --port $(PORT)
 
 test: dev
 	$(BIN)/ruff check src tests benchmarks
