@@ -82,9 +82,7 @@ def bench_lmdb(root: Path, keys, tracks, times, batches, dupsort: bool):  # type
 
     env = lmdb.open(str(root), map_size=1 << 34, max_dbs=1, writemap=True, sync=False)
     db = env.open_db(b"p", dupsort=dupsort, dupfixed=dupsort, integerdup=False)
-    vals = ((tracks.astype(np.uint64) << np.uint64(22)) | times).astype(
-        np.uint32
-    )  # 10-bit track, 22-bit time
+    vals = ((tracks.astype(np.uint64) << np.uint64(22)) | times).astype(np.uint32)  # 10-bit track, 22-bit time
     order = np.argsort(keys, kind="stable")
     k_sorted, v_sorted = keys[order], vals[order]
     t = time.perf_counter()
@@ -125,9 +123,7 @@ def bench_lmdb(root: Path, keys, tracks, times, batches, dupsort: bool):  # type
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "--db", type=Path, required=True, help="an existing soundmark store to read postings from"
-    )
+    ap.add_argument("--db", type=Path, required=True, help="an existing soundmark store to read postings from")
     ap.add_argument("--queries", type=int, default=300, help="lookup batches to time")
     args = ap.parse_args()
     with Store(args.db, FingerprintParams()) as store:
@@ -142,9 +138,7 @@ def main() -> None:
         for dup in (False, True):
             d = tmp / f"lmdb-{dup}"
             os.makedirs(d)
-            rows.append(
-                (f"lmdb {'dupsort' if dup else 'packed'}", bench_lmdb(d, keys, tracks, times, batches, dup))
-            )
+            rows.append((f"lmdb {'dupsort' if dup else 'packed'}", bench_lmdb(d, keys, tracks, times, batches, dup)))
         for name, (ing, bpp, p50, p95) in rows:
             print(f"{name:<28}{ing:>20,.0f}{bpp:>15.1f}{p50:>9.2f}{p95:>9.2f}")
     finally:

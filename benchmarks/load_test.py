@@ -49,7 +49,8 @@ function response(status, headers, body)
 end
 function done(summary, latency, requests)
   io.write(string.format("RESULT %%d %%d %%.2f %%.2f %%.2f %%d %%d\n", summary.requests,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status + summary.errors.connect + summary.errors.read
+      + summary.errors.write + summary.errors.timeout,
     latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
     summary.duration, 0))
 end
@@ -64,8 +65,8 @@ def free_port() -> int:
 
 def multipart(boundary: str, token: str, name: str, data: bytes) -> bytes:
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"api_token\"\r\n\r\n{token}\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="api_token"\r\n\r\n{token}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     ).encode()
     return head + data + f"\r\n--{boundary}--\r\n".encode()
@@ -98,8 +99,9 @@ def main() -> int:
     (tmp / "post.lua").write_text(LUA % {"boundary": boundary, "list": tmp / "list.txt"})
     port = free_port()
     log = open(tmp / "server.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen([exe, "serve", "--db", str(args.db), "--port", str(port), "--workers",
-                               str(args.workers or os.cpu_count() or 1)], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    workers = str(args.workers or os.cpu_count() or 1)
+    cmd = [exe, "serve", "--db", str(args.db), "--port", str(port), "--workers", workers]
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(300):

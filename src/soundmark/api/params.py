@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from soundmark.api.errors import ApiError
 
@@ -58,7 +58,7 @@ async def read_request(request: Request, max_body: int) -> ApiRequest:
         if ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
             try:
                 form = await request.form(max_files=4, max_fields=200, max_part_size=max_body)
-            except BodyTooLarge:
+            except (BodyTooLarge, ClientDisconnect):
                 raise
             except Exception as exc:
                 raise ApiError(50, f"the request body could not be parsed ({type(exc).__name__}).") from exc
@@ -75,7 +75,7 @@ async def read_request(request: Request, max_body: int) -> ApiRequest:
             body = await request.body()
             parsed = _json_object(body)
             if parsed is not None:
-                params.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in parsed.items()})
+                params.update({_utf8(k): _utf8(v if isinstance(v, str) else json.dumps(v)) for k, v in parsed.items()})
             elif body and ctype.startswith(("audio/", "video/", "application/octet-stream")):
                 file = body  # a raw audio body, as curl --data-binary sends it
     return ApiRequest(params, file, request.method)
@@ -87,9 +87,14 @@ def _json_object(body: bytes) -> dict[str, object] | None:
         return None
     try:
         value = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     return value if isinstance(value, dict) else None
+
+
+def _utf8(text: str) -> str:
+    """``text`` with lone surrogates (JSON allows ``"\\ud800"``) replaced, so that it can be echoed."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def decode_base64_audio(value: str) -> bytes:

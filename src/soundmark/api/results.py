@@ -13,7 +13,10 @@ from soundmark.match.recognizer import format_timecode
 def base_url(conn: HTTPConnection, configured: str) -> str:
     if configured:
         return configured.rstrip("/")
-    return str(conn.base_url).rstrip("/")
+    url = conn.base_url
+    if url.scheme in ("ws", "wss"):  # a WebSocket's song_link must still be an http(s) page
+        url = url.replace(scheme="https" if url.scheme == "wss" else "http")
+    return str(url).rstrip("/")
 
 
 def song_link(base: str, track: Track) -> str:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from soundmark.api.auth import authorize
@@ -88,6 +88,9 @@ async def answer(request: Request, method_hint: str | None) -> Response:
         message = f"the request is too big: {limit} MB is the maximum. Use the enterprise endpoint for long files."
         body = error_body(400, message, RequestEcho(method, request.method, api.params))
         outcome = "400"
+    except ClientDisconnect:
+        # The client left while sending its body: nobody is there to read an answer.
+        return Response(status_code=400)
     state.metrics.requests.labels(method, "success" if outcome == "success" else "error").inc()
     if outcome != "success":
         state.metrics.errors.labels(outcome).inc()

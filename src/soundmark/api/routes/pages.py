@@ -17,7 +17,8 @@ router = APIRouter()
 @router.get("/song/{track_id}", response_class=HTMLResponse, summary="the song page a result's song_link points to")
 async def song_page(request: Request, track_id: str) -> HTMLResponse:
     state = app_state(request)
-    track = state.store.catalog.get_track(int(track_id)) if track_id.isdigit() else None
+    valid = track_id.isascii() and track_id.isdigit() and len(track_id) <= 18  # an SQLite integer
+    track = state.store.catalog.get_track(int(track_id)) if valid else None
     if track is None:
         return HTMLResponse(render_not_found(track_id), status_code=404)
     return HTMLResponse(render_song_page(track, base_url(request, state.settings.public_url)))
