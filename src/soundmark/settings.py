@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     workers: int = Field(0, ge=0, description="recognition worker processes; 0 = one per core")
     public_url: str = Field("", description="base URL for song_link (default: the request's own host)")
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1, description="largest accepted upload / body (bytes)")
+    max_enterprise_bytes: int = Field(1024 * 1024 * 1024, ge=1, description="largest upload to the enterprise endpoint")
     max_download_bytes: int = Field(10 * 1024 * 1024, ge=1, description="largest audio fetched for a url")
     download_timeout: float = Field(15.0, gt=0, description="seconds to connect to and read a url")
     allow_private_urls: bool = Field(False, description="let `url` reach loopback/private addresses")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +18,7 @@ from soundmark import __version__
 from soundmark.api.errors import RequestEcho, error_body
 from soundmark.api.logs import AccessLog
 from soundmark.api.pool import RecognitionPool
-from soundmark.api.routes import methods, pages, ws
+from soundmark.api.routes import enterprise, methods, pages, streams, ws
 from soundmark.api.state import AppState, Metrics
 from soundmark.auth.tokens import TokenStore
 from soundmark.fingerprint.params import FingerprintParams
@@ -26,6 +26,10 @@ from soundmark.settings import Settings
 from soundmark.store import Store
 
 log = logging.getLogger("soundmark.api")
+
+# Feature modules: each has `router` (extra HTTP routes), `HANDLERS` (AudD methods by name) and
+# `lifespan(state)` (an async context manager for its background work).
+FEATURES = (enterprise, streams)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -37,12 +41,19 @@ def create_app(settings: Settings) -> FastAPI:
             min_score=settings.min_score, min_votes=settings.min_votes,
         )  # fmt: skip
         pool.warm_up()
-        app.state.soundmark = AppState(settings, store, pool, TokenStore(store.catalog), Metrics())
+        state = AppState(settings, store, pool, TokenStore(store.catalog), Metrics())
+        state.handlers.update(methods.HANDLERS)
+        for feature in FEATURES:
+            state.handlers.update(feature.HANDLERS)
+        app.state.soundmark = state
         tracks, hours = store.catalog.totals()
         log.info("ready", extra={"fields": {"db": str(settings.db), "tracks": tracks, "hours": round(hours, 2),
                                             "workers": pool.workers}})  # fmt: skip
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for feature in FEATURES:
+                    await stack.enter_async_context(feature.lifespan(state))
+                yield
         finally:
             pool.close()
             store.close()
@@ -72,5 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(pages.router)
     app.include_router(ws.router)
+    for feature in FEATURES:
+        app.include_router(feature.router)
     app.include_router(methods.router)
     return app

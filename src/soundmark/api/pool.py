@@ -72,6 +72,15 @@ def _recognize(data: bytes, max_seconds: float) -> list[WorkerMatch]:
     ]
 
 
+def _recognize_samples(samples: np.ndarray) -> list[WorkerMatch]:
+    w = _Worker.current
+    assert w is not None
+    return [
+        WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate)
+        for m in w.recognizer.recognize(samples)
+    ]
+
+
 def _extract(data: bytes, max_seconds: float) -> Extracted:
     w = _Worker.current
     assert w is not None
@@ -111,6 +120,11 @@ class RecognitionPool:
 
     async def recognize(self, data: bytes, max_seconds: float) -> list[WorkerMatch]:
         result: list[WorkerMatch] = await self._run(_recognize, data, max_seconds)
+        return result
+
+    async def recognize_samples(self, samples: np.ndarray) -> list[WorkerMatch]:
+        """Recognise already-decoded mono float32 samples at the engine rate (live streams)."""
+        result: list[WorkerMatch] = await self._run(_recognize_samples, samples)
         return result
 
     async def extract(self, data: bytes, max_seconds: float) -> Extracted:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import HTTPConnection
@@ -38,7 +40,11 @@ class AppState:
     pool: RecognitionPool
     tokens: TokenStore
     metrics: Metrics
+    # AudD method name → handler(state, request, ApiRequest) -> result; filled by create_app.
+    handlers: dict[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Per-feature objects set up in their lifespans (e.g. the stream monitor, the job runner).
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def app_state(conn: HTTPConnection) -> AppState:

@@ -14,6 +14,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from soundmark.catalog.models import Track, TrackMeta
+from soundmark.catalog.schema_jobs import MIGRATION as _JOBS_MIGRATION
+from soundmark.catalog.schema_streams import MIGRATION as _STREAMS_MIGRATION
 
 CATALOG_FILE = "catalog.sqlite"
 
@@ -99,6 +101,8 @@ MIGRATIONS: list[str] = [
     -- Index the tracks that existed before this migration.
     INSERT INTO lyrics_fts(lyrics_fts) VALUES ('rebuild');
     """,
+    _JOBS_MIGRATION,
+    _STREAMS_MIGRATION,
 ]
 
 

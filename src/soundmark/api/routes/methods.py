@@ -32,8 +32,7 @@ log = logging.getLogger("soundmark.api")
 router = APIRouter()
 
 Handler = Callable[[AppState, Request, ApiRequest], Awaitable[object]]
-# Methods with their canonical names; the path segment is matched case-insensitively.
-METHOD_NAMES = ["recognize", "recognizeWithOffset", "findLyrics", "upload"]
+ENTERPRISE = "enterprise"
 
 _FORM_SCHEMA = {
     "requestBody": {
@@ -66,27 +65,42 @@ def jsonp(request: Request, body: dict[str, object]) -> Response:
     return JSONResponse(body)
 
 
+def is_enterprise_host(request: Request) -> bool:
+    """AudD serves long files at enterprise.audd.io: a request whose Host starts with
+    ``enterprise.`` reaching ``/`` means the enterprise method."""
+    return request.headers.get("host", "").lower().startswith("enterprise.")
+
+
 async def answer(request: Request, method_hint: str | None) -> Response:
     state = app_state(request)
     start = time.perf_counter()
     api = ApiRequest({k: v for k, v in request.query_params.items()}, None, request.method)
-    method = method_hint or "recognize"
+    if method_hint is None and is_enterprise_host(request):
+        method_hint = ENTERPRISE
+    method = canonical_method(state, method_hint) if method_hint else "recognize"
+    max_body = state.settings.max_upload_bytes
+    if method == ENTERPRISE:
+        max_body = state.settings.max_enterprise_bytes
     try:
-        api = await read_request(request, state.settings.max_upload_bytes * 4 // 3 + 65536)
-        method = canonical_method(method_hint or api.get("method") or "recognize")
-        handler = HANDLERS.get(method)
+        api = await read_request(request, max_body * 4 // 3 + 65536)
+        method = canonical_method(state, method_hint or api.get("method") or "recognize")
+        handler = state.handlers.get(method)
         if handler is None:
             raise ApiError(50, f"unknown API method `{method}`.")
         result = await handler(state, request, api)
         body: dict[str, object] = {"status": "success", "result": result}
         outcome = "success"
     except ApiError as exc:
-        body = error_body(exc.code, exc.message, RequestEcho(method, request.method, api.params))
+        echo = RequestEcho(method, request.method, api.params)
+        body = error_body(exc.code, exc.message, echo, enterprise=method == ENTERPRISE)
         outcome = str(exc.code)
     except BodyTooLarge:
-        limit = state.settings.max_upload_bytes // (1024 * 1024)
-        message = f"the request is too big: {limit} MB is the maximum. Use the enterprise endpoint for long files."
-        body = error_body(400, message, RequestEcho(method, request.method, api.params))
+        limit = max_body // (1024 * 1024)
+        message = f"the request is too big: {limit} MB is the maximum."
+        if method != ENTERPRISE:
+            message += " Use the enterprise endpoint for long files."
+        echo = RequestEcho(method, request.method, api.params)
+        body = error_body(400, message, echo, enterprise=method == ENTERPRISE)
         outcome = "400"
     except ClientDisconnect:
         # The client left while sending its body: nobody is there to read an answer.
@@ -98,9 +112,10 @@ async def answer(request: Request, method_hint: str | None) -> Response:
     return jsonp(request, body)
 
 
-def canonical_method(name: str) -> str:
+def canonical_method(state: AppState, name: str) -> str:
+    """The registered method whose name matches ``name`` case-insensitively, else ``name``."""
     low = name.strip().strip("/").lower()
-    for m in METHOD_NAMES:
+    for m in state.handlers:
         if m.lower() == low:
             return m
     return name.strip().strip("/")

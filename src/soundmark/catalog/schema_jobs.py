@@ -1,0 +1,20 @@
+"""Migration 3: long-recording analysis jobs (scan / enterprise), kept across restarts."""
+
+MIGRATION = """
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    source TEXT,
+    params TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    audio_seconds REAL NOT NULL DEFAULT 0,
+    result TEXT,
+    error_code INTEGER,
+    error_message TEXT,
+    token_id INTEGER,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX jobs_status ON jobs(status, created_at);
+"""
