@@ -39,3 +39,7 @@ class Settings(BaseSettings):
     anonymous_per_day: int = Field(10, ge=0, description="requests per client IP per day without api_token")
     require_token: bool = Field(False, description="refuse every request without a valid api_token")
     log_json: bool = Field(True, description="structured JSON logs on stderr")
+
+    # --- long recordings (scan / enterprise) --------------------------------------------------
+
+    # --- live streams -------------------------------------------------------------------------

@@ -9,7 +9,9 @@ from soundmark.cli.add import add_command
 from soundmark.cli.demo import demo_command
 from soundmark.cli.info import info_command, list_command, remove_command
 from soundmark.cli.recognize import recognize_command
+from soundmark.cli.scan import scan_command
 from soundmark.cli.serve import serve_command
+from soundmark.cli.stream import stream_group
 from soundmark.cli.token import token_group
 
 
@@ -21,7 +23,7 @@ def cli() -> None:
 
 for command in (
     add_command, recognize_command, info_command, list_command, remove_command, demo_command,
-    serve_command, token_group,
+    serve_command, token_group, scan_command, stream_group,
 ):  # fmt: skip
     cli.add_command(command)
 
