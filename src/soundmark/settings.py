@@ -22,7 +22,7 @@ class Settings(BaseSettings):
 
     # --- recognition --------------------------------------------------------------------------
     query_seconds: float = Field(20.0, gt=0, description="seconds of a recognize query analysed")
-    min_score: float = Field(6.0, description="confidence a match must reach (-log10 p of a chance match)")
+    min_score: float = Field(3.0, description="confidence a match must reach (-log10 p of a chance match)")
     min_votes: int = Field(4, ge=1, description="aligned hashes a candidate needs to be verified")
 
     # --- HTTP server --------------------------------------------------------------------------
@@ -41,5 +41,37 @@ class Settings(BaseSettings):
     log_json: bool = Field(True, description="structured JSON logs on stderr")
 
     # --- long recordings (scan / enterprise) --------------------------------------------------
+    scan_workers: int = Field(2, ge=0, description="worker processes analysing one long recording; 0 = one per core")
+    max_jobs: int = Field(1, ge=1, description="long-recording jobs analysed at once; more wait in the queue")
+    scan_hop_seconds: float = Field(5.0, gt=0, le=30, description="seconds between two analysis windows of a scan")
+    max_enterprise_download_bytes: int = Field(
+        512 * 1024 * 1024, ge=1, description="largest audio fetched for an enterprise `url`"
+    )
+    job_keep_days: float = Field(7.0, gt=0, description="days a finished job and its result are kept")
 
     # --- live streams -------------------------------------------------------------------------
+    stream_window_seconds: float = Field(10.0, gt=1, description="seconds of a live stream recognised at once")
+    stream_hop_seconds: float = Field(5.0, gt=0, description="seconds between two recognitions of a live stream")
+    stream_song_gap_seconds: float = Field(
+        12.0, gt=0, description="seconds without a match after which a playing song counts as ended"
+    )
+    stream_silence_seconds: float = Field(
+        60.0, gt=0, description="seconds of silence before a stream is reported as noise-only (651)"
+    )
+    stream_read_timeout: float = Field(15.0, gt=0, description="seconds without data before a stream reconnects")
+    stream_reconnect_max_seconds: float = Field(
+        60.0, gt=0, description="longest wait between reconnection attempts (exponential backoff)"
+    )
+    streams_per_token: int = Field(100, ge=0, description="streams one token may add; more get error 902")
+    stream_sync_seconds: float = Field(
+        5.0, gt=0, description="how often the server picks up streams changed in the store (e.g. by the CLI)"
+    )
+    callback_timeout: float = Field(10.0, gt=0, description="seconds a callback POST may take")
+    callback_retry_max_seconds: float = Field(
+        300.0, gt=0, description="longest wait between two callback delivery attempts (exponential backoff)"
+    )
+    callback_max_age_hours: float = Field(72.0, gt=0, description="undelivered callbacks older than this are dropped")
+    stream_events_max: int = Field(
+        100_000, ge=100, description="stream events kept for callbacks and longpoll; the oldest finished go first"
+    )
+    callback_timezone: str = Field("UTC", description="time zone of the `timestamp` in stream results (IANA name)")

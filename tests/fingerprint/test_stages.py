@@ -115,4 +115,4 @@ def test_golden_fingerprint() -> None:
     assert (len(fp.hashes), digest[:16]) == GOLDEN
 
 
-GOLDEN = (832, "ad28b1d4bdf6cd4d")
+GOLDEN = (851, "d9f59d1c3adb0b4b")

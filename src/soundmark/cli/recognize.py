@@ -24,7 +24,7 @@ from soundmark.results import match_to_result
     "--min-score",
     type=float,
     default=None,
-    help="Confidence a match must reach: -log10 of the chance of a random match [default 6].",
+    help="Confidence a match must reach: -log10 of the chance of a random match [default 3].",
 )
 def recognize_command(
     db: Path | None, files: tuple[Path, ...], as_json: bool, seconds: float | None, min_score: float | None

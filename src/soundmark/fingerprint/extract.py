@@ -67,6 +67,6 @@ def query_fingerprint(samples: np.ndarray, params: FingerprintParams) -> QueryPr
     warps = []
     for time_rate, freq_rate in params.warp_grid:
         t, f = warp_peaks(peaks, time_rate, freq_rate, lo)
-        h, times = pair_hashes(t, f, params, params.query_fanout)
+        h, times = pair_hashes(t, f, params, params.query_fanout, params.query_jitter)
         warps.append(QueryWarp(h, times, time_rate, freq_rate))
     return QueryPrint(peaks, spec.shape[0], warps)

@@ -15,11 +15,14 @@ def pair_hashes(
     freqs: np.ndarray,
     params: FingerprintParams,
     fanout: int,
+    jitter: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hashes of peak pairs.
 
     ``times`` (frames) and ``freqs`` (bins) are float or int arrays of equal length, sorted by time.
     Each anchor pairs with its next ``fanout`` peaks that lie within max_dt frames and max_df bins.
+    ``jitter`` > 0 (queries only) also emits each pair with Δt and Δf moved by up to ±jitter, so a
+    peak that noise nudged by one frame or bin still meets its reference hash.
     Returns (hashes uint32, anchor_times int32).
     """
     n = len(times)
@@ -47,6 +50,13 @@ def pair_hashes(
     dt_q = np.rint(t[aj] - t[ai]).astype(np.int64)
     df_q = np.rint(f[aj] - f[ai]).astype(np.int64)
     f1_q = np.rint(f[ai]).astype(np.int64)
+    anchor_t = np.rint(t[ai]).astype(np.int64)
+    if jitter:
+        steps = [(a, b) for a in range(-jitter, jitter + 1) for b in range(-jitter, jitter + 1)]
+        dt_q = np.concatenate([dt_q + a for a, _ in steps])
+        df_q = np.concatenate([df_q + b for _, b in steps])
+        f1_q = np.tile(f1_q, len(steps))
+        anchor_t = np.tile(anchor_t, len(steps))
     valid = (
         (dt_q >= 1)
         & (dt_q < (1 << params.dt_bits))
@@ -56,4 +66,4 @@ def pair_hashes(
     )
     dt_q, df_q, f1_q = dt_q[valid], df_q[valid], f1_q[valid]
     h = (f1_q << (params.dt_bits + params.df_bits)) | ((df_q + (1 << (params.df_bits - 1))) << params.dt_bits) | dt_q
-    return h.astype(np.uint32), np.rint(t[ai[valid]]).astype(np.int32)
+    return h.astype(np.uint32), anchor_t[valid].astype(np.int32)

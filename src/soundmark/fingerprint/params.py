@@ -26,12 +26,16 @@ class FingerprintParams:
     peak_time_radius: int = 5  # frames: ... and of ±radius in time
     background_freq_bins: int = 41  # width (bins) of the local-mean filter the peak must exceed
     min_prominence_db: float = 4.0  # dB above the local mean a peak must stand
+    peak_loudness_weight: float = 0.5  # weight of loudness beside prominence when ranking peaks
     ref_peaks_per_second: float = 22.0  # density kept when indexing (index size scales with it)
     query_peaks_per_second: float = 40.0  # density kept for queries (more chances to meet ref peaks)
 
     # --- hashes -------------------------------------------------------------------------------
     fanout: int = 6  # pairs per anchor peak
     query_fanout: int = 10  # pairs per anchor peak for queries
+    query_jitter: int = (
+        0  # (measured: more FPs than hits) queries also try each pair's Δt/Δf moved by ±jitter (0 = exact only)
+    )
     max_dt: int = 63  # frames: farthest target peak (≈1 s)
     max_df: int = 63  # bins: widest frequency jump between paired peaks
     freq_bits: int = 9  # bits for the anchor frequency bin
@@ -53,7 +57,7 @@ class FingerprintParams:
     max_postings_per_hash: int = 4000  # hashes more common than this are stop-words at query time
 
     # Layout version of hashes and postings; bump when the bit layout changes.
-    hash_version: int = 1
+    hash_version: int = 2
 
     @property
     def frame_seconds(self) -> float:
@@ -61,7 +65,7 @@ class FingerprintParams:
 
     def index_fields(self) -> dict[str, object]:
         """The fields that determine what is stored; query-only fields may change freely."""
-        query_only = {"query_peaks_per_second", "query_fanout", "warp_grid", "max_postings_per_hash"}
+        query_only = {"query_peaks_per_second", "query_fanout", "query_jitter", "warp_grid", "max_postings_per_hash"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in query_only}
 
     def signature(self) -> str:

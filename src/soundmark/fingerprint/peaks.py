@@ -31,7 +31,10 @@ def find_peaks(spec: np.ndarray, params: FingerprintParams, peaks_per_second: fl
     t, f = np.nonzero(is_peak)
     if len(t) == 0:
         return np.zeros((0, 2), dtype=np.int32)
-    strength = prominence[t, f]
+    # Rank by a mix of loudness and prominence: loud peaks survive additive noise, prominent
+    # ones survive equalisation; `peak_loudness_weight` sets the mix (0 = prominence only).
+    w = params.peak_loudness_weight
+    strength = prominence[t, f] + w * (spec[t, f] - floor)
     frames_per_block = max(1, round(1.0 / params.frame_seconds))
     block = t // frames_per_block
     # Rank peaks inside each block by prominence, keep the strongest.

@@ -11,14 +11,16 @@ from soundmark.catalog.models import Track
 from soundmark.fingerprint.extract import QueryPrint, query_fingerprint
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.spectrogram import band_bins
-from soundmark.match.verify import Verification, verify_alignment
+from soundmark.match.verify import Verification, poisson_tail_log10, verify_alignment
 from soundmark.match.vote import Candidate, QueryHashes, best_candidates, join
 from soundmark.store import Store
+
+MIN_OTHERS = 2  # other candidates needed before their hits serve as the chance level
 
 
 @dataclass(frozen=True)
 class MatchSettings:
-    min_score: float = 6.0  # −log10 p of the verified alignment, corrected for candidates tried
+    min_score: float = 3.0  # −log10 p of the verified alignment, corrected for candidates tried
     min_votes: int = 4  # aligned hashes a candidate needs before it is verified
     vote_tolerance: int = 2  # frames of offset jitter that still count as aligned
     candidates: int = 6  # candidates verified per query
@@ -44,6 +46,12 @@ class Scored:
     candidate: Candidate
     verification: Verification
     score: float
+
+
+def _chance(values: list[float]) -> float:
+    """A Poisson mean for counts like ``values``, widened when they spread more than Poisson."""
+    mean = float(np.mean(values))
+    return mean + max(0.0, float(np.std(values)) - math.sqrt(max(mean, 1e-9)))
 
 
 def format_timecode(seconds: float) -> str:
@@ -108,14 +116,29 @@ class Recognizer:
         cands = [
             c for c in best_candidates(pairs, len(qp.warps), s.vote_tolerance, s.candidates) if c.votes >= s.min_votes
         ]
-        correction = math.log10(max(1, len(cands)))
-        scored = []
+        # Two tests per candidate (peaks, votes) over all candidates: Bonferroni correction.
+        correction = math.log10(max(1, 2 * len(cands)))
+        checks = []
         for c in cands:
             warp = qp.warps[c.rate_idx]
             v = verify_alignment(
                 qp.peaks, self.store.index.track_peaks(c.track_id), warp.time_rate, warp.freq_rate,
                 c.offset, self._band_lo,
             )  # fmt: skip
-            scored.append(Scored(c, v, v.score - correction))
+            checks.append((c, v))
+        scored = []
+        for i, (c, v) in enumerate(checks):
+            # The candidate's offset was picked as the best of thousands, so its hits are biased
+            # upward; the other tracks' candidates were picked the same way and are (at least all
+            # but one) unrelated: their hits are the chance level *after* selection.
+            others = [w.hits * v.peaks / max(w.peaks, 1) for j, (_, w) in enumerate(checks) if j != i and w.peaks]
+            other_votes = [float(d.votes) for j, (d, _) in enumerate(checks) if j != i]
+            peaks_score = v.score
+            votes_lam = max(float(c.runner_up), 1.0)
+            if len(others) >= MIN_OTHERS:
+                peaks_score = min(peaks_score, -poisson_tail_log10(v.hits, max(_chance(others), v.null_mean, 0.5)))
+                votes_lam = max(votes_lam, _chance(other_votes))
+            votes_score = -poisson_tail_log10(c.votes, votes_lam)
+            scored.append(Scored(c, v, max(peaks_score, votes_score) - correction))
         scored.sort(key=lambda x: -x.score)
         return scored

@@ -44,6 +44,7 @@ class Candidate:
     offset: int  # frames
     votes: int
     track_pairs: int  # all pairs of this track at this rate (background estimate)
+    runner_up: int = 0  # best vote count of the same (track, rate) away from this offset
 
 
 def join(query: QueryHashes, unique: np.ndarray, inverse: np.ndarray, hits: Hits) -> Pairs:
@@ -88,8 +89,15 @@ def best_candidates(pairs: Pairs, n_rates: int, tolerance: int, top: int) -> lis
     tracks = ugroup[order] // n_rates
     _, first = np.unique(tracks, return_index=True)
     chosen = order[np.sort(first)][:top]
+    group_end = np.append(gstarts[1:], len(ukeys))
+    group_of = np.repeat(np.arange(len(gstarts)), np.diff(np.append(gstarts, len(ukeys))))
+    offsets = (ukeys & ((1 << _OFFSET_BITS) - 1)).astype(np.int64) - _OFFSET_BIAS
     out = []
     for i in chosen:
+        g = group_of[i]
+        a, b = gstarts[g], group_end[g]
+        far = np.abs(offsets[a:b] - offsets[i]) > 2 * tolerance + 1
+        runner_up = int(window[a:b][far].max()) if far.any() else 0
         out.append(
             Candidate(
                 track_id=int(ugroup[i] // n_rates),
@@ -97,6 +105,7 @@ def best_candidates(pairs: Pairs, n_rates: int, tolerance: int, top: int) -> lis
                 offset=int((ukeys[i] & ((1 << _OFFSET_BITS) - 1)) - _OFFSET_BIAS),
                 votes=int(window[i]),
                 track_pairs=int(group_total[i]),
+                runner_up=runner_up,
             )
         )
     return out
