@@ -19,11 +19,24 @@ from soundmark.errors import AudioError, EmptyAudioError
 Source = str | os.PathLike[str] | bytes | BinaryIO
 
 
+# FFmpeg probes up to 5 MB by default before it trusts a stream's parameters, which costs ~8 ms
+# on a PCM WAV; audio needs far less. A container that shows no audio stream within this probe
+# is opened again with FFmpeg's defaults (video containers with late audio, odd files).
+QUICK_PROBE = {"probesize": "65536"}
+
+
 def _open(source: Source) -> av.container.InputContainer:
     if isinstance(source, bytes):
         source = io.BytesIO(source)
+    target = os.fspath(source) if isinstance(source, os.PathLike) else source
     try:
-        return av.open(source if not isinstance(source, os.PathLike) else os.fspath(source), mode="r")
+        container = av.open(target, mode="r", options=QUICK_PROBE)
+        if container.streams.audio:
+            return container
+        container.close()
+        if hasattr(target, "seek"):
+            target.seek(0)
+        return av.open(target, mode="r")
     except FileNotFoundError:
         raise
     except (av.FFmpegError, ValueError, OSError) as exc:
@@ -53,7 +66,6 @@ def iter_blocks(
         if not streams:
             raise AudioError("the file has no audio stream")
         stream = streams[0]
-        stream.thread_type = "AUTO"
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         try:
             for frame in _frames(container, stream):
