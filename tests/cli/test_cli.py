@@ -116,7 +116,7 @@ def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "no soundmark store" in proc.stderr
 
 
-@pytest.mark.parametrize("command", ["add", "recognize", "info", "list", "remove", "demo"])
+@pytest.mark.parametrize("command", ["add", "recognize", "info", "list", "remove", "demo", "meta", "serve"])
 def test_every_option_is_explained(command: str) -> None:
     text = run(command, "--help").stdout
     assert "Usage:" in text
@@ -124,3 +124,22 @@ def test_every_option_is_explained(command: str) -> None:
         stripped = line.strip()
         if stripped.startswith("--") and not stripped.startswith("--help"):
             assert len(stripped.split(None, 1)) == 2 or "  " in line, f"undocumented option: {line}"
+
+
+def test_meta_shows_and_changes_fields(pieces: list[Piece], tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    run("add", "--db", str(db), str(pieces[0].path))
+    shown = json.loads(run("meta", "--db", str(db), "--track-id", "1").stdout)
+    assert shown["title"] == pieces[0].path.stem
+    lyrics = tmp_path / "lyrics.txt"
+    lyrics.write_text("la la la")
+    out = run(
+        "meta", "--db", str(db), "--track-id", "1", "--title", "Renamed", "--isrc", "GBAAA2400001",
+        "--lyrics-file", str(lyrics), "--external", "spotify_id=abc", "--external", "deezer_id=42",
+    )  # fmt: skip
+    changed = json.loads(out.stdout)
+    assert changed["title"] == "Renamed" and changed["isrc"] == "GBAAA2400001" and changed["lyrics"] == "la la la"
+    assert changed["external"] == {"spotify_id": "abc", "deezer_id": "42"}
+    removed = json.loads(run("meta", "--db", str(db), "--track-id", "1", "--external", "deezer_id=").stdout)
+    assert removed["external"] == {"spotify_id": "abc"} and removed["title"] == "Renamed"
+    assert run("meta", "--db", str(db), "--audio-id", "7", check=False).returncode != 0
