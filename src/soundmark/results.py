@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from soundmark.catalog.models import TrackMeta
 from soundmark.match.recognizer import Match
+
+
+def identifiers(meta: TrackMeta) -> dict[str, object]:
+    """The optional ids of an AudD result (isrc, upc, custom-catalog audio_id), when known."""
+    out: dict[str, object] = {}
+    if meta.isrc:
+        out["isrc"] = meta.isrc
+    if meta.upc:
+        out["upc"] = meta.upc
+    if meta.audio_id is not None:
+        out["audio_id"] = meta.audio_id
+    return out
 
 
 def match_to_result(m: Match) -> dict[str, object]:
@@ -20,10 +33,5 @@ def match_to_result(m: Match) -> dict[str, object]:
         "speed": m.time_rate,
         "pitch": m.freq_rate,
     }
-    if meta.isrc:
-        result["isrc"] = meta.isrc
-    if meta.upc:
-        result["upc"] = meta.upc
-    if meta.audio_id is not None:
-        result["audio_id"] = meta.audio_id
+    result.update(identifiers(meta))
     return result

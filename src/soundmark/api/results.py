@@ -8,6 +8,7 @@ from soundmark.api.metadata import provider_blocks
 from soundmark.api.pool import WorkerMatch
 from soundmark.catalog.models import Track
 from soundmark.match.recognizer import format_timecode
+from soundmark.results import identifiers
 
 
 def base_url(conn: HTTPConnection, configured: str) -> str:
@@ -45,12 +46,7 @@ def recognition_result(
         "timecode": timecode,
         "song_link": song_link(base, track),
     }
-    if meta.isrc:
-        result["isrc"] = meta.isrc
-    if meta.upc:
-        result["upc"] = meta.upc
-    if meta.audio_id is not None:
-        result["audio_id"] = meta.audio_id
+    result.update(identifiers(meta))
     result["score"] = match.score
     result["offset"] = round(match.offset_seconds, 2)
     if abs(match.time_rate - 1.0) > 1e-6 or abs(match.freq_rate - 1.0) > 1e-6:
