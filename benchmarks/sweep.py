@@ -42,7 +42,8 @@ def main() -> None:
     rec = Recognizer(store, MatchSettings(min_score=-1e9, min_votes=args.min_votes, candidates=args.candidates))
     titles = {t.id: t.meta.title for t in store.catalog.list_tracks(100000)}
     kinds = args.kinds.split(",")
-    rows = [r for r in csv.DictReader(open(args.corpus / "truth.csv")) if r["kind"] in kinds]
+    with open(args.corpus / "truth.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["kind"] in kinds]
     outcomes = []  # (kind, correct?, score) of the best answer
     times = []
     for r in rows:

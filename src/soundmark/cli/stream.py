@@ -1,10 +1,219 @@
-"""soundmark stream: live stream monitoring (filled in by its issue)."""
+"""soundmark stream: live stream monitoring from the command line.
+
+``add`` / ``list`` / ``remove`` work on the store directly (a running ``serve`` picks the change up
+within ``SOUNDMARK_STREAM_SYNC_SECONDS``); streams belong to an API token, as with AudD's
+``addStream``. ``watch`` prints songs as they play: from a server's longpoll (``--server``), or by
+monitoring a stream URL itself against the store (``--db``), without any server.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from pathlib import Path
+
 import click
 
+from soundmark.cli.common import db_option, load_settings, open_store
 
-@click.group("stream", hidden=True)
+
+def _account(db: Path | None, token: str) -> tuple[Path, int, str]:
+    from soundmark.auth.tokens import TokenStore
+    from soundmark.streams.store import token_md5
+
+    settings = load_settings(db=db)
+    with open_store(settings.db) as store:
+        info = TokenStore(store.catalog).authenticate(token)
+    if info is None or not info.has_scope("streams"):
+        raise click.ClickException("unknown or revoked token, or it lacks the `streams` scope")
+    return settings.db, info.id, token_md5(token)
+
+
+_token_option = click.option(
+    "--token", required=True, envvar="SOUNDMARK_TOKEN", help="API token owning the streams [env SOUNDMARK_TOKEN]."
+)
+
+
+@click.group("stream")
 def stream_group() -> None:
-    """Not available yet."""
+    """Monitor live streams (Icecast/Shoutcast, HTTP audio, HLS) and report every song played.
+
+    `add`, `list` and `remove` change the store directly: a running `soundmark serve` on the same
+    store picks changes up within SOUNDMARK_STREAM_SYNC_SECONDS and reports songs to the token's
+    callback URL and longpoll (AudD's streams API). `watch` prints songs as they play.
+    """
+
+
+@stream_group.command("add")
+@db_option
+@_token_option
+@click.option("--radio-id", type=int, required=True, help="Your number for this stream (unique per token).")
+@click.option("--before", is_flag=True, help="Report songs as they start (AudD's callbacks=before), not when they end.")
+@click.argument("url")
+def add_command(db: Path | None, token: str, radio_id: int, before: bool, url: str) -> None:
+    """Add (or replace) the stream URL under RADIO_ID; a running server starts monitoring it."""
+    from soundmark.streams.store import StreamStore
+
+    root, token_id, md5 = _account(db, token)
+    if not url.lower().startswith(("http://", "https://")):
+        raise click.ClickException("the stream URL must be http(s)")
+    store = StreamStore(root)
+    try:
+        store.add_stream(token_id, md5, radio_id, url, "before" if before else None)
+    finally:
+        store.close()
+    click.echo(f"added stream {radio_id}: {url}")
+
+
+@stream_group.command("list")
+@db_option
+@click.option("--token", envvar="SOUNDMARK_TOKEN", default=None, help="Only this token's streams [default: all].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (AudD's getStreams result) instead of a table.")
+def list_command(db: Path | None, token: str | None, as_json: bool) -> None:
+    """List monitored streams with their state and longpoll category."""
+    from soundmark.streams.store import StreamStore
+
+    token_id = _account(db, token)[1] if token else None
+    root = load_settings(db=db).db
+    open_store(root).close()
+    store = StreamStore(root)
+    try:
+        rows = store.streams(token_id)
+    finally:
+        store.close()
+    if as_json:
+        out = [{"radio_id": r.radio_id, "url": r.url, "stream_running": r.running,
+                "longpoll_category": r.category} for r in rows]  # fmt: skip
+        click.echo(json.dumps(out, indent=2))
+        return
+    for r in rows:
+        state = "running" if r.running else f"down ({r.status_code})" if r.status_code else "not running"
+        click.echo(f"{r.radio_id:>8}  {state:<14} {r.category}  {r.url}")
+
+
+@stream_group.command("remove")
+@db_option
+@_token_option
+@click.option("--radio-id", type=int, required=True, help="The stream to stop monitoring.")
+def remove_command(db: Path | None, token: str, radio_id: int) -> None:
+    """Stop monitoring a stream and forget it."""
+    from soundmark.streams.store import StreamStore
+
+    root, token_id, _ = _account(db, token)
+    store = StreamStore(root)
+    try:
+        found = store.delete_stream(token_id, radio_id)
+    finally:
+        store.close()
+    if not found:
+        raise click.ClickException(f"no stream {radio_id} for this token")
+    click.echo(f"removed stream {radio_id}")
+
+
+@stream_group.command("watch")
+@db_option
+@click.option("--server", default=None, help="Follow a running server's longpoll, e.g. http://127.0.0.1:8080.")
+@click.option("--category", default=None, help="Longpoll category to follow (see `stream list`).")
+@click.option("--token", envvar="SOUNDMARK_TOKEN", default=None, help="With --radio-id: derive the category.")
+@click.option("--radio-id", type=int, default=None, help="With --token: the stream whose category to follow.")
+@click.option("--url", "stream_url", default=None, help="Monitor this stream URL directly against --db (no server).")
+@click.option("--allow-private-urls", is_flag=True, help="With --url: allow loopback/private stream addresses.")
+@click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
+def watch_command(
+    db: Path | None, server: str | None, category: str | None, token: str | None, radio_id: int | None,
+    stream_url: str | None, allow_private_urls: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Print songs as they play (Ctrl-C stops)."""
+    if stream_url:
+        asyncio.run(
+            _watch_direct(load_settings(db=db, allow_private_urls=allow_private_urls or None), stream_url, as_json)
+        )
+        return
+    if not server:
+        raise click.UsageError("give --server (follow a server) or --url (monitor a stream directly)")
+    if not category:
+        if not (token and radio_id is not None):
+            raise click.UsageError("give --category, or --token and --radio-id")
+        from soundmark.streams.store import longpoll_category, token_md5
+
+        category = longpoll_category(token_md5(token), radio_id)
+    _watch_longpoll(server.rstrip("/"), category, as_json)
+
+
+def _print(payload: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False))
+        return
+    if isinstance(payload.get("result"), dict):
+        r = payload["result"]
+        song = r["results"][0]
+        length = f" ({r['play_length']} s)" if "play_length" in r else ""
+        click.echo(f"{r['timestamp']}  [{r['radio_id']}]  {song.get('artist', '')} – {song.get('title', '')}{length}")
+    elif isinstance(payload.get("notification"), dict):
+        n = payload["notification"]
+        click.echo(f"[{n['radio_id']}] {n['notification_code']}: {n['notification_message']}")
+
+
+def _watch_longpoll(server: str, category: str, as_json: bool) -> None:
+    import httpx
+
+    since: int | None = None
+    with httpx.Client(timeout=70) as client:
+        while True:
+            params: dict[str, object] = {"category": category, "timeout": 50}
+            if since is not None:
+                params["since_time"] = since
+            try:
+                body = client.get(f"{server}/longpoll/", params=params).json()
+            except httpx.HTTPError as exc:
+                click.echo(f"longpoll failed ({exc}); retrying", err=True)
+                time.sleep(5)
+                continue
+            if "error" in body:
+                raise click.ClickException(str(body["error"]))
+            since = body.get("timestamp", since)
+            if "events" in body:
+                _print(body["events"][0]["data"], as_json)
+
+
+async def _watch_direct(settings, url: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    from soundmark.api.pool import WorkerMatch
+    from soundmark.match.recognizer import MatchSettings, Recognizer
+    from soundmark.streams.callbacks import notification_payload, result_payload, song_dict
+    from soundmark.streams.monitor import MonitorConfig, StreamJob, StreamWorker
+
+    store = open_store(settings.db)
+    recognizer = Recognizer(store, MatchSettings(min_score=settings.min_score, min_votes=settings.min_votes))
+
+    async def recognize(samples):  # type: ignore[no-untyped-def]
+        found = await asyncio.to_thread(recognizer.recognize, samples)
+        return [WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate) for m in found]
+
+    def duration(track_id: int) -> float | None:
+        track = store.catalog.get_track(track_id)
+        return None if track is None else track.duration
+
+    class Printer:
+        async def song(self, job, play, final):  # type: ignore[no-untyped-def]
+            songs = []
+            for m in [play.best, *play.alternatives]:
+                track = store.catalog.get_track(m.track_id)
+                if track is not None:
+                    songs.append(song_dict(m, track, settings.public_url or "", [], "us", settings.min_score))
+            if songs:
+                _print(result_payload(0, play, songs, settings.callback_timezone, with_length=final), as_json)
+
+        async def notify(self, job, code, message, running):  # type: ignore[no-untyped-def]
+            _print(notification_payload(0, code, message, running), as_json)
+
+        async def status(self, job, running):  # type: ignore[no-untyped-def]
+            pass
+
+    config = MonitorConfig.from_settings(settings, store.params.sample_rate)
+    worker = StreamWorker(StreamJob(0, 0, url), config, recognize, duration, Printer())
+    try:
+        await worker.run()
+    finally:
+        worker.stop()
+        store.close()

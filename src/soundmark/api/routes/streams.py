@@ -1,18 +1,199 @@
-"""Streams feature: AudD methods, routes and background work (filled in by its issue)."""
+"""Streams feature: AudD's stream methods (setCallbackUrl, getCallbackUrl, addStream, setStreamUrl,
+getStreams, deleteStream), ``GET /longpoll/``, and the monitor + callback delivery run in ``lifespan``.
+
+Streams live in the store (streams/store.py), so they survive restarts and may also be added with
+``soundmark stream add`` while the server runs (it picks them up every ``stream_sync_seconds``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
-from soundmark.api.state import AppState
+from soundmark.api.auth import authorize
+from soundmark.api.errors import ApiError
+from soundmark.api.params import ApiRequest
+from soundmark.api.state import AppState, app_state
+from soundmark.streams.callbacks import NO_OP_RECEIVERS, CallbackDeliverer, EventSink
+from soundmark.streams.longpoll import LongpollError, LongpollHub, parse_args
+from soundmark.streams.monitor import MonitorConfig, StreamManager
+from soundmark.streams.source import StreamError, check_stream_url
+from soundmark.streams.store import StreamStore, token_md5
 
+log = logging.getLogger("soundmark.streams")
 router = APIRouter()
-HANDLERS: dict[str, object] = {}
+
+STREAM_LIMIT_MESSAGE = (
+    "authorization failed: the limit was reached. (This api_token may monitor {limit} streams; "
+    "ask the server's operator for more.)"
+)
+UNSUPPORTED_SHORTCUTS = ("twitch:", "youtube:", "youtube-ch:")
+
+
+def _streams(state: AppState) -> StreamStore:
+    store: StreamStore = state.extras["streams.store"]
+    return store
+
+
+async def _sync(state: AppState) -> None:
+    manager: StreamManager = state.extras["streams.manager"]
+    await manager.sync()
+
+
+def _account(state: AppState, request: Request, api: ApiRequest) -> tuple[int, str]:
+    token = api.get("api_token")
+    info = authorize(state, request, token, scope="streams", count=False)
+    assert info is not None  # the streams scope always needs a token
+    return info.id, token_md5(token)
+
+
+def _radio_id(api: ApiRequest) -> int:
+    raw = api.get("radio_id")
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(50, "`radio_id` must be an integer.") from None
+
+
+async def _checked_url(state: AppState, api: ApiRequest, what: str) -> str:
+    url = api.get("url")
+    if not url:
+        raise ApiError(50, "the `url` parameter is required.")
+    if url.lower().startswith(UNSUPPORTED_SHORTCUTS):
+        raise ApiError(50, "twitch:/youtube: stream shortcuts are not supported by this server.")
+    if what == "callback" and any(x in url for x in NO_OP_RECEIVERS):
+        return url
+    try:
+        await asyncio.to_thread(check_stream_url, url, state.settings.allow_private_urls)
+    except StreamError as exc:
+        raise ApiError(600 if what == "stream" else 50, f"the {what} URL is refused: {exc}.") from exc
+    return url
+
+
+async def set_callback_url(state: AppState, request: Request, api: ApiRequest) -> object:
+    token_id, md5 = _account(state, request, api)
+    url = await _checked_url(state, api, "callback")
+    await asyncio.to_thread(_streams(state).set_callback_url, token_id, md5, url)
+    return None
+
+
+async def get_callback_url(state: AppState, request: Request, api: ApiRequest) -> object:
+    token_id, _ = _account(state, request, api)
+    url = await asyncio.to_thread(_streams(state).callback_url, token_id)
+    if not url:
+        raise ApiError(19)
+    return url
+
+
+async def add_stream(state: AppState, request: Request, api: ApiRequest) -> object:
+    token_id, md5 = _account(state, request, api)
+    radio_id = _radio_id(api)
+    callbacks = api.get("callbacks").lower() or None
+    if callbacks not in (None, "before"):
+        raise ApiError(50, "`callbacks` must be `before` or left out.")
+    url = await _checked_url(state, api, "stream")
+    store = _streams(state)
+    limit = state.settings.streams_per_token
+    exists = await asyncio.to_thread(store.has_stream, token_id, radio_id)
+    if not exists and await asyncio.to_thread(store.count_streams, token_id) >= limit:
+        raise ApiError(902, STREAM_LIMIT_MESSAGE.format(limit=limit))
+    await asyncio.to_thread(store.add_stream, token_id, md5, radio_id, url, callbacks)
+    await _sync(state)
+    return None
+
+
+async def set_stream_url(state: AppState, request: Request, api: ApiRequest) -> object:
+    token_id, _ = _account(state, request, api)
+    radio_id = _radio_id(api)
+    url = await _checked_url(state, api, "stream")
+    if not await asyncio.to_thread(_streams(state).set_stream_url, token_id, radio_id, url):
+        raise ApiError(50, f"there is no stream with radio_id {radio_id}.")
+    await _sync(state)
+    return None
+
+
+async def delete_stream(state: AppState, request: Request, api: ApiRequest) -> object:
+    token_id, _ = _account(state, request, api)
+    radio_id = _radio_id(api)
+    if not await asyncio.to_thread(_streams(state).delete_stream, token_id, radio_id):
+        raise ApiError(50, f"there is no stream with radio_id {radio_id}.")
+    await _sync(state)
+    return None
+
+
+async def get_streams(state: AppState, request: Request, api: ApiRequest) -> object:
+    token_id, _ = _account(state, request, api)
+    rows = await asyncio.to_thread(_streams(state).streams, token_id)
+    return [
+        {"radio_id": r.radio_id, "url": r.url, "stream_running": r.running, "longpoll_category": r.category}
+        for r in rows
+    ]
+
+
+HANDLERS: dict[str, Callable[[AppState, Request, ApiRequest], Awaitable[object]]] = {
+    "setCallbackUrl": set_callback_url,
+    "getCallbackUrl": get_callback_url,
+    "addStream": add_stream,
+    "setStreamUrl": set_stream_url,
+    "getStreams": get_streams,
+    "deleteStream": delete_stream,
+}
+
+
+@router.get("/longpoll", include_in_schema=False)
+@router.get("/longpoll/")
+async def longpoll(request: Request) -> JSONResponse:
+    """Stream events of one longpoll category (golongpoll semantics; no token needed)."""
+    state = app_state(request)
+    q = request.query_params
+    try:
+        category, timeout, since = parse_args(q.get("category"), q.get("timeout"), q.get("since_time"))
+    except LongpollError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    hub: LongpollHub = state.extras["streams.hub"]
+    return JSONResponse(await hub.wait(category, timeout, since))
 
 
 @asynccontextmanager
 async def lifespan(state: AppState) -> AsyncIterator[None]:
-    yield
+    s = state.settings
+    store = StreamStore(s.db)
+    hub = LongpollHub(store)
+    deliverer = CallbackDeliverer(store, s)
+
+    def published() -> None:
+        hub.published()
+        deliverer.poke()
+
+    base = s.public_url.rstrip("/") or f"http://{s.host}:{s.port}"
+    sink = EventSink(store, s, state.store.catalog.get_track, base, published)
+
+    def duration(track_id: int) -> float | None:
+        track = state.store.catalog.get_track(track_id)
+        return None if track is None else track.duration
+
+    config = MonitorConfig.from_settings(s, state.store.params.sample_rate)
+    manager = StreamManager(store, config, state.pool.recognize_samples, duration, sink)
+    state.extras.update({"streams.store": store, "streams.hub": hub, "streams.manager": manager,
+                         "streams.deliverer": deliverer})  # fmt: skip
+    tasks = [
+        asyncio.create_task(deliverer.run(), name="stream-callbacks"),
+        asyncio.create_task(manager.run(s.stream_sync_seconds), name="stream-sync"),
+    ]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await manager.close()
+        store.close()

@@ -1,0 +1,1 @@
+"""Live stream monitoring: sources (source.py), the song tracker, monitor, callbacks and longpoll."""

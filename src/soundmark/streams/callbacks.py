@@ -1,0 +1,221 @@
+"""Stream events as AudD's callback bodies, written to the durable queue and POSTed to the account's
+callback URL with retries.
+
+Result: ``{"status":"success","result":{"radio_id","timestamp","play_length","results":[song, ...]}}``;
+notification: ``{"status":"-","notification":{"radio_id","stream_running","notification_code",
+"notification_message"},"time":<unix s>}`` (AudD's fixtures; the SDK's ``parse_callback`` reads both).
+Delivery keeps each account's events in order: a failed POST defers every pending event of that
+account, with exponential backoff, until the receiver answers 2xx again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from soundmark.api.metadata import parse_return
+from soundmark.api.pool import WorkerMatch
+from soundmark.api.results import recognition_result
+from soundmark.audio.fetch import FetchError, _check_url, _resolve, is_public_ip
+from soundmark.catalog.models import Track
+from soundmark.settings import Settings
+from soundmark.streams.monitor import StreamJob
+from soundmark.streams.store import DELIVERED, SKIPPED, StreamStore
+from soundmark.streams.tracker import Play
+
+log = logging.getLogger("soundmark.streams")
+
+NO_OP_RECEIVERS = ("audd.tech/empty",)  # AudD's documented "no receiver" URL for longpoll-only use
+PRUNE_EVERY = 60.0  # seconds
+
+
+def percent_score(score: float, min_score: float) -> int:
+    """The engine's confidence (−log10 p) on AudD's 0–100 integer scale: 50 at the acceptance
+    threshold, 75 at twice it, 88 at three times, approaching 100."""
+    if min_score <= 0:
+        return 100
+    return max(0, min(100, round(100 * (1 - 0.5 ** (max(score, 0.0) / min_score)))))
+
+
+def format_timestamp(epoch: float, tz: str) -> str:
+    return datetime.fromtimestamp(epoch, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def callback_options(url: str | None) -> tuple[list[str], str]:
+    """The ``return`` blocks and ``market`` asked for in the callback URL's query string."""
+    if not url:
+        return [], "us"
+    qs = parse_qs(urlsplit(url).query)
+    return parse_return((qs.get("return") or [""])[0]), (qs.get("market") or ["us"])[0]
+
+
+def song_dict(match: WorkerMatch, track: Track, base: str, wanted: list[str], market: str, min_score: float) -> dict:
+    song = recognition_result(match, track, base, wanted, market)
+    song["score"] = percent_score(match.score, min_score)
+    return song
+
+
+def result_payload(
+    radio_id: int, play: Play, songs: list[dict[str, object]], tz: str, *, with_length: bool
+) -> dict[str, object]:
+    result: dict[str, object] = {"radio_id": radio_id, "timestamp": format_timestamp(play.start, tz)}
+    if with_length:
+        result["play_length"] = play.play_length
+    result["results"] = songs
+    return {"status": "success", "result": result}
+
+
+def notification_payload(radio_id: int, code: int, message: str, running: bool) -> dict[str, object]:
+    return {
+        "status": "-",
+        "notification": {
+            "radio_id": radio_id,
+            "stream_running": running,
+            "notification_code": code,
+            "notification_message": message,
+        },
+        "time": int(time.time()),
+    }
+
+
+class EventSink:
+    """What the monitor reports goes into the store's event queue (then to callbacks and longpoll)."""
+
+    def __init__(
+        self,
+        store: StreamStore,
+        settings: Settings,
+        track: Callable[[int], Track | None],
+        base_url: str,
+        published: Callable[[], None],
+    ):
+        self._store, self._settings, self._track, self._base, self._published = (
+            store,
+            settings,
+            track,
+            base_url,
+            published,
+        )
+
+    async def song(self, job: StreamJob, play: Play, final: bool) -> None:
+        url = await asyncio.to_thread(self._store.callback_url, job.token_id)
+        wanted, market = callback_options(url)
+        songs = []
+        for m in [play.best, *play.alternatives]:
+            track = self._track(m.track_id)
+            if track is not None:
+                songs.append(song_dict(m, track, self._base, wanted, market, self._settings.min_score))
+        if not songs:
+            return
+        payload = result_payload(job.radio_id, play, songs, self._settings.callback_timezone, with_length=final)
+        await self._add(job, "result", payload)
+
+    async def notify(self, job: StreamJob, code: int, message: str, running: bool) -> None:
+        await asyncio.to_thread(self._store.set_status, job.key, running, code, message)
+        await self._add(job, "notification", notification_payload(job.radio_id, code, message, running))
+
+    async def status(self, job: StreamJob, running: bool) -> None:
+        await asyncio.to_thread(self._store.set_status, job.key, running, 0 if running else None, None)
+
+    async def _add(self, job: StreamJob, kind: str, payload: dict[str, object]) -> None:
+        await asyncio.to_thread(self._store.add_event, job.token_id, job.radio_id, job.category, kind, payload)
+        self._published()
+
+
+class CallbackDeliverer:
+    """POSTs pending events, oldest first, retrying with exponential backoff; prunes the queue."""
+
+    def __init__(self, store: StreamStore, settings: Settings):
+        self._store, self._s = store, settings
+        self._wake = asyncio.Event()
+        self.delivered = 0
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self._s.callback_timeout), follow_redirects=False, trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )  # fmt: skip
+        last_prune = 0.0
+        async with client:
+            while True:
+                try:
+                    if time.monotonic() - last_prune > PRUNE_EVERY:
+                        last_prune = time.monotonic()
+                        await self._prune()
+                    await self._round(client)
+                    wait = 30.0
+                    due = await asyncio.to_thread(self._store.next_due_at)
+                    if due is not None:
+                        wait = max(0.05, min(wait, due - time.time()))
+                except Exception:  # the loop must survive anything (a locked store, a bad payload)
+                    log.exception("callback delivery round failed")
+                    wait = 5.0
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                self._wake.clear()
+
+    async def _prune(self) -> None:
+        expired, deleted = await asyncio.to_thread(
+            self._store.prune, self._s.stream_events_max, self._s.callback_max_age_hours * 3600
+        )
+        if expired or deleted:
+            log.warning("stream events pruned", extra={"fields": {"expired": expired, "deleted": deleted}})
+
+    async def _round(self, client: httpx.AsyncClient) -> None:
+        events = await asyncio.to_thread(self._store.due_events, time.time())
+        urls: dict[int, str | None] = {}
+        blocked: set[int] = set()
+        for ev in events:
+            if ev.token_id in blocked:
+                continue
+            if ev.token_id not in urls:
+                urls[ev.token_id] = await asyncio.to_thread(self._store.callback_url, ev.token_id)
+            url = urls[ev.token_id]
+            if not url or any(x in url for x in NO_OP_RECEIVERS):
+                await asyncio.to_thread(self._store.mark, ev.id, SKIPPED)
+                continue
+            error = await post_json(client, url, ev.payload, allow_private=self._s.allow_private_urls)
+            if error is None:
+                self.delivered += 1
+                await asyncio.to_thread(self._store.mark, ev.id, DELIVERED)
+                continue
+            delay = min(self._s.callback_retry_max_seconds, 2.0**ev.attempts)
+            log.info("callback failed", extra={"fields": {"radio_id": ev.radio_id, "error": error, "retry_in": delay}})
+            await asyncio.to_thread(self._store.retry_later, ev.id, ev.token_id, time.time() + delay, error)
+            blocked.add(ev.token_id)
+
+
+async def post_json(
+    client: httpx.AsyncClient, url: str, payload: dict[str, object], *, allow_private: bool
+) -> str | None:
+    """POST ``payload`` as JSON to ``url`` (its query string kept) through the SSRF guard of
+    audio/fetch.py; None on a 2xx answer, else why it failed."""
+    try:
+        target = httpx.URL(url)
+        _check_url(target)
+        ips = await _resolve(target, None if allow_private else is_public_ip)
+    except (httpx.InvalidURL, FetchError) as exc:
+        return str(exc)
+    headers = {"Host": target.netloc.decode("ascii"), "User-Agent": "soundmark", "Content-Type": "application/json"}
+    ext = {"sni_hostname": target.raw_host.decode("ascii")} if target.scheme == "https" else {}
+    body = httpx.Request("POST", url, json=payload).content
+    error = "no address"
+    for ip in ips:
+        try:
+            resp = await client.post(target.copy_with(host=str(ip)), content=body, headers=headers, extensions=ext)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            continue
+        return None if resp.is_success else f"HTTP {resp.status_code}"
+    return error

@@ -1,0 +1,273 @@
+"""Monitor live streams: one asyncio task per stream, reading it in a thread, recognising a sliding
+window through the worker pool and reporting each song played once (see tracker.py).
+
+A worker reconnects with exponential backoff and reports an outage once (650), the stream
+coming back (0), and long silence (651). ``StreamManager`` keeps one worker per stream row of
+the store, picking up streams added, changed or removed elsewhere (the CLI) on every ``sync``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from soundmark.api.pool import Overloaded, WorkerMatch
+from soundmark.errors import SoundmarkError
+from soundmark.settings import Settings
+from soundmark.streams.source import SourceOptions, StreamError, read_stream
+from soundmark.streams.store import StreamRow, StreamStore
+from soundmark.streams.tracker import Change, Play, SongTracker
+
+log = logging.getLogger("soundmark.streams")
+
+SILENCE_RMS = 10 ** (-60 / 20)  # a window quieter than -60 dBFS is silence (not analysed)
+CODE_OK, CODE_NO_CONNECTION, CODE_NOISE = 0, 650, 651
+MSG_CANT_CONNECT = "Recognition failed: can't connect to the audiostream"
+MSG_STOPPED = "Recognition failed: the audiostream stopped"
+MSG_NOISE = "Recognition failed: only noise or silence, no music detected"
+MSG_RESUMED = "Recognition resumed: the audiostream is running"
+
+Recognize = Callable[[np.ndarray], Awaitable[list[WorkerMatch]]]
+Duration = Callable[[int], float | None]
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    sample_rate: int = 8000
+    window: float = 10.0
+    hop: float = 5.0
+    gap: float = 12.0
+    silence: float = 60.0
+    read_timeout: float = 15.0
+    reconnect_max: float = 60.0
+    allow_private: bool = False
+
+    @classmethod
+    def from_settings(cls, s: Settings, sample_rate: int) -> MonitorConfig:
+        return cls(sample_rate, s.stream_window_seconds, s.stream_hop_seconds, s.stream_song_gap_seconds,
+                   s.stream_silence_seconds, s.stream_read_timeout, s.stream_reconnect_max_seconds,
+                   s.allow_private_urls)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StreamJob:
+    key: int  # the stream's row id (or any id for direct monitoring)
+    radio_id: int
+    url: str
+    before: bool = False  # callbacks=before: report songs as they start
+    token_id: int = 0
+    category: str = ""
+
+
+class Sink(Protocol):
+    async def song(self, job: StreamJob, play: Play, final: bool) -> None: ...
+
+    async def notify(self, job: StreamJob, code: int, message: str, running: bool) -> None: ...
+
+    async def status(self, job: StreamJob, running: bool) -> None: ...
+
+
+_END = object()
+MIN_SESSION = 5.0  # seconds: a connection that ends sooner counts as failed (backoff applies)
+
+
+class StreamWorker:
+    def __init__(self, job: StreamJob, config: MonitorConfig, recognize: Recognize, duration: Duration, sink: Sink):
+        self.job, self.config, self._recognize, self._duration, self._sink = job, config, recognize, duration, sink
+        self._stop = threading.Event()  # seen by the reader thread
+        self._astop = asyncio.Event()  # seen by the task while it waits to reconnect
+        self._reported_down = False  # an outage was notified; the next connection notifies recovery
+        self._was_connected = False
+        self.tracker = SongTracker(config.gap, config.hop)
+        self.running = False
+        self.windows = 0  # analysed windows (for benchmarks)
+        self.lag = 0.0  # seconds the analysis runs behind the stream
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._astop.set()
+
+    async def run(self) -> None:
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                began = time.monotonic()
+                connected, reason = await self._session()
+                await self._emit(self.tracker.flush())
+                if self._stop.is_set():
+                    break
+                if connected and time.monotonic() - began > MIN_SESSION:
+                    failures = 0
+                    continue  # reconnect at once after a stream that was up; report only if that fails
+                failures += 1
+                if not connected and not self._reported_down:
+                    self._reported_down = True
+                    self.running = False
+                    msg = MSG_STOPPED if self._was_connected else MSG_CANT_CONNECT
+                    log.info("stream down", extra={"fields": {"radio_id": self.job.radio_id, "reason": reason}})
+                    await self._sink.notify(self.job, CODE_NO_CONNECTION, msg, False)
+                delay = min(self.config.reconnect_max, 2.0 ** (failures - 1))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._astop.wait(), delay)
+        finally:
+            await self._emit(self.tracker.flush())
+
+    async def _session(self) -> tuple[bool, str]:
+        """Read the stream until it ends or fails: (audio was received, why it ended)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        opts = SourceOptions(self.config.sample_rate, self.config.allow_private, 10.0, self.config.read_timeout)
+
+        def pump() -> None:
+            try:
+                for item in read_stream(self.job.url, opts, self._stop):
+                    loop.call_soon_threadsafe(queue.put_nowait, item)
+                loop.call_soon_threadsafe(queue.put_nowait, _END)
+            except Exception as exc:  # handed to the task: any failure ends the session
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+
+        thread = threading.Thread(target=pump, name=f"stream-{self.job.radio_id}", daemon=True)
+        thread.start()
+        return await self._consume(queue)
+
+    async def _consume(self, queue: asyncio.Queue[object]) -> tuple[bool, str]:
+        cfg, rate = self.config, self.config.sample_rate
+        win_n, hop_n = int(cfg.window * rate), int(cfg.hop * rate)
+        buf = np.zeros(0, np.float32)
+        total, since, anchor, last_t = 0, 0, 0.0, 0.0
+        connected, silent_for, noise_reported = False, 0.0, False
+        while True:
+            item = await queue.get()
+            if item is _END:
+                return connected, "the stream ended"
+            if isinstance(item, BaseException):
+                reason = str(item) if isinstance(item, SoundmarkError) else f"{type(item).__name__}: {item}"
+                if not isinstance(item, (StreamError, SoundmarkError)):
+                    log.warning(
+                        "stream reader failed", extra={"fields": {"radio_id": self.job.radio_id, "error": reason}}
+                    )
+                return connected, reason
+            samples, received = item  # type: ignore[misc]
+            if not connected:
+                connected = True
+                await self._connected()
+            total += len(samples)
+            # The clock of the stream: the earliest (received − position) seen, relaxed slowly so a
+            # sender slower than real time does not drift away (bursts on connect are backdated).
+            candidate = received - total / rate
+            anchor = candidate if total == len(samples) else min(anchor + 0.002 * (received - last_t), candidate)
+            last_t = received
+            buf = np.concatenate([buf, samples])[-win_n:]
+            since += len(samples)
+            behind = queue.qsize() > 2
+            stride = win_n if behind else hop_n
+            if since < stride or len(buf) < min(win_n, 2 * hop_n):
+                continue
+            since = 0
+            t1 = anchor + total / rate
+            t0 = t1 - len(buf) / rate
+            self.lag = max(0.0, time.time() - t1)
+            if float(np.sqrt(np.mean(buf.astype(np.float64) ** 2))) < SILENCE_RMS:
+                silent_for += len(buf) / rate if not silent_for else stride / rate
+                await self._emit(self.tracker.nothing(t0, t1))
+                if silent_for >= cfg.silence and not noise_reported:
+                    noise_reported = True
+                    await self._sink.notify(self.job, CODE_NOISE, MSG_NOISE, True)
+                continue
+            silent_for = 0.0
+            if noise_reported:
+                noise_reported = False
+                await self._sink.notify(self.job, CODE_OK, MSG_RESUMED, True)
+            await self._analyse(buf.copy(), t0, t1)
+
+    async def _connected(self) -> None:
+        if self._reported_down:
+            self._reported_down = False
+            await self._sink.notify(self.job, CODE_OK, MSG_RESUMED, True)
+        self.running = True
+        self._was_connected = True
+        await self._sink.status(self.job, True)
+
+    async def _analyse(self, window: np.ndarray, t0: float, t1: float) -> None:
+        try:
+            matches = await self._recognize(window)
+        except Overloaded:
+            log.warning("recognition overloaded; window skipped", extra={"fields": {"radio_id": self.job.radio_id}})
+            return
+        except SoundmarkError:
+            return
+        self.windows += 1
+        duration = self._duration(matches[0].track_id) if matches else None
+        if matches and duration is None:  # removed from the catalog meanwhile
+            matches = []
+        await self._emit(self.tracker.window(t0, t1, matches, duration or 0.0))
+
+    async def _emit(self, changes: list[Change]) -> None:
+        for change in changes:
+            play = change.play
+            if change.kind == "announce" and self.job.before:
+                await self._sink.song(self.job, play, final=False)
+            elif change.kind == "end" and (not self.job.before or not play.announced):
+                play.announced = True
+                await self._sink.song(self.job, play, final=not self.job.before)
+
+
+class StreamManager:
+    """One worker per active stream row of the store; ``sync`` starts, restarts and stops them."""
+
+    def __init__(self, store: StreamStore, config: MonitorConfig, recognize: Recognize, duration: Duration, sink: Sink):
+        self._store, self.config, self._recognize, self._duration, self._sink = store, config, recognize, duration, sink
+        self.workers: dict[int, tuple[StreamRow, StreamWorker, asyncio.Task[None]]] = {}
+        self._lock = asyncio.Lock()
+
+    async def sync(self) -> None:
+        async with self._lock:
+            rows = {r.id: r for r in await asyncio.to_thread(self._store.streams, active_only=True)}
+            stopping = []
+            for key, (row, worker, task) in list(self.workers.items()):
+                new = rows.get(key)
+                if new is None or (new.url, new.callbacks, new.updated_at) != (row.url, row.callbacks, row.updated_at):
+                    worker.stop()
+                    stopping.append(task)
+                    del self.workers[key]
+            if stopping:
+                await asyncio.wait(stopping, timeout=5)
+            for key, row in rows.items():
+                if key not in self.workers:
+                    job = StreamJob(
+                        row.id, row.radio_id, row.url, row.callbacks == "before", row.token_id, row.category
+                    )
+                    worker = StreamWorker(job, self.config, self._recognize, self._duration, self._sink)
+                    task = asyncio.create_task(worker.run(), name=f"stream-{row.token_id}-{row.radio_id}")
+                    self.workers[key] = (row, worker, task)
+
+    async def run(self, interval: float) -> None:
+        """Sync every ``interval`` seconds (streams changed by the CLI or another server process)."""
+        while True:
+            try:
+                await self.sync()
+            except Exception:  # keep monitoring whatever happened in one round
+                log.exception("stream sync failed")
+            await asyncio.sleep(interval)
+
+    async def close(self) -> None:
+        async with self._lock:
+            tasks = []
+            for _, worker, task in self.workers.values():
+                worker.stop()
+                tasks.append(task)
+            self.workers.clear()
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=10)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending, timeout=5)

@@ -1,0 +1,117 @@
+"""Sliding-window matches → songs played: one ``Play`` per song, however many windows heard it.
+
+Pure logic, no I/O: feed it each window's wall-clock span and matches, get back what happened.
+A window's matches give the song's start on air as ``window start − offset in the song``; the
+matcher clamps negative offsets to 0 (a song starting inside the window), so such a start is only
+a lower bound and is replaced by the first exact one. A song ends when another song is heard, when
+its catalog duration is over, or after ``gap`` seconds without a match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from soundmark.api.pool import WorkerMatch
+
+EXACT_OFFSET = 0.5  # seconds: an offset above this was not clamped, so the start it gives is exact
+SAME_PLAY_SLACK = 6.0  # seconds: a re-heard song whose start agrees this well is the play already reported
+
+
+@dataclass
+class Play:
+    track_id: int
+    start: float  # wall-clock second the song started on air (epoch)
+    end: float  # wall-clock second it was last heard (at most start + duration)
+    duration: float  # catalog duration of the track
+    best: WorkerMatch
+    alternatives: list[WorkerMatch] = field(default_factory=list)
+    exact: bool = False
+    windows: int = 1
+    announced: bool = False
+
+    @property
+    def play_length(self) -> int:
+        return max(0, round(self.end - self.start))
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # "announce": the song is surely playing (callbacks=before); "end": it finished
+    play: Play
+
+
+class SongTracker:
+    def __init__(self, gap: float, hop: float = 5.0):
+        self.gap = gap
+        self.hop = hop
+        self.current: Play | None = None
+        self._last: Play | None = None
+
+    def window(self, t0: float, t1: float, matches: list[WorkerMatch], duration: float) -> list[Change]:
+        """One analysed window [t0, t1] (epoch seconds) and its matches, best first.
+
+        ``duration`` is the catalog duration of ``matches[0]``'s track (ignored without matches).
+        """
+        if not matches:
+            return self.nothing(t0, t1)
+        top = matches[0]
+        start = t0 - top.offset_seconds
+        exact = top.offset_seconds > EXACT_OFFSET
+        cur = self.current
+        if cur is not None and cur.track_id == top.track_id:
+            if exact and not cur.exact:
+                cur.start, cur.exact = start, True
+            cur.windows += 1
+            cur.end = max(cur.end, self._heard_until(t0, t1, cur.start, cur.duration))
+            if top.score > cur.best.score:
+                cur.best = top
+                cur.alternatives = _alternatives(matches)
+            return self._announce(cur)
+        last = self._last
+        if last is not None and last.track_id == top.track_id and abs(start - last.start) < SAME_PLAY_SLACK:
+            return []  # the tail of a song already reported (e.g. heard again across a transition)
+        changes = self._finish()
+        play = Play(top.track_id, start, max(start, self._heard_until(t0, t1, start, duration)), duration, top,
+                    _alternatives(matches), exact=exact)  # fmt: skip
+        if cur is not None and not play.exact:
+            play.start = max(play.start, cur.end)  # it cannot have started before the last song ended
+        self.current = play
+        return changes + self._announce(play)
+
+    def _heard_until(self, t0: float, t1: float, start: float, duration: float) -> float:
+        """Where a song heard in [t0, t1] surely played to: past the window's middle by half a hop
+        (the next window, a hop later, tells whether it went on), within its catalog duration."""
+        return min(t1, (t0 + t1) / 2 + self.hop / 2, start + duration)
+
+    def nothing(self, t0: float, t1: float) -> list[Change]:
+        """A window with no match (unknown audio, talk, silence)."""
+        cur = self.current
+        if cur is None:
+            return []
+        if t0 >= cur.start + cur.duration or t1 - cur.end > self.gap:
+            return self._finish()
+        return []
+
+    def flush(self) -> list[Change]:
+        """The stream stopped: whatever was playing has ended."""
+        return self._finish()
+
+    def _announce(self, play: Play) -> list[Change]:
+        if not play.announced and (play.exact or play.windows >= 2):
+            play.announced = True
+            return [Change("announce", play)]
+        return []
+
+    def _finish(self) -> list[Change]:
+        cur = self.current
+        self.current = None
+        if cur is None:
+            return []
+        self._last = cur
+        return [Change("end", cur)]
+
+
+def _alternatives(matches: list[WorkerMatch], slack: float = 2.0) -> list[WorkerMatch]:
+    """Other catalog entries aligned with the best one (near-duplicate releases of the same song)."""
+    top = matches[0]
+    return [m for m in matches[1:] if m.track_id != top.track_id and abs(top.offset_seconds - m.offset_seconds) < slack]

@@ -1,0 +1,118 @@
+"""Stream monitoring pieces without a network: the song tracker, the event store, longpoll
+answers, callback bodies, and the CLI on a store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from audd._callbacks import derive_longpoll_category, parse_callback
+from click.testing import CliRunner
+
+from soundmark.api.pool import WorkerMatch
+from soundmark.auth.tokens import TokenStore
+from soundmark.cli.main import cli
+from soundmark.fingerprint.params import FingerprintParams
+from soundmark.store import Store
+from soundmark.streams.callbacks import notification_payload, percent_score, result_payload
+from soundmark.streams.longpoll import LongpollHub
+from soundmark.streams.store import DELIVERED, PENDING, StreamStore, longpoll_category, token_md5
+from soundmark.streams.tracker import SongTracker
+
+
+def m(track: int, offset: float, score: float = 50.0) -> WorkerMatch:
+    return WorkerMatch(track, offset, score, 1.0, 1.0)
+
+
+def test_category_matches_the_sdk() -> None:
+    token = "d29ebb205488e3b414bcc0c50432463e"
+    assert longpoll_category(token_md5(token), 1) == "088719f57" == derive_longpoll_category(token, 1)
+
+
+def test_tracker_reports_each_song_once_with_its_start() -> None:
+    t = SongTracker(gap=8, hop=4)
+    changes = []
+    # Song 1 (60 s long) started at t=100; windows of 8 s every 4 s from t=104.
+    for k in range(6):
+        t0 = 104 + 4 * k
+        changes += t.window(t0, t0 + 8, [m(1, t0 - 100)], 60.0)
+    # Song 2 starts at t=130: a window straddling it gives a clamped offset (0), then exact ones.
+    changes += t.window(128, 136, [m(2, 0.0)], 60.0)
+    changes += t.window(132, 140, [m(2, 2.0)], 60.0)
+    changes += t.window(136, 144, [m(2, 6.0)], 60.0)
+    changes += t.nothing(140, 148)
+    changes += t.flush()
+    ends = [c.play for c in changes if c.kind == "end"]
+    assert [p.track_id for p in ends] == [1, 2]
+    assert abs(ends[0].start - 100) < 0.01 and abs(ends[1].start - 130) < 0.01
+    assert [c.play.track_id for c in changes if c.kind == "announce"] == [1, 2]
+
+
+def test_tracker_ends_a_song_after_a_gap_of_unknown_audio() -> None:
+    t = SongTracker(gap=8, hop=4)
+    assert [c.kind for c in t.window(0, 8, [m(1, 10)], 300.0)] == ["announce"]
+    assert t.nothing(4, 12) == []  # heard until about t=6; a gap of 8 s has not passed yet
+    assert [c.kind for c in t.nothing(8, 16)] == ["end"]
+    assert t.window(20, 28, [m(1, 30)], 300.0) == []  # the same play heard again: not reported twice
+
+
+def test_events_longpoll_and_prune(tmp_path: Path) -> None:
+    with Store(tmp_path / "db", FingerprintParams(), create=True) as store:
+        _, info = TokenStore(store.catalog).create("radio")
+    streams = StreamStore(tmp_path / "db")
+    cat = longpoll_category("x" * 32, 7)
+    streams.add_event(info.id, 7, cat, "notification", notification_payload(7, 650, "down", False))
+    streams.set_callback_url(info.id, "x" * 32, "http://127.0.0.1:9/hook")
+    body = result_payload(7, _play(), [{"artist": "A", "title": "T", "score": 90}], "UTC", with_length=True)
+    stamp = streams.add_event(info.id, 7, cat, "result", body)
+    assert [e.kind for e in streams.due_events(1e12)] == ["result"]  # the first had no callback URL: skipped
+
+    async def poll(since: int | None, timeout: float) -> dict:
+        return await LongpollHub(streams).wait(cat, timeout, since)
+
+    first = asyncio.run(poll(0, 1))
+    assert first["notification"]["notification_code"] == 650 and first["events"][0]["category"] == cat
+    second = asyncio.run(poll(first["timestamp"], 1))
+    assert second["timestamp"] == stamp and parse_callback(second)[0].song.title == "T"
+    timeout = asyncio.run(poll(stamp, 0.2))
+    assert timeout["timeout"] == "no events before timeout" and timeout["timestamp"] > stamp
+
+    for _ in range(150):
+        streams.add_event(info.id, 7, cat, "result", body)
+    for ev in streams.due_events(1e12, limit=100):
+        streams.mark(ev.id, DELIVERED)
+    streams.prune(max_events=100, max_age_s=3600)
+    rows = streams._conn.execute("SELECT state, COUNT(*) FROM stream_events GROUP BY state").fetchall()
+    counts = {r[0]: r[1] for r in rows}
+    assert sum(counts.values()) == 100 and counts[PENDING] == 51  # the delivered went first
+    streams.close()
+
+
+def _play():  # type: ignore[no-untyped-def]
+    from soundmark.streams.tracker import Play
+
+    return Play(1, 1_700_000_000.0, 1_700_000_100.0, 200.0, m(1, 5.0))
+
+
+def test_percent_score_is_an_int_scale() -> None:
+    assert percent_score(6.0, 6.0) == 50 and percent_score(12.0, 6.0) == 75
+    assert percent_score(1000.0, 6.0) == 100 and percent_score(0.0, 6.0) == 0
+
+
+def test_cli_add_list_remove(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    with Store(db, FingerprintParams(), create=True) as store:
+        token, _ = TokenStore(store.catalog).create("radio")
+    run = CliRunner().invoke
+    res = run(cli, ["stream", "add", "--db", str(db), "--token", token, "--radio-id", "5", "http://radio.example/live"])
+    assert res.exit_code == 0, res.output
+    res = run(cli, ["stream", "list", "--db", str(db), "--json"])
+    assert json.loads(res.output) == [{"radio_id": 5, "url": "http://radio.example/live", "stream_running": False,
+                                       "longpoll_category": derive_longpoll_category(token, 5)}]  # fmt: skip
+    res = run(cli, ["stream", "remove", "--db", str(db), "--token", token, "--radio-id", "5"])
+    assert res.exit_code == 0 and "removed" in res.output
+    res = run(cli, ["stream", "add", "--db", str(db), "--token", "nope-nope", "--radio-id", "5", "http://x/"])
+    assert res.exit_code != 0 and "token" in res.output
+    for sub in ("add", "list", "remove", "watch"):
+        assert run(cli, ["stream", sub, "--help"]).exit_code == 0
