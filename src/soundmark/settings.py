@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     job_keep_days: float = Field(7.0, gt=0, description="days a finished job and its result are kept")
 
     # --- live streams -------------------------------------------------------------------------
-    stream_window_seconds: float = Field(10.0, gt=1, description="seconds of a live stream recognised at once")
-    stream_hop_seconds: float = Field(5.0, gt=0, description="seconds between two recognitions of a live stream")
+    stream_window_seconds: float = Field(8.0, gt=1, description="seconds of a live stream recognised at once")
+    stream_hop_seconds: float = Field(4.0, gt=0, description="seconds between two recognitions of a live stream")
     stream_song_gap_seconds: float = Field(
         12.0, gt=0, description="seconds without a match after which a playing song counts as ended"
     )
