@@ -9,7 +9,6 @@ of an unfinished batch is deleted by the next writer.
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import json
 import os
@@ -230,20 +229,3 @@ class StoreWriter:
         self.store.refresh(force=True)
         self.cleanup()
         return len(names)
-
-
-def params_from_store(root: str | os.PathLike[str]) -> FingerprintParams | None:
-    """The parameters a store was built with, when it records them."""
-    path = Path(root) / CATALOG_FILE
-    if not path.exists():
-        return None
-    cat = Catalog(Path(root))
-    try:
-        raw = cat.get_meta("fingerprint_params")
-    finally:
-        cat.close()
-    if raw is None:
-        return None
-    fields = json.loads(raw)
-    known = {f.name for f in dataclasses.fields(FingerprintParams)}
-    return FingerprintParams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in fields.items() if k in known})

@@ -3,10 +3,17 @@ multipart body, or a JSON object body, in any mix; audio from ``file``, ``audio`
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import json
+import os
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
@@ -18,14 +25,48 @@ class BodyTooLarge(Exception):
     pass
 
 
+# Uploaded files larger than this are not read into memory: they stay in a temporary file
+# (``ApiRequest.file_path``) that is deleted when the request object goes away.
+SPOOL_BYTES = 16 * 1024 * 1024
+
+
 @dataclass
 class ApiRequest:
     params: dict[str, str]
     file: bytes | None
     http_method: str
+    file_path: Path | None = None  # a large upload, kept on disk instead of in ``file``
 
     def get(self, key: str, default: str = "") -> str:
         return self.params.get(key, default).strip()
+
+    def keep_file(self, path: Path) -> None:
+        """Own the large upload at ``path``: it is deleted with this request object (or by
+        ``discard_file``) unless a handler moved it elsewhere first."""
+        self.file_path = path
+        weakref.finalize(self, _unlink, str(path))
+
+    def discard_file(self) -> None:
+        if self.file_path is not None:
+            _unlink(str(self.file_path))
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _spool_to_disk(upload: UploadFile) -> Path:
+    """Copy a (spooled) upload into a named temporary file without reading it whole."""
+    upload.file.seek(0)
+    fd, name = tempfile.mkstemp(prefix="soundmark-upload-", suffix=".bin")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(upload.file, out, 1024 * 1024)
+    except BaseException:
+        _unlink(name)
+        raise
+    return Path(name)
 
 
 def limit_body(request: Request, max_bytes: int) -> None:
@@ -48,10 +89,14 @@ def limit_body(request: Request, max_bytes: int) -> None:
     request._receive = limited
 
 
-async def read_request(request: Request, max_body: int) -> ApiRequest:
-    """Collect parameters and an uploaded file; raise BodyTooLarge past ``max_body`` bytes."""
+async def read_request(request: Request, max_body: int, *, spool_bytes: int = SPOOL_BYTES) -> ApiRequest:
+    """Collect parameters and an uploaded file; raise BodyTooLarge past ``max_body`` bytes.
+
+    An uploaded file over ``spool_bytes`` stays on disk (``ApiRequest.file_path``).
+    """
     params: dict[str, str] = {k: v for k, v in request.query_params.items()}
     file: bytes | None = None
+    big: Path | None = None
     if request.method in ("POST", "PUT", "PATCH"):
         limit_body(request, max_body)
         ctype = request.headers.get("content-type", "").lower()
@@ -65,8 +110,11 @@ async def read_request(request: Request, max_body: int) -> ApiRequest:
             try:
                 for key, value in form.multi_items():
                     if isinstance(value, UploadFile):
-                        if key in ("file", "audio") and file is None:
-                            file = await value.read()
+                        if key in ("file", "audio") and file is None and big is None:
+                            if value.size is not None and value.size > spool_bytes:
+                                big = await asyncio.to_thread(_spool_to_disk, value)
+                            else:
+                                file = await value.read()
                     else:
                         params[key] = value
             finally:
@@ -78,7 +126,10 @@ async def read_request(request: Request, max_body: int) -> ApiRequest:
                 params.update({_utf8(k): _utf8(v if isinstance(v, str) else json.dumps(v)) for k, v in parsed.items()})
             elif body and ctype.startswith(("audio/", "video/", "application/octet-stream")):
                 file = body  # a raw audio body, as curl --data-binary sends it
-    return ApiRequest(params, file, request.method)
+    api = ApiRequest(params, file, request.method)
+    if big is not None:
+        api.keep_file(big)
+    return api
 
 
 def _json_object(body: bytes) -> dict[str, object] | None:

@@ -1,18 +1,312 @@
-"""Enterprise feature: AudD methods, routes and background work (filled in by its issue)."""
+"""AudD's enterprise endpoint: every catalog track in a long file, as 12-second chunks.
+
+Served at ``/enterprise/`` and at ``/`` for hosts named ``enterprise.*`` (see methods.py). A
+request becomes a job (jobs.py): the upload (kept on disk when large) or the downloaded ``url``
+is moved into the job's folder and analysed in the background; the request waits for the result
+as AudD's does, unless ``async=true``, which answers the job id at once. ``GET /jobs/<id>`` (and
+``/enterprise/jobs/<id>``) shows a job's status, progress and result.
+
+The answer is AudD's chunk list: for every scanned 12 s chunk (``skip_first_seconds``,
+``every``, ``skip``, ``limit`` select them) that a track plays in, ``{offset, songs}`` where each
+song carries its metadata, ``timecode`` (position in the song), ``score`` (0–100) and, with
+``accurate_offsets``, ``start_offset``/``end_offset``: milliseconds from the chunk's start to
+where the track starts and ends (beyond the chunk when it plays on), so that a client computes
+the track's span in the file as AudD's SDKs do.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
-from soundmark.api.state import AppState
+from soundmark.api.auth import authorize
+from soundmark.api.errors import ApiError
+from soundmark.api.metadata import parse_return, provider_blocks
+from soundmark.api.params import ApiRequest
+from soundmark.api.results import base_url, song_link
+from soundmark.api.state import AppState, app_state
+from soundmark.audio.fetch import fetch_url
+from soundmark.catalog.models import Track
+from soundmark.errors import SoundmarkError
+from soundmark.jobs import DONE, FAILED, Job, JobRunner, JobStore
+from soundmark.match.recognizer import format_timecode
+from soundmark.match.segments import TrackSegment, segment_record
 
 router = APIRouter()
-HANDLERS: dict[str, object] = {}
+
+CHUNK_SECONDS = 12.0
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _flag(api: ApiRequest, key: str, default: bool = False) -> bool:
+    value = api.get(key).lower()
+    return default if not value else value in _TRUE
+
+
+def _int(api: ApiRequest, key: str) -> int:
+    raw = api.get(key)
+    if not raw:
+        return 0
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise ApiError(50, f"`{key}` must be an integer.") from None
+    if value < 0:
+        raise ApiError(50, f"`{key}` must not be negative.")
+    return value
+
+
+def url_timecode(url: str) -> float:
+    """Start position named by a media URL's ``t``, ``time_continue`` or ``start`` parameter
+    (``90``, ``90s``, ``1m30s``, ``1h2m3s``, ``1:30``); 0 when it names none."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    fragment = parse_qs(parts.fragment)
+    for key in ("t", "time_continue", "start"):
+        values = query.get(key) or fragment.get(key)
+        if values:
+            return _parse_time(values[0])
+    return 0.0
+
+
+def _parse_time(text: str) -> float:
+    text = text.strip().lower()
+    try:
+        if ":" in text:
+            total = 0.0
+            for p in text.split(":"):
+                total = total * 60 + float(p)
+            return total
+        if text and text[-1] in "hms":
+            total, num = 0.0, ""
+            for ch in text:
+                if ch.isdigit() or ch == ".":
+                    num += ch
+                elif ch in "hms" and num:
+                    total += float(num) * {"h": 3600, "m": 60, "s": 1}[ch]
+                    num = ""
+            return total
+        return float(text)
+    except ValueError:
+        return 0.0
+
+
+def job_params(api: ApiRequest) -> dict[str, Any]:
+    skip_first = _int(api, "skip_first_seconds")
+    use_timecode = _flag(api, "use_timecode")
+    if use_timecode and skip_first:
+        raise ApiError(50, "`use_timecode` can't be combined with `skip_first_seconds`.")
+    if use_timecode and api.get("url"):
+        skip_first = int(url_timecode(api.get("url")))
+    return {
+        "skip_first_seconds": skip_first,
+        "every": _int(api, "every"),
+        "skip": _int(api, "skip"),
+        "limit": _int(api, "limit"),
+        "chunk_seconds": CHUNK_SECONDS,
+        "return": api.get("return"),
+        "market": api.get("market") or "us",
+        "accurate_offsets": _flag(api, "accurate_offsets"),
+    }
+
+
+async def _store_audio(state: AppState, api: ApiRequest, dst: Path) -> str:
+    """Put the request's audio at ``dst``; returns a description of the source."""
+    s = state.settings
+    if api.file_path is not None:
+        await asyncio.to_thread(shutil.move, str(api.file_path), str(dst))
+        api.file_path = None
+        return "upload"
+    if api.file is not None:
+        data = api.file
+        source = "upload"
+    elif api.get("audio"):
+        from soundmark.api.params import decode_base64_audio
+
+        data = decode_base64_audio(api.params["audio"])
+        source = "audio"
+    elif api.get("url"):
+        try:
+            data = await fetch_url(
+                api.get("url"), max_bytes=s.max_enterprise_download_bytes, timeout=s.download_timeout,
+                allow_private=s.allow_private_urls,
+            )  # fmt: skip
+        except SoundmarkError as exc:
+            if exc.code == 400:
+                raise ApiError(400, f"the audio file is too big: {exc}.") from exc
+            raise ApiError(501, f"no audio could be fetched from the url: {exc}.") from exc
+        source = api.get("url")
+    else:
+        raise ApiError(700)
+    if len(data) > s.max_enterprise_bytes:
+        raise ApiError(400, f"the audio file is too big. {s.max_enterprise_bytes // (1024 * 1024)} MB is the maximum.")
+    await asyncio.to_thread(dst.write_bytes, data)
+    return source
+
+
+def _jobs(state: AppState) -> tuple[JobStore, JobRunner]:
+    return state.extras["jobs"], state.extras["job_runner"]
+
+
+async def enterprise(state: AppState, request: Request, api: ApiRequest) -> object:
+    info = authorize(state, request, api.get("api_token"), scope="recognize")
+    jobs, runner = _jobs(state)
+    params = job_params(api)
+    params["hop_seconds"] = state.settings.scan_hop_seconds
+    job = jobs.create("enterprise", None, params, info.id if info is not None else None)
+    try:
+        source = await _store_audio(state, api, jobs.audio_path(job.id))
+    except BaseException as exc:
+        jobs.audio_path(job.id).unlink(missing_ok=True)
+        code = exc.code if isinstance(exc, ApiError) else 1000
+        jobs.update(job.id, status=FAILED, error_code=code, error_message=str(exc))
+        raise
+    finally:
+        api.discard_file()
+    jobs.update(job.id, source=source)
+    done = runner.submit(job.id)
+    if _flag(api, "async"):
+        base = base_url(request, state.settings.public_url)
+        return {"job_id": job.id, "status": "queued", "status_url": f"{base}/jobs/{job.id}"}
+    await asyncio.shield(done)
+    finished = jobs.get(job.id)
+    if finished is None:
+        raise ApiError(1000, "the job disappeared.")
+    if finished.status == FAILED:
+        raise ApiError(finished.error_code or 1000, finished.error_message)
+    return chunk_result(state, request, finished)
+
+
+def _song(seg: TrackSegment, track: Track, chunk_start: float, base: str, job: Job) -> dict[str, object]:
+    p = job.params
+    meta = track.meta
+    overlap_start = max(seg.start, chunk_start)
+    ref_at = seg.ref_start + (overlap_start - seg.start) * seg.speed
+    song: dict[str, object] = {}
+    has_meta = any((meta.title, meta.artist, meta.album))
+    if has_meta or meta.audio_id is None:
+        song.update(
+            {
+                "artist": meta.artist or "",
+                "title": meta.title or "",
+                "album": meta.album or "",
+                "release_date": meta.release_date or "",
+                "label": meta.label or "",
+            }
+        )
+        if meta.isrc:
+            song["isrc"] = meta.isrc
+        if meta.upc:
+            song["upc"] = meta.upc
+        song["song_link"] = song_link(base, track)
+    if meta.audio_id is not None:
+        song["audio_id"] = meta.audio_id
+    song["score"] = min(100, round(seg.score))
+    song["timecode"] = format_timecode(ref_at)
+    if p.get("accurate_offsets"):
+        song["start_offset"] = round((seg.start - chunk_start) * 1000)
+        song["end_offset"] = round((seg.end - chunk_start) * 1000)
+    if abs(seg.speed - 1.0) >= 0.005:
+        song["speed"] = round(seg.speed, 4)
+    if has_meta:
+        song.update(provider_blocks(track, parse_return(p.get("return")), p.get("market") or "us"))
+    return song
+
+
+def chunk_result(state: AppState, request: Request, job: Job) -> list[dict[str, object]]:
+    """AudD's list of chunks with the songs playing in each."""
+    segments = job.segments()
+    if not segments or not job.result:
+        return []
+    tracks = state.store.catalog.get_tracks({s.track_id for s in segments})
+    base = base_url(request, state.settings.public_url)
+    chunk = float(job.params.get("chunk_seconds") or CHUNK_SECONDS)
+    out: list[dict[str, object]] = []
+    for a, b in job.result.get("scanned", []):
+        t = float(a)
+        while t < float(b) - 0.5:
+            end = min(t + chunk, float(b))
+            songs = [
+                _song(s, tracks[s.track_id], t, base, job)
+                for s in sorted(segments, key=lambda x: -x.score)
+                if s.track_id in tracks and min(s.end, end) - max(s.start, t) >= min(1.0, (end - t) / 2)
+            ]
+            if songs:
+                out.append({"offset": format_timecode(t), "songs": songs})
+            t += chunk
+    return out
+
+
+def job_view(state: AppState, request: Request, job: Job) -> dict[str, object]:
+    view: dict[str, object] = {
+        "job_id": job.id,
+        "status": job.status,
+        "progress": round(job.progress, 4),
+        "audio_seconds": job.audio_seconds,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+    }
+    if job.status == FAILED:
+        view["error"] = {"error_code": job.error_code, "error_message": job.error_message}
+    if job.status == DONE and job.result is not None:
+        segments = job.segments()
+        tracks = state.store.catalog.get_tracks({s.track_id for s in segments})
+        base = base_url(request, state.settings.public_url)
+        view["duration"] = job.result.get("duration")
+        tracklist = []
+        for s in segments:
+            rec = segment_record(s, tracks.get(s.track_id))
+            if s.track_id in tracks:
+                rec["song_link"] = song_link(base, tracks[s.track_id])
+            tracklist.append(rec)
+        view["tracklist"] = tracklist
+        view["result"] = chunk_result(state, request, job)
+    return view
+
+
+@router.get("/jobs/{job_id}", summary="a long-recording job: status, progress, tracklist")
+@router.get("/enterprise/jobs/{job_id}", include_in_schema=False)
+async def get_job(request: Request, job_id: str) -> JSONResponse:
+    state = app_state(request)
+    jobs, _ = _jobs(state)
+    job = jobs.get(job_id)
+    if job is None:
+        body = {"status": "error", "error": {"error_code": 50, "error_message": f"no job `{job_id}`."}}
+        return JSONResponse(body)
+    return JSONResponse({"status": "success", "result": job_view(state, request, job)})
+
+
+HANDLERS = {"enterprise": enterprise}
 
 
 @asynccontextmanager
 async def lifespan(state: AppState) -> AsyncIterator[None]:
-    yield
+    s = state.settings
+    jobs = await asyncio.to_thread(JobStore, s.db)
+    jobs.purge(s.job_keep_days)
+    runner = JobRunner(jobs, Path(s.db), max_jobs=s.max_jobs, scan_workers=s.scan_workers)
+    state.extras["jobs"] = jobs
+    state.extras["job_runner"] = runner
+    resumed = jobs.recover()
+    live = set(resumed)
+    for f in jobs.dir.glob("*.audio"):  # audio of jobs that no longer exist
+        if f.stem not in live:
+            with suppress(OSError):
+                os.unlink(f)
+    for job_id in resumed:
+        runner.submit(job_id)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(runner.close)
+        jobs.close()

@@ -1,0 +1,248 @@
+"""Long-recording jobs: a scan with an id, progress and a result, kept in the catalog database.
+
+A job's input audio sits in ``<db>/jobs/<id>.audio`` until the job ends. The runner analyses at
+most ``max_jobs`` jobs at once (threads that drive ``match.segments.scan``, whose CPU work runs
+in ``scan_workers`` worker processes) and writes progress and the result into the ``jobs`` table,
+so a job outlives the request that created it and the server: on startup, queued and running jobs
+whose audio is still there are queued again, the others are marked failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from soundmark.catalog.sqlite import CATALOG_FILE, Catalog
+from soundmark.errors import SoundmarkError
+from soundmark.match.segments import ScanCancelled, ScanSettings, TrackSegment, chunk_spans, scan
+
+log = logging.getLogger("soundmark.jobs")
+
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+ACTIVE = (QUEUED, RUNNING)
+JOBS_DIR = "jobs"
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    status: str
+    source: str | None
+    params: dict[str, Any]
+    progress: float
+    audio_seconds: float
+    result: dict[str, Any] | None
+    error_code: int | None
+    error_message: str | None
+    token_id: int | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (DONE, FAILED)
+
+    def segments(self) -> list[TrackSegment]:
+        if not self.result:
+            return []
+        return [TrackSegment.from_dict(d) for d in self.result.get("segments", [])]
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"], kind=row["kind"], status=row["status"], source=row["source"],
+        params=json.loads(row["params"]), progress=row["progress"], audio_seconds=row["audio_seconds"],
+        result=json.loads(row["result"]) if row["result"] else None, error_code=row["error_code"],
+        error_message=row["error_message"], token_id=row["token_id"], created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )  # fmt: skip
+
+
+class JobStore:
+    """The ``jobs`` table of a store's catalog (its own connection, safe across threads)."""
+
+    def __init__(self, db: str | os.PathLike[str]):
+        self.root = Path(db)
+        self.dir = self.root / JOBS_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        Catalog(self.root).close()  # creates / migrates the schema
+        self.conn = sqlite3.connect(self.root / CATALOG_FILE, check_same_thread=False, isolation_level=None)
+        self.conn.execute("PRAGMA busy_timeout=30000")
+        self.conn.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def audio_path(self, job_id: str) -> Path:
+        return self.dir / f"{job_id}.audio"
+
+    def create(self, kind: str, source: str | None, params: dict[str, Any], token_id: int | None = None) -> Job:
+        job_id = secrets.token_hex(12)
+        now = time.time()
+        with self._lock:
+            self.conn.execute(
+                "INSERT INTO jobs (id, kind, status, source, params, created_at, updated_at, token_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, kind, QUEUED, source, json.dumps(params), now, now, token_id),
+            )
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _row_to_job(row) if row else None
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        if "result" in fields and fields["result"] is not None:
+            fields["result"] = json.dumps(fields["result"])
+        fields["updated_at"] = time.time()
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self._lock:
+            self.conn.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*fields.values(), job_id))
+
+    def active(self) -> list[Job]:
+        with self._lock:
+            rows = self.conn.execute("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_at", ACTIVE).fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    def recover(self) -> list[str]:
+        """After a restart: jobs that were queued or running are queued again when their audio
+        is still there (returned in order), failed otherwise."""
+        again = []
+        for job in self.active():
+            if self.audio_path(job.id).exists():
+                self.update(job.id, status=QUEUED, progress=0.0)
+                again.append(job.id)
+            else:
+                self.update(job.id, status=FAILED, error_code=1000,
+                            error_message="the server restarted and the job's audio is gone.")  # fmt: skip
+        return again
+
+    def purge(self, older_than_days: float) -> int:
+        cutoff = time.time() - older_than_days * 86400
+        with self._lock:
+            cur = self.conn.execute(
+                "DELETE FROM jobs WHERE status IN (?, ?) AND updated_at < ?", (DONE, FAILED, cutoff)
+            )
+        return cur.rowcount
+
+
+def scan_settings_for(params: dict[str, Any]) -> ScanSettings:
+    s = ScanSettings()
+    changes: dict[str, Any] = {}
+    if params.get("hop_seconds"):
+        changes["hop_seconds"] = float(params["hop_seconds"])
+    if params.get("min_score"):
+        changes["min_score"] = float(params["min_score"])
+    if changes:
+        import dataclasses
+
+        s = dataclasses.replace(s, **changes)
+    return s
+
+
+def spans_for(params: dict[str, Any]) -> list[tuple[float, float | None]]:
+    return list(
+        chunk_spans(
+            skip_first=float(params.get("skip_first_seconds") or 0),
+            chunk=float(params.get("chunk_seconds") or 12.0),
+            every=int(params.get("every") or 0),
+            skip=int(params.get("skip") or 0),
+            limit=int(params.get("limit") or 0),
+        )
+    )
+
+
+def run_job(jobs: JobStore, db: Path, job_id: str, workers: int | None, stop: threading.Event | None = None) -> None:
+    """Analyse one job to its end (blocking), recording progress and the outcome."""
+    job = jobs.get(job_id)
+    if job is None or job.finished:
+        return
+    path = jobs.audio_path(job_id)
+    jobs.update(job_id, status=RUNNING, progress=0.0)
+    from soundmark.audio.decode import probe_duration
+
+    total = probe_duration(path)
+    last = [0.0]
+
+    def progress(done: float, _total: float | None) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1.0:
+            last[0] = now
+            frac = min(0.99, done / total) if total else 0.0
+            jobs.update(job_id, progress=round(frac, 4), audio_seconds=round(done, 2))
+
+    try:
+        res = scan(path, db, scan_settings_for(job.params), workers=workers, spans=spans_for(job.params),
+                   total_seconds=total, progress=progress,
+                   should_stop=stop.is_set if stop is not None else None)  # fmt: skip
+    except ScanCancelled:
+        # The server is stopping: the job stays queued with its audio, resumed on the next start.
+        jobs.update(job_id, status=QUEUED, progress=0.0)
+        return
+    except SoundmarkError as exc:
+        jobs.update(job_id, status=FAILED, error_code=exc.code, error_message=str(exc))
+    except Exception as exc:  # a failed job must not take the runner down
+        log.exception("job failed", extra={"fields": {"job": job_id}})
+        jobs.update(job_id, status=FAILED, error_code=1000, error_message=f"internal error ({type(exc).__name__})")
+    else:
+        result: dict[str, Any] = {
+            "segments": [s.to_dict() for s in res.segments],
+            "duration": round(res.duration, 3),
+            "scanned": [[round(a, 3), round(b, 3)] for a, b in res.scanned],
+            "wall_seconds": round(res.wall_seconds, 3),
+        }
+        jobs.update(job_id, status=DONE, progress=1.0, audio_seconds=round(res.duration, 2), result=result)
+    path.unlink(missing_ok=True)
+
+
+class JobRunner:
+    """Runs jobs in the background (``max_jobs`` at once) and lets requests wait for them."""
+
+    def __init__(self, jobs: JobStore, db: Path, *, max_jobs: int, scan_workers: int):
+        self.jobs = jobs
+        self.db = db
+        self.workers = scan_workers or os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(max_workers=max_jobs, thread_name_prefix="soundmark-job")
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._stop = threading.Event()
+
+    def submit(self, job_id: str) -> asyncio.Future[None]:
+        """Queue ``job_id``; the returned future resolves when the job has ended."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._waiters[job_id] = done
+
+        def run() -> None:
+            try:
+                if not self._stop.is_set():
+                    run_job(self.jobs, self.db, job_id, self.workers, self._stop)
+            finally:
+                loop.call_soon_threadsafe(self._resolve, job_id)
+
+        self._pool.submit(run)
+        return done
+
+    def _resolve(self, job_id: str) -> None:
+        fut = self._waiters.pop(job_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def close(self) -> None:
+        """Stop: running scans end at their next chunk and stay queued for the next start."""
+        self._stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
