@@ -50,7 +50,7 @@ def is_public_ip(ip: IPAddress) -> bool:
     )
 
 
-def _check_url(url: httpx.URL) -> None:
+def check_url(url: httpx.URL) -> None:
     if url.scheme not in ("http", "https"):
         raise FetchError(f"url scheme {url.scheme or '(none)'!r} is not allowed; use http or https")
     if url.userinfo:
@@ -59,7 +59,7 @@ def _check_url(url: httpx.URL) -> None:
         raise FetchError("url has no host")
 
 
-async def _resolve(url: httpx.URL, allowed: Callable[[IPAddress], bool] | None) -> list[IPAddress]:
+async def resolve_checked(url: httpx.URL, allowed: Callable[[IPAddress], bool] | None) -> list[IPAddress]:
     """Every address the url's host resolves to; refuse the url if any one of them is not allowed."""
     host = url.raw_host.decode("ascii")
     port = url.port or (443 if url.scheme == "https" else 80)
@@ -153,8 +153,8 @@ async def fetch_url(
     try:
         async with asyncio.timeout(2 * timeout), client:
             for _ in range(max_redirects + 1):
-                _check_url(current)
-                result = await _get_once(client, current, await _resolve(current, allowed), max_bytes)
+                check_url(current)
+                result = await _get_once(client, current, await resolve_checked(current, allowed), max_bytes)
                 if isinstance(result, bytes):
                     return result
                 current = result

@@ -24,7 +24,7 @@ import httpx
 from soundmark.api.metadata import parse_return
 from soundmark.api.pool import WorkerMatch
 from soundmark.api.results import recognition_result
-from soundmark.audio.fetch import FetchError, _check_url, _resolve, is_public_ip
+from soundmark.audio.fetch import FetchError, check_url, is_public_ip, resolve_checked
 from soundmark.catalog.models import Track
 from soundmark.settings import Settings
 from soundmark.streams.monitor import StreamJob
@@ -203,8 +203,8 @@ async def post_json(
     audio/fetch.py; None on a 2xx answer, else why it failed."""
     try:
         target = httpx.URL(url)
-        _check_url(target)
-        ips = await _resolve(target, None if allow_private else is_public_ip)
+        check_url(target)
+        ips = await resolve_checked(target, None if allow_private else is_public_ip)
     except (httpx.InvalidURL, FetchError) as exc:
         return str(exc)
     headers = {"Host": target.netloc.decode("ascii"), "User-Agent": "soundmark", "Content-Type": "application/json"}

@@ -22,7 +22,7 @@ import av
 import httpx
 import numpy as np
 
-from soundmark.audio.fetch import FetchError, _check_url, is_public_ip
+from soundmark.audio.fetch import FetchError, check_url, is_public_ip
 from soundmark.errors import SoundmarkError
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -100,7 +100,7 @@ def check_stream_url(url: str, allow_private: bool) -> None:
     """Refuse a stream/callback URL that is not http(s) or resolves to a non-public address."""
     try:
         parsed = httpx.URL(url)
-        _check_url(parsed)
+        check_url(parsed)
     except (httpx.InvalidURL, TypeError, FetchError) as exc:
         raise StreamError(f"invalid url: {exc}") from exc
     _resolve(parsed, allow_private)
@@ -115,7 +115,7 @@ def open_url(client: httpx.Client, url: str, opts: SourceOptions) -> Iterator[tu
         raise StreamError(f"invalid url: {exc}") from exc
     for _ in range(6):
         try:
-            _check_url(current)
+            check_url(current)
         except FetchError as exc:
             raise StreamError(str(exc)) from exc
         ips = _resolve(current, opts.allow_private)
