@@ -30,7 +30,7 @@ from live_server import start_server, stop_server  # noqa: E402
 from radio import RATE, CallbackReceiver, Item, Schedule, VirtualRadio  # noqa: E402
 
 from soundmark.catalog.models import TrackMeta  # noqa: E402
-from soundmark.demo.compose import compose_piece, write_wav  # noqa: E402
+from soundmark.demo import compose_piece, write_wav  # noqa: E402
 from soundmark.fingerprint.params import FingerprintParams  # noqa: E402
 from soundmark.ingest import IngestItem, ingest  # noqa: E402
 from soundmark.store import Store  # noqa: E402

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from soundmark.catalog.models import TrackMeta
-from soundmark.demo.compose import compose_piece, write_wav
+from soundmark.demo import compose_piece, write_wav
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.ingest import IngestItem, ingest
 from soundmark.store import Store

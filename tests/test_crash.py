@@ -20,7 +20,7 @@ import pytest
 from soundmark.audio.decode import decode
 from soundmark.catalog.models import TrackMeta
 from soundmark.catalog.sqlite import CATALOG_FILE
-from soundmark.demo.compose import compose_piece, write_wav
+from soundmark.demo import compose_piece, write_wav
 from soundmark.fingerprint.extract import fingerprint_samples
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.index.segments import SEGMENTS_DIR

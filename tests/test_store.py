@@ -18,7 +18,7 @@ from scipy.signal import resample_poly
 from soundmark.audio.decode import decode
 from soundmark.catalog.models import TrackMeta
 from soundmark.catalog.sqlite import CATALOG_FILE
-from soundmark.demo.compose import compose_piece, write_wav
+from soundmark.demo import compose_piece, write_wav
 from soundmark.errors import ParamsMismatchError, StoreError
 from soundmark.fingerprint.extract import fingerprint_samples
 from soundmark.fingerprint.params import FingerprintParams

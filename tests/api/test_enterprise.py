@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from live_server import HostRewrite, Server, start_server, stop_server
 
-from soundmark.demo.compose import write_wav
+from soundmark.demo import write_wav
 from soundmark.jobs import DONE, FAILED, QUEUED, JobStore
 from support import PIECE_RATE, Piece, resample
 

@@ -16,7 +16,7 @@ import pytest
 from live_server import Server
 
 from soundmark.audio.fetch import is_public_ip
-from soundmark.demo.compose import compose_piece, write_wav
+from soundmark.demo import compose_piece, write_wav
 from support import PIECE_RATE, Piece
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "audd-reference" / "fixtures"

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from live_server import Server
 
-from soundmark.demo.compose import write_wav
+from soundmark.demo import write_wav
 from support import PIECE_RATE, Piece
 
 SEED = 20240917

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from live_server import Server, update_track
 
-from soundmark.demo.compose import compose_piece, write_wav
+from soundmark.demo import compose_piece, write_wav
 from support import PIECE_RATE, Piece
 
 

@@ -15,7 +15,7 @@ from live_server import Server
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from soundmark.demo.compose import compose_piece, write_wav
+from soundmark.demo import compose_piece, write_wav
 from support import PIECE_RATE, Piece
 
 ENVELOPE_KEYS = {"status", "error", "request_params", "request_api_method", "request_http_method",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from soundmark.demo.compose import write_wav
+from soundmark.demo import write_wav
 from support import PIECE_RATE, Piece
 
 EXE = [sys.executable, "-m", "soundmark"]

@@ -7,7 +7,7 @@ import hashlib
 
 import numpy as np
 
-from soundmark.demo.compose import compose_piece
+from soundmark.demo import compose_piece
 from soundmark.fingerprint.extract import fingerprint_samples, query_fingerprint, warp_peaks
 from soundmark.fingerprint.hashes import pair_hashes
 from soundmark.fingerprint.params import FingerprintParams

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.signal import fftconvolve
 
-from soundmark.demo.compose import over_the_air
+from soundmark.demo import over_the_air
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.match.recognizer import Recognizer, format_timecode
 from soundmark.store import Store

@@ -6,7 +6,7 @@ import pytest
 from mixing import SEEDS, SR, UNKNOWN_SEEDS, Recording, build_recording, piece_seconds
 
 from soundmark.catalog.models import TrackMeta
-from soundmark.demo.compose import compose_piece, write_wav
+from soundmark.demo import compose_piece, write_wav
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.ingest import IngestItem, ingest
 from soundmark.store import Store

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
-from soundmark.demo.compose import over_the_air_parts
+from soundmark.demo import over_the_air_parts
 
 SR = 8000
 SEEDS = tuple(range(1001, 1033))  # 32 catalog pieces

@@ -23,7 +23,7 @@ from soundmark.ingest import ingest, items_from_manifest
 def demo_command(db: Path | None, out: Path) -> None:
     """Compose a small demo catalog (procedural music), ingest it, and render a demo clip
     recorded "over the air" (room reverb + noise) to try `soundmark recognize` on."""
-    from soundmark.demo.compose import build_demo_catalog
+    from soundmark.demo import build_demo_catalog
 
     settings = load_settings(db=db)
     manifest = build_demo_catalog(out)

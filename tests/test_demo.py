@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from soundmark.demo import compose
-from soundmark.demo.compose import (
+from soundmark.demo import (
     DEMO_TRACKS,
     build_demo_catalog,
     compose_piece,
@@ -21,6 +20,7 @@ from soundmark.demo.compose import (
     over_the_air_parts,
     write_wav,
 )
+from soundmark.demo import catalog as demo_catalog
 
 SR = 22050
 PEAK = 10 ** (-1 / 20)
@@ -180,7 +180,7 @@ def test_build_demo_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         raise AssertionError("re-rendered a file that was already up to date")
 
     with monkeypatch.context() as m:
-        m.setattr(compose, "compose_piece", no_render)
+        m.setattr(demo_catalog, "compose_piece", no_render)
         assert build_demo_catalog(out, seconds=30.0) == manifest
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files} == before
 
