@@ -28,6 +28,7 @@ run: install
 test: dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 bench: install

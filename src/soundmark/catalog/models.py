@@ -38,7 +38,7 @@ class TrackMeta:
             if value not in (None, ""):
                 changes[f.name] = value
         changes["external"] = {**self.external, **{k: v for k, v in override.external.items() if v}}
-        return replace(self, **changes)
+        return replace(self, **changes)  # type: ignore[arg-type]  # values come from fields of the same type
 
 
 @dataclass(frozen=True)

@@ -151,4 +151,4 @@ def _build(flat: Mapping[str, list[str]], table: Mapping[str, tuple[str, ...]]) 
         if key not in _META_FIELDS and value is not None:
             # Multiple ids (one per artist) are joined with "/" in ID3v2.3; keep the first.
             external[key] = _ID_SEP.split(value, maxsplit=1)[0].strip()
-    return TrackMeta(**{k: values[k] for k in _META_FIELDS}, external=external)
+    return TrackMeta(**{k: values[k] for k in _META_FIELDS}, external=external)  # type: ignore[arg-type]

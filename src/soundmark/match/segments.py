@@ -340,7 +340,7 @@ def scan(
                 raise ScanCancelled("the scan was stopped")
             if executor is not None:
                 inflight.append((task, executor.submit(_analyze_in_worker, task)))
-                while len(inflight) > 2 * workers:
+                while len(inflight) > 2 * (workers or 1):
                     t, fut = inflight.popleft()
                     assert fut is not None
                     consume(t, fut.result())
