@@ -78,13 +78,18 @@ def max_tracks_for(max_time: int) -> int:
     return 1 << (32 - time_bits) if time_bits < 32 else 0
 
 
+PEAK_BIN_BITS = 10  # a stored peak's bin is below BIN_SPAN; frame * BIN_SPAN + bin codes a peak
+BIN_SPAN = 1 << PEAK_BIN_BITS
+
+
 def pack_peaks(peaks: np.ndarray) -> np.ndarray:
-    return ((peaks[:, 0].astype(np.uint32) << np.uint32(10)) | peaks[:, 1].astype(np.uint32)).astype(np.uint32)
+    packed = (peaks[:, 0].astype(np.uint32) << np.uint32(PEAK_BIN_BITS)) | peaks[:, 1].astype(np.uint32)
+    return packed.astype(np.uint32)
 
 
 def unpack_peaks(packed: np.ndarray) -> np.ndarray:
     p = packed.astype(np.int64)
-    return np.stack([p >> 10, p & 1023], axis=1).astype(np.int32)
+    return np.stack([p >> PEAK_BIN_BITS, p & (BIN_SPAN - 1)], axis=1).astype(np.int32)
 
 
 def _fsync_dir(path: Path) -> None:

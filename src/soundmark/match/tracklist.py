@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from soundmark.fingerprint.spectrogram import band_bins
+from soundmark.index.segments import BIN_SPAN
 from soundmark.store import Store
 
 # Playback speeds searched (time and pitch together, as a turntable or a pitch fader plays).
@@ -278,9 +279,9 @@ class Tracklist:
 
         def hit_at(shift: int) -> np.ndarray:
             tt = ti + shift
-            inside = (tt >= 0) & (tt < n_ref) & (fi >= 0) & (fi < 1024)
+            inside = (tt >= 0) & (tt < n_ref) & (fi >= 0) & (fi < BIN_SPAN)
             out = np.zeros(len(tt), dtype=bool)
-            out[inside] = np.isin(tt[inside] * 1024 + fi[inside], codes)
+            out[inside] = np.isin(tt[inside] * BIN_SPAN + fi[inside], codes)
             return out
 
         hit = hit_at(0)
@@ -307,10 +308,10 @@ class Tracklist:
 
 
 def _dilated_codes(ref: np.ndarray) -> np.ndarray:
-    """Reference peaks widened by ±1 frame and ±1 bin, as sorted codes frame * 1024 + bin."""
+    """Reference peaks widened by ±1 frame and ±1 bin, as sorted codes frame * BIN_SPAN + bin."""
     t = ref[:, 0].astype(np.int64)
     f = ref[:, 1].astype(np.int64)
-    out = [(t + dt) * 1024 + np.clip(f + df, 0, 1023) for dt in (-1, 0, 1) for df in (-1, 0, 1)]
+    out = [(t + dt) * BIN_SPAN + np.clip(f + df, 0, BIN_SPAN - 1) for dt in (-1, 0, 1) for df in (-1, 0, 1)]
     return np.unique(np.concatenate(out))
 
 

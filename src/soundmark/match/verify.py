@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from soundmark.fingerprint.extract import warp_peaks
+from soundmark.index.segments import BIN_SPAN
 
 _LN10 = math.log(10.0)
-_FREQ_SPAN = 1024  # code = frame * _FREQ_SPAN + bin; bins are < 1024 (see index/segments.py)
+_FREQ_SPAN = BIN_SPAN  # stored peak bins are below this (see index/segments.py)
 # Wrong offsets (frames) that sample the chance level: spread over ±(2..12) s.
 NULL_SHIFTS = np.array([-373, -311, -257, -199, -151, -113, -79, -61, 61, 79, 113, 151, 199, 257, 311, 373])
 

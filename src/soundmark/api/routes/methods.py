@@ -19,7 +19,7 @@ from soundmark.api.auth import authorize
 from soundmark.api.errors import ApiError, RequestEcho, error_body
 from soundmark.api.metadata import parse_return
 from soundmark.api.params import ApiRequest, BodyTooLarge, decode_base64_audio, read_request
-from soundmark.api.pool import Overloaded
+from soundmark.api.pool import Extracted, Overloaded
 from soundmark.api.results import base_url, lyrics_hit, recognition_result
 from soundmark.api.state import AppState, app_state
 from soundmark.audio.fetch import fetch_url
@@ -206,11 +206,8 @@ async def upload(state: AppState, request: Request, api: ApiRequest) -> object:
     return None
 
 
-def _replace_slot(state: AppState, audio_id: int, ex: object, source: str) -> None:
+def _replace_slot(state: AppState, audio_id: int, ex: Extracted, source: str) -> None:
     """Put the new audio under ``audio_id``, keeping metadata set earlier for that id."""
-    from soundmark.api.pool import Extracted
-
-    assert isinstance(ex, Extracted)
     with state.store.writer() as writer:
         old_id = writer.catalog.find_by_audio_id(audio_id)
         meta = TrackMeta(audio_id=audio_id)
