@@ -177,3 +177,52 @@ def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert "half_done" not in _names(conn, "table")
     finally:
         conn.close()
+
+
+def test_upgrade_to_autoincrement_never_reuses_an_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store from before migration 5 (plain INTEGER PRIMARY KEY): the rebuild keeps every row,
+    external id, full-text entry and cascade, and new ids start above every id ever used —
+    including removed tracks whose tombstones still hide postings in the segments."""
+    root = tmp_path
+    with monkeypatch.context() as m:
+        m.setattr(catalog_sqlite, "MIGRATIONS", MIGRATIONS[:4])
+        old = Catalog(root)
+        with old.transaction():
+            ids = [
+                old.insert_track(TrackMeta(title=f"Song {i}", lyrics=f"words {i}"), 10.0, None, f"h{i}", 1)
+                for i in range(3)
+            ]
+            old.conn.execute(
+                "INSERT INTO track_external(track_id, key, value) VALUES (?, 'spotify_id', 'abc')", (ids[0],)
+            )
+            old.delete_track(ids[2])  # the highest id: the old schema hands it out again
+        with old.transaction():
+            reused = old.insert_track(TrackMeta(title="Probe"), 1.0, None, "probe", 1)
+            assert reused == ids[2]  # the defect this migration removes
+            old.conn.execute("DELETE FROM tracks WHERE id=?", (reused,))  # undo the probe (still tombstoned)
+        old.close()
+    c = Catalog(root)
+    try:
+        assert _version(c.conn) == len(MIGRATIONS)
+        sql = c.conn.execute("SELECT sql FROM sqlite_master WHERE name='tracks'").fetchone()[0]
+        assert "AUTOINCREMENT" in sql
+        assert _names(c.conn, "trigger") == V2_TRIGGERS
+        assert "tracks_isrc" in _names(c.conn, "index")
+        kept = c.get_track(ids[0])
+        assert kept is not None and kept.meta.title == "Song 0" and kept.meta.external == {"spotify_id": "abc"}
+        assert [t.id for t in search_lyrics(c, "words 1")] == [ids[1]]
+        c.conn.execute("INSERT INTO lyrics_fts(lyrics_fts, rank) VALUES ('integrity-check', 1)")
+        assert c.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert c.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        with c.transaction():
+            new = c.insert_track(TrackMeta(title="New"), 5.0, None, "h-new", 1)
+        assert new > ids[2] and ids[2] in c.tombstones()
+        with c.transaction():  # removing the newest and adding again still never goes back
+            c.delete_track(new)
+            again = c.insert_track(TrackMeta(title="Again"), 5.0, None, "h-again", 1)
+        assert again > new
+        with c.transaction():  # the cascade to external ids survived the rebuild
+            c.delete_track(ids[0])
+        assert c.conn.execute("SELECT COUNT(*) FROM track_external").fetchone()[0] == 0
+    finally:
+        c.close()

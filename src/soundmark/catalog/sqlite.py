@@ -16,6 +16,7 @@ from pathlib import Path
 from soundmark.catalog.models import Track, TrackMeta
 from soundmark.catalog.schema_jobs import MIGRATION as _JOBS_MIGRATION
 from soundmark.catalog.schema_streams import MIGRATION as _STREAMS_MIGRATION
+from soundmark.catalog.schema_tracks import SOURCE_FILES_MIGRATION, TRACK_IDS_MIGRATION
 
 CATALOG_FILE = "catalog.sqlite"
 
@@ -103,6 +104,10 @@ MIGRATIONS: list[str] = [
     """,
     _JOBS_MIGRATION,
     _STREAMS_MIGRATION,
+    # 5: track ids are never reused (AUTOINCREMENT; a table rebuild).
+    TRACK_IDS_MIGRATION,
+    # 6: the source files of ingested tracks, so a resumed add skips them without decoding.
+    SOURCE_FILES_MIGRATION,
 ]
 
 
@@ -160,16 +165,29 @@ class Catalog:
         """Apply the missing migrations, each in its own transaction with its version bump.
 
         The version is read again under the write lock, so two processes opening an old store
-        at once do not both apply the same migration.
+        at once do not both apply the same migration. Foreign-key enforcement is off while they
+        run (SQLite's procedure for rebuilding a table: dropping the old one must not cascade),
+        and ``foreign_key_check`` must come back empty before each one commits.
         """
-        while self._user_version() < len(MIGRATIONS):
-            with self.transaction():
-                version = self._user_version()
-                if version >= len(MIGRATIONS):
-                    break
-                for stmt in split_sql(MIGRATIONS[version]):
-                    self.conn.execute(stmt)
-                self.conn.execute(f"PRAGMA user_version={version + 1}")
+        if self._user_version() >= len(MIGRATIONS):
+            return
+        self.conn.execute("PRAGMA foreign_keys=OFF")  # only takes effect outside a transaction
+        try:
+            while self._user_version() < len(MIGRATIONS):
+                with self.transaction():
+                    version = self._user_version()
+                    if version >= len(MIGRATIONS):
+                        break
+                    for stmt in split_sql(MIGRATIONS[version]):
+                        self.conn.execute(stmt)
+                    broken = self.conn.execute("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise sqlite3.IntegrityError(
+                            f"migration {version + 1} would break {len(broken)} foreign keys: {broken[:3]}"
+                        )
+                    self.conn.execute(f"PRAGMA user_version={version + 1}")
+        finally:
+            self.conn.execute("PRAGMA foreign_keys=ON")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -272,6 +290,26 @@ class Catalog:
     def totals(self) -> tuple[int, float]:
         n, hours = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(duration), 0) FROM tracks").fetchone()
         return int(n), float(hours) / 3600.0
+
+    # --- source files -------------------------------------------------------------------------
+    def known_source(self, path: str, size: int, mtime_ns: int) -> int | None:
+        """The track an unchanged file (same path, size and mtime) was ingested as, if any."""
+        row = self.conn.execute(
+            "SELECT track_id FROM source_files WHERE path=? AND size=? AND mtime_ns=?", (path, size, mtime_ns)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def find_source_by_sha256(self, file_sha256: str) -> int | None:
+        """The track some file with exactly these bytes was ingested as, if any."""
+        row = self.conn.execute("SELECT track_id FROM source_files WHERE file_sha256=?", (file_sha256,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def record_source(self, path: str, size: int, mtime_ns: int, file_sha256: str, track_id: int) -> None:
+        """Remember (inside the caller's transaction) that this file holds the audio of ``track_id``."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO source_files(path, size, mtime_ns, file_sha256, track_id) VALUES (?, ?, ?, ?, ?)",
+            (path, size, mtime_ns, file_sha256, track_id),
+        )
 
     # --- segments -----------------------------------------------------------------------------
     def segment_names(self) -> list[str]:
