@@ -79,6 +79,13 @@ def clip2(pieces: list[Piece], tmp: Path) -> bytes:
     return clip_of(pieces[2], tmp, start=8.0)
 
 
+def ok_list(resp: httpx.Response) -> list[dict[str, object]]:
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["status"] == "success" and isinstance(body["result"], list), body
+    return body["result"]  # type: ignore[no-any-return]
+
+
 def ok_result(resp: httpx.Response) -> dict[str, object]:
     assert resp.status_code == 200, resp.text
     body = resp.json()
@@ -100,8 +107,10 @@ def assert_error(resp: httpx.Response, code: int, http_method: str | None = None
     assert isinstance(body["error"]["error_message"], str) and body["error"]["error_message"]
     assert isinstance(body["request_params"], dict)
     assert all(isinstance(v, str) for v in body["request_params"].values())
-    assert body["see api documentation"] == "https://docs.audd.io"
-    assert body["contact us"] == "api@audd.io"
+    # A self-hosted server names its own documentation and operator, never AudD's (defaults).
+    here = f"{resp.request.url.scheme}://{resp.request.url.netloc.decode()}"
+    assert body["see api documentation"] == here + "/docs"
+    assert body["contact us"] == "the operator of this server"
     if http_method:
         assert body["request_http_method"] == http_method
     return body
@@ -353,6 +362,16 @@ def test_find_lyrics(server: Server, http: httpx.Client, token: str) -> None:
     assert resp.json() == {"status": "success", "result": []}
 
 
+def test_find_lyrics_ids_are_integers(server: Server, http: httpx.Client, token: str, pieces: list[Piece]) -> None:
+    # AudD's schema (openapi.yaml, FindLyricsResult): song_id and artist_id are integers.
+    resp = http.get(server.url + "/findLyrics/", params={"api_token": token, "q": pieces[0].title})
+    hits = ok_list(resp)
+    assert hits and hits[0]["title"] == pieces[0].title
+    for hit in hits:
+        assert type(hit["song_id"]) is int and type(hit["artist_id"]) is int
+        assert hit["song_link"].endswith(f"/song/{hit['song_id']}")
+
+
 # --- quotas and scopes ----------------------------------------------------------------------------
 
 
@@ -390,9 +409,12 @@ def test_upload_auth(server: Server, http: httpx.Client, token: str, clip2: byte
     assert body["error"]["error_message"].startswith("Uploading the song failed: ")
     reader = server.token("reader", "--scopes", "recognize")
     assert_error(http.post(server.url + "/upload/", data={"api_token": reader, "audio_id": "5"}, files=files), 904)
-    for bad in ("abc", "", "1.5"):
+    # Refused by the typed layer with AudD's 50 (not an OverflowError and a 500): out of SQLite's
+    # 64-bit range, negative, or not plain digits.
+    for bad in ("abc", "", "1.5", "-5", "1_0", "1e3", "inf", "nan", "０", str(2**63), "9" * 40):
         resp = http.post(server.url + "/upload/", data={"api_token": token, "audio_id": bad}, files=files)
-        assert "audio_id" in assert_error(resp, 50)["error"]["error_message"]
+        assert "audio_id" in assert_error(resp, 50)["error"]["error_message"], bad
+        assert resp.headers.get("connection") != "close"
     # Without an audio_id parameter at all.
     assert_error(http.post(server.url + "/upload/", data={"api_token": token}, files=files), 50)
     # The recognize-only token still recognizes.
@@ -492,6 +514,71 @@ def test_jsonp(server: Server, http: httpx.Client, token: str, hosted: tuple[str
     assert resp.json()["error"]["error_code"] == 700
 
 
+def test_jsonp_from_form_and_json_body(server: Server, http: httpx.Client, token: str) -> None:
+    # `jsonp` is a parameter like any other: a form field or a JSON member names the callback too.
+    for resp in (
+        http.post(server.url + "/findLyrics/", data={"api_token": token, "q": "zzqx", "jsonp": "cb"}),
+        http.post(server.url + "/findLyrics/", json={"api_token": token, "q": "zzqx", "jsonp": "cb"}),
+    ):
+        assert "javascript" in resp.headers["content-type"]
+        assert resp.text.startswith("cb(") and json.loads(resp.text[3:-2]) == {"status": "success", "result": []}
+
+
+def test_all_true_answers_every_match_as_an_array(
+    server: Server, http: httpx.Client, token: str, hosted: tuple[str, Piece], tmp: Path
+) -> None:
+    # AudD's legacy `all=true`: `result` is an array of results, best first (GO-v0 RecognizeAllMatches).
+    matches = ok_list(http.get(server.url + "/", params={"api_token": token, "url": hosted[0], "all": "true"}))
+    assert matches and matches[0]["title"] == hosted[1].title and set(matches[0]) >= RESULT_KEYS
+    assert [m["score"] for m in matches] == sorted((m["score"] for m in matches), reverse=True)
+    silence = wav([0.0] * (PIECE_RATE * 4), tmp, "all-silence.wav")
+    files = {"file": ("s.wav", silence)}
+    assert ok_list(http.post(server.url + "/", data={"api_token": token, "all": "1"}, files=files)) == []
+    # Without it, the single best result as before.
+    assert ok_result(http.get(server.url + "/", params={"api_token": token, "url": hosted[0]}))["title"] == (
+        hosted[1].title
+    )
+
+
+@pytest.fixture(scope="module")
+def operator_server(built_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """An operator's configuration: its contact and docs, and AudD's demo token enabled (2 a day)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("operator")
+    shutil.copytree(built_store, root / "db")
+    env = {"SOUNDMARK_CONTACT": "ops@music.example", "SOUNDMARK_DOCS_URL": "https://music.example/api-docs",
+           "SOUNDMARK_DEMO_PER_DAY": "2"}  # fmt: skip
+    s = live_server.start_server(root / "db", root / "server.log", "--demo-token", env=env)
+    yield s
+    live_server.stop_server(s)
+
+
+def test_error_bodies_name_the_operator(operator_server: Server, http: httpx.Client) -> None:
+    body = http.get(operator_server.url + "/", params={"api_token": "not-a-token-at-all"}).json()
+    assert body["error"]["error_code"] == 900
+    assert body["see api documentation"] == "https://music.example/api-docs"
+    assert body["contact us"] == "ops@music.example"
+    assert "audd.io" not in json.dumps(body)
+
+
+def test_demo_token_only_when_enabled(
+    server: Server, operator_server: Server, http: httpx.Client, hosted: tuple[str, Piece], clip2: bytes
+) -> None:
+    # Off by default: `test` is just a wrong token.
+    assert_error(http.get(server.url + "/", params={"api_token": "test", "url": "x"}), 900)
+    # Enabled: recognition works, within the daily demo quota, and nothing else is allowed.
+    url = operator_server.url
+    files = {"file": ("c.wav", clip2)}
+    assert ok_result(http.post(url + "/", data={"api_token": "test"}, files=files))
+    assert ok_list(http.get(url + "/findLyrics/", params={"api_token": "test", "q": "zzqx"})) == []
+    third = http.post(url + "/", data={"api_token": "test"}, files=files).json()
+    assert third["error"]["error_code"] == 902 and "demo" in third["error"]["error_message"]
+    upload = http.post(url + "/upload/", data={"api_token": "test", "audio_id": "7"}, files=files).json()
+    assert upload["error"]["error_code"] == 904
+    assert upload["request_params"]["api_token"] == "t***t"
+
+
 def test_cors(server: Server, http: httpx.Client, token: str) -> None:
     origin = {"Origin": "https://example.org"}
     resp = http.post(server.url + "/", data={"api_token": token}, headers=origin)
@@ -539,6 +626,27 @@ def test_tokens_never_echoed_or_logged(
     assert "api_token=***" in log  # the request log keeps the query, redacted
 
 
+def test_token_like_parameters_are_redacted_after_decoding(server: Server, http: httpx.Client) -> None:
+    secret = server.token("encoded")
+    # `api%5Ftoken` decodes to `api_token`: it authenticates (700: no audio, not 900) ...
+    resp = http.get(server.url + f"/recognize/?api%5Ftoken={secret}&q=1")
+    body = assert_error(resp, 700)
+    assert secret not in resp.text
+    # ... and a token under any token-like name is masked in the echo, whatever its case.
+    odd = {"API_TOKEN": secret, "Access_Token": secret, "token": secret, "api_key": secret, "password": secret}
+    resp = http.get(server.url + "/recognize/", params=odd)
+    body = assert_error(resp, 700)
+    assert secret not in resp.text
+    assert body["request_params"] == {k: f"{secret[0]}***{secret[-1]}" for k in odd}
+    resp = http.post(server.url + "/recognize/", data={"Api_Token": secret})
+    assert secret not in resp.text and assert_error(resp, 700)["request_params"]["Api_Token"].endswith(
+        "***" + secret[-1]
+    )
+    log = server.log_text()
+    assert secret not in log
+    assert "api_token=***" in log and "API_TOKEN=***" in log  # the decoded query, redacted
+
+
 # --- operational endpoints ------------------------------------------------------------------------
 
 
@@ -557,3 +665,28 @@ def test_operational_endpoints(server: Server, http: httpx.Client) -> None:
     assert doc["openapi"].startswith("3.") and "/" in doc["paths"] and "/healthz" in doc["paths"]
     docs = http.get(server.url + "/docs")
     assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+
+
+def test_metrics_method_label_is_bounded(server: Server, http: httpx.Client, token: str) -> None:
+    for name in ("madeUpMethodOne", "madeUpMethodTwo", "x" * 200):
+        assert_error(http.get(server.url + f"/{name}/", params={"api_token": token}), 50)
+    assert_error(http.get(server.url + "/", params={"api_token": token, "method": "madeUpMethodThree"}), 50)
+    text = http.get(server.url + "/metrics").text
+    labels = set(re.findall(r'soundmark_requests_total\{method="([^"]*)"', text))
+    assert "madeUp" not in text and "other" in labels
+    assert labels <= {"recognize", "recognizeWithOffset", "findLyrics", "upload", "enterprise", "setCallbackUrl",
+                      "getCallbackUrl", "addStream", "setStreamUrl", "getStreams", "deleteStream", "longpoll",
+                      "lastSong", "getChannelById", "other"}  # fmt: skip
+
+
+def test_docs_work_offline(server: Server, http: httpx.Client) -> None:
+    # Swagger UI comes from this server, not a CDN: every asset /docs references is local and served.
+    html = http.get(server.url + "/docs").text
+    assert "http://" not in html and "https://" not in html
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any(a.endswith(".js") for a in assets) and any(a.endswith(".css") for a in assets)
+    for asset in assets:
+        assert asset.startswith("/"), asset
+        resp = http.get(server.url + asset)
+        assert resp.status_code == 200 and len(resp.content) > 500, asset
+    assert "SwaggerUIBundle" in http.get(server.url + next(a for a in assets if a.endswith(".js"))).text

@@ -56,7 +56,10 @@ def test_benchmark_contract(bench_like: Path, tmp_path: Path) -> None:
     added = run("add", "--db", str(db), "--manifest", str(bench_like / "manifest.csv"), cwd=bench_like)
     assert "added 4 tracks" in added.stdout
     queries = sorted(str(p) for p in (bench_like / "queries").iterdir())
-    out = run("recognize", "--db", str(db), "--json", *queries)
+    out = run("recognize", "--db", str(db), "--json", *queries, check=False)
+    # One file is not audio: every file still gets its line, the run exits 1 and names it.
+    assert out.returncode == 1, out.stderr
+    assert f"{bench_like / 'queries' / 'broken.mp3'}: not readable as audio" in out.stderr
     lines = {}
     for line in out.stdout.splitlines():
         obj = json.loads(line)
@@ -84,7 +87,7 @@ def test_add_folder_info_list_remove(pieces: list[Piece], tmp_path: Path) -> Non
     summary = json.loads(run("add", "--db", str(db), "--json", str(folder)).stdout)
     assert summary["added"] == 3 and summary["failed"] == 0 and summary["audio_hours"] > 0
     again = json.loads(run("add", "--db", str(db), "--json", str(folder)).stdout)
-    assert again["added"] == 0 and again["duplicates"] == 3
+    assert again["added"] == 0 and again["known"] == 3 and again["duplicates"] == 0
 
     info = json.loads(run("info", "--db", str(db), "--json").stdout)
     assert info["tracks"] == 3 and info["fingerprints"] > 1000 and info["bytes_on_disk"] > 0
@@ -109,6 +112,22 @@ def test_add_reports_failures_and_keeps_going(pieces: list[Piece], tmp_path: Pat
     summary = json.loads(run("add", "--db", str(db), "--json", str(bad), str(pieces[0].path)).stdout)
     assert summary["added"] == 1 and summary["failed"] == 1
     assert summary["failures"][0][0] == str(bad)
+
+
+def test_recognize_exit_status_names_missing_and_unreadable_files(bench_like: Path, tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    run("add", "--db", str(db), str(bench_like / "refs" / "t0000.wav"))
+    good = str(bench_like / "queries" / "q0.wav")
+    assert run("recognize", "--db", str(db), good).returncode == 0
+    gone = tmp_path / "gone.wav"
+    broken = bench_like / "queries" / "broken.mp3"
+    out = run("recognize", "--db", str(db), "--json", good, str(gone), str(broken), check=False)
+    assert out.returncode == 2  # a missing file wins over an unreadable one
+    assert f"{gone}: no such file" in out.stderr and f"{broken}: not readable as audio" in out.stderr
+    statuses = [json.loads(line)["status"] for line in out.stdout.splitlines()]
+    assert statuses == ["success", "error", "error"]  # still one JSON line per file, in order
+    human = run("recognize", "--db", str(db), str(broken), check=False)
+    assert human.returncode == 1 and "broken.mp3" in human.stderr
 
 
 def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
@@ -143,3 +162,53 @@ def test_meta_shows_and_changes_fields(pieces: list[Piece], tmp_path: Path) -> N
     removed = json.loads(run("meta", "--db", str(db), "--track-id", "1", "--external", "deezer_id=").stdout)
     assert removed["external"] == {"spotify_id": "abc"} and removed["title"] == "Renamed"
     assert run("meta", "--db", str(db), "--audio-id", "7", check=False).returncode != 0
+
+
+def _limit_file_size(max_bytes: int) -> None:
+    """In the child: no file may grow past ``max_bytes`` (writes fail with EFBIG, as on a full disk)."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+
+def test_add_on_a_full_disk_is_a_clear_error_and_leaves_the_store_whole(pieces: list[Piece], tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    run("add", "--db", str(db), "--quiet", str(pieces[0].path))
+    # Three 40 s tracks make a segment whose key file alone is ~60 KB; the catalog's files stay below 48 KB.
+    env = {k: v for k, v in os.environ.items() if k != "SOUNDMARK_DB"}
+    others = [str(p.path) for p in pieces[1:4]]
+    proc = subprocess.run(
+        [*EXE, "add", "--db", str(db), "--quiet", "--jobs", "1", *others],
+        capture_output=True, text=True, timeout=300, env=env, preexec_fn=lambda: _limit_file_size(48 * 1024),
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "add stopped: could not write an index segment" in proc.stderr and "File too large" in proc.stderr
+    assert "run the same command again to resume" in proc.stderr
+    assert [d.name for d in (db / "segments").iterdir() if not d.name.startswith("seg-")] == []  # no .tmp-seg-*
+    info = json.loads(run("info", "--db", str(db), "--json").stdout)
+    assert info["tracks"] == 1 and info["segments"] == 1
+    # The store is usable: what was there is recognised, and the same command resumes.
+    q = tmp_path / "q.wav"
+    write_wav(q, pieces[0].samples[8 * PIECE_RATE : 14 * PIECE_RATE], PIECE_RATE)
+    assert json.loads(run("recognize", "--db", str(db), "--json", str(q)).stdout)["result"] is not None
+    resumed = json.loads(run("add", "--db", str(db), "--json", "--jobs", "1", *others).stdout)
+    assert resumed["added"] == 3 and resumed["tracks_in_store"] == 4
+
+
+def test_remove_then_add_again_is_recognised(pieces: list[Piece], tmp_path: Path) -> None:
+    """Removing the newest track and adding it back must not reuse its (tombstoned) id."""
+    db = tmp_path / "db"
+    run("add", "--db", str(db), "--quiet", str(pieces[0].path), str(pieces[1].path))
+    listed = [json.loads(x) for x in run("list", "--db", str(db), "--json").stdout.splitlines()]
+    newest = max(listed, key=lambda t: t["id"])  # the id SQLite would hand out again without AUTOINCREMENT
+    run("remove", "--db", str(db), str(newest["id"]))
+    back = next(p for p in pieces[:2] if str(p.path) == newest["source"])
+    again = json.loads(run("add", "--db", str(db), "--json", str(back.path)).stdout)
+    assert again["added"] == 1 and again["known"] == 0
+    q = tmp_path / "q.wav"
+    write_wav(q, back.samples[10 * PIECE_RATE : 16 * PIECE_RATE], PIECE_RATE)
+    result = json.loads(run("recognize", "--db", str(db), "--json", str(q)).stdout)["result"]
+    assert result is not None and result["title"] == back.path.stem

@@ -7,17 +7,21 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.staticfiles import StaticFiles
 
 from soundmark import __version__
 from soundmark.api.errors import RequestEcho, error_body
 from soundmark.api.logs import AccessLog
 from soundmark.api.pool import RecognitionPool
+from soundmark.api.results import operator
 from soundmark.api.routes import enterprise, methods, pages, streams, ws
 from soundmark.api.state import AppState, Metrics
 from soundmark.auth.tokens import TokenStore
@@ -30,6 +34,9 @@ log = logging.getLogger("soundmark.api")
 # Feature modules: each has `router` (extra HTTP routes), `HANDLERS` (AudD methods by name) and
 # `lifespan(state)` (an async context manager for its background work).
 FEATURES = (enterprise, streams)
+
+# Swagger UI's files, from the pinned swagger-ui-bundle package: /docs works offline.
+DOCS_ASSETS = "/docs-assets"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -63,6 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Self-hosted music recognition with an AudD-compatible API.",
         lifespan=lifespan,
+        docs_url=None,  # served below with local assets instead of a CDN
+        redoc_url=None,
     )
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(AccessLog)
@@ -72,15 +81,26 @@ def create_app(settings: Settings) -> FastAPI:
         # Last resort: an AudD-shaped error, the details only in the server log.
         log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
         echo = RequestEcho("recognize", request.method, {})
-        return JSONResponse(error_body(1000, "internal server error.", echo), status_code=500)
+        body = error_body(1000, "internal server error.", echo, operator=operator(request, settings))
+        return JSONResponse(body, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     @app.exception_handler(HTTPException)
     async def bad_request(request: Request, exc: Exception) -> JSONResponse:
         status = getattr(exc, "status_code", 400)
         echo = RequestEcho("recognize", request.method, {})
-        return JSONResponse(error_body(50, "invalid request.", echo), status_code=status)
+        body = error_body(50, "invalid request.", echo, operator=operator(request, settings))
+        return JSONResponse(body, status_code=status)
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )  # fmt: skip
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
     app.include_router(pages.router)
     app.include_router(ws.router)
     for feature in FEATURES:

@@ -13,12 +13,28 @@ def client_address(conn: HTTPConnection) -> str:
     return conn.client.host if conn.client else "unknown"
 
 
-def authorize(state: AppState, conn: HTTPConnection, token: str, *, scope: str, count: bool = True) -> TokenInfo | None:
-    """The caller's token (None when anonymous and allowed), or an ApiError with AudD's code.
+# AudD's public demo token: accepted only where the operator enables it (``demo_token``), for
+# recognition, within ``demo_per_day`` requests per client address and day.
+DEMO_TOKEN = "test"
+
+
+def authorize(
+    state: AppState, conn: HTTPConnection, token: str, *, scope: str, count: bool = True, allow_demo: bool = False
+) -> TokenInfo | None:
+    """The caller's token (None when anonymous or the demo token, and allowed), or an ApiError
+    with AudD's code.
 
     ``count`` charges one request to the token's monthly quota (or the client's daily
-    anonymous quota).
+    anonymous / demo quota). ``allow_demo``: the method is one of the standard endpoint's
+    recognition methods, which AudD's demo token ``test`` may use.
     """
+    if token == DEMO_TOKEN and state.settings.demo_token:
+        if not allow_demo or scope != "recognize":
+            raise ApiError(904, "the demo api_token `test` only works for recognition.")
+        demo_client = f"demo:{client_address(conn)}"
+        if count and not state.tokens.consume_anonymous(demo_client, state.settings.demo_per_day):
+            raise ApiError(902, "authorization failed: the daily limit of the demo api_token `test` was reached.")
+        return None
     if token:
         info = state.tokens.authenticate(token)
         if info is None:

@@ -7,12 +7,21 @@ with the token masked, and the method names, exactly as AudD's live responses do
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from soundmark.auth.tokens import mask_token
 
-DOCS_URL = "https://docs.audd.io"
-CONTACT = "api@audd.io"
+# What error bodies name under "contact us" / "see api documentation" when the operator set
+# nothing (settings ``contact`` / ``docs_url``): this server's own operator and its own /docs.
+DEFAULT_CONTACT = "the operator of this server"
+DEFAULT_DOCS_PATH = "/docs"
+
+# Parameter names whose values are secrets: masked in every echo and in the access log.
+# Matched case-insensitively on the decoded name (``api%5Ftoken`` is ``api_token``).
+_SECRET_KEY = re.compile(
+    r"token|secret|passw|(^|[_-])key$|api_?key|authori[sz]ation|^auth$|session|cookie|credential", re.IGNORECASE
+)
 
 # code → default message (after the method phrase)
 MESSAGES: dict[int, str] = {
@@ -65,17 +74,30 @@ class ApiError(Exception):
 
 
 @dataclass(frozen=True)
+class Operator:
+    """Who runs this server and where its documentation is, as error bodies name them."""
+
+    contact: str = DEFAULT_CONTACT
+    docs_url: str = DEFAULT_DOCS_PATH
+
+
+@dataclass(frozen=True)
 class RequestEcho:
     method: str
     http_method: str
     params: dict[str, str]
 
 
+def is_secret_key(key: str) -> bool:
+    """Whether a parameter named ``key`` (decoded) looks like it carries a token or a password."""
+    return bool(_SECRET_KEY.search(key))
+
+
 def masked_params(params: dict[str, str]) -> dict[str, str]:
-    """Every received parameter as a string, the token masked as AudD does (a***z)."""
+    """Every received parameter as a string, every token-like one masked as AudD does (a***z)."""
     out = {}
     for key, value in params.items():
-        if key == "api_token":
+        if is_secret_key(key):
             out[key] = mask_token(value)
         elif key == "audio":
             out[key] = f"<{len(value)} characters of base64>"
@@ -84,7 +106,10 @@ def masked_params(params: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def error_body(code: int, message: str, echo: RequestEcho, *, enterprise: bool = False) -> dict[str, object]:
+def error_body(
+    code: int, message: str, echo: RequestEcho, *, enterprise: bool = False, operator: Operator | None = None
+) -> dict[str, object]:
+    operator = operator or Operator()
     phrase = METHOD_PHRASES.get(echo.method, "Request failed")
     body: dict[str, object] = {
         "status": "error",
@@ -96,6 +121,6 @@ def error_body(code: int, message: str, echo: RequestEcho, *, enterprise: bool =
         body["request_params"] = masked_params(echo.params)
         body["request_api_method"] = echo.method
         body["request_http_method"] = echo.http_method
-    body["see api documentation"] = DOCS_URL
-    body["contact us"] = CONTACT
+    body["see api documentation"] = operator.docs_url
+    body["contact us"] = operator.contact
     return body

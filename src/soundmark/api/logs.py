@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_TOKEN_IN_QUERY = re.compile(r"(api_token=)[^&]*", re.IGNORECASE)
+from soundmark.api.errors import is_secret_key
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,7 +41,10 @@ def configure_logging(json_logs: bool, level: int = logging.INFO) -> None:
 
 
 def redact(query: str) -> str:
-    return _TOKEN_IN_QUERY.sub(r"\1***", query)
+    """The query string as the server decodes it (``api%5Ftoken`` is ``api_token``, as for the
+    handlers), re-encoded, with the value of every token-like parameter replaced by ``***``."""
+    pairs = parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace")
+    return urlencode([(k, "***" if is_secret_key(k) else v) for k, v in pairs], safe=",:/*")
 
 
 class AccessLog:

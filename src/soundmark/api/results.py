@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
+from soundmark.api.errors import DEFAULT_CONTACT, DEFAULT_DOCS_PATH, Operator
 from soundmark.api.metadata import provider_blocks
 from soundmark.api.pool import WorkerMatch
 from soundmark.catalog.models import Track
 from soundmark.match.recognizer import format_timecode
 from soundmark.results import identifiers
+from soundmark.settings import Settings
 
 
 def base_url(conn: HTTPConnection, configured: str) -> str:
@@ -18,6 +20,13 @@ def base_url(conn: HTTPConnection, configured: str) -> str:
     if url.scheme in ("ws", "wss"):  # a WebSocket's song_link must still be an http(s) page
         url = url.replace(scheme="https" if url.scheme == "wss" else "http")
     return str(url).rstrip("/")
+
+
+def operator(conn: HTTPConnection, settings: Settings) -> Operator:
+    """The contact and documentation URL error bodies name: the operator's settings, else this
+    server's own ``/docs`` (under ``public_url`` or the request's host)."""
+    docs = settings.docs_url or base_url(conn, settings.public_url) + DEFAULT_DOCS_PATH
+    return Operator(contact=settings.contact or DEFAULT_CONTACT, docs_url=docs)
 
 
 def song_link(base: str, track: Track) -> str:
@@ -59,13 +68,14 @@ def recognition_result(
 
 
 def lyrics_hit(track: Track, base: str) -> dict[str, object]:
-    """One findLyrics hit (Genius-like fields; ids as strings, which every client accepts)."""
+    """One findLyrics hit (Genius-like fields; ``song_id`` / ``artist_id`` are integers, as in
+    AudD's schema; a catalog track has no artist id, so ``artist_id`` is 0)."""
     meta = track.meta
     title = meta.title or ""
     artist = meta.artist or ""
     return {
-        "song_id": str(track.id),
-        "artist_id": "",
+        "song_id": track.id,
+        "artist_id": 0,
         "title": title,
         "title_with_featured": title,
         "full_title": f"{title} by {artist}" if artist else title,

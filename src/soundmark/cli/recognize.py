@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -33,20 +34,30 @@ def recognize_command(
 
     With --json every file gives one line {"file", "status", "result", "elapsed_ms"} where
     result is null when the audio is not in the catalog.
+
+    Exit status: 0 when every file was analysed (matched or not), 2 when a file does not exist,
+    1 when a file could not be read as audio; each failing file is named on stderr.
     """
     settings = load_settings(db=db, query_seconds=seconds, min_score=min_score)
     store = open_store(settings.db)
     recognizer = Recognizer(store, MatchSettings(min_score=settings.min_score, min_votes=settings.min_votes))
     sr = store.params.sample_rate
+    missing: list[Path] = []
+    unreadable: list[Path] = []
     with store:
         for f in files:
             t0 = time.perf_counter()
             try:
+                if not f.is_file():
+                    missing.append(f)
+                    raise FileNotFoundError(f"no such file: {f}")
                 samples = decode(f, sr, max_seconds=settings.query_seconds)
                 matches = recognizer.recognize(samples)
                 line = {"file": str(f), "status": "success", "result": _result(matches)}
             except (SoundmarkError, OSError) as exc:
                 code = exc.code if isinstance(exc, SoundmarkError) else 500
+                if f not in missing:
+                    unreadable.append(f)
                 line = {
                     "file": str(f),
                     "status": "error",
@@ -57,6 +68,12 @@ def recognize_command(
                 click.echo(json.dumps(line, ensure_ascii=False))
             else:
                 click.echo(_human(f, line))
+    for f in missing:
+        click.echo(f"soundmark recognize: {f}: no such file", err=True)
+    for f in unreadable:
+        click.echo(f"soundmark recognize: {f}: not readable as audio", err=True)
+    if missing or unreadable:
+        sys.exit(2 if missing else 1)
 
 
 def _result(matches: list[Match]) -> dict[str, object] | None:

@@ -41,11 +41,18 @@ from soundmark.cli.common import db_option, load_settings
     "--anonymous-per-day", type=int, default=None, help="Requests per client IP per day without api_token [default 10]."
 )
 @click.option("--max-upload-mb", type=float, default=None, help="Largest upload or download in MB [default 10].")
+@click.option(
+    "--demo-token",
+    is_flag=True,
+    default=None,
+    help="Accept AudD's public demo token `test` (recognize only, 10 requests per client per day) "
+    "[env SOUNDMARK_DEMO_TOKEN=1].",
+)
 @click.option("--text-logs", is_flag=True, help="Human-readable logs instead of JSON lines.")
 def serve_command(
     db: Path | None, host: str | None, port: int | None, workers: int | None, public_url: str | None,
     allow_private_urls: bool | None, require_token: bool | None, anonymous_per_day: int | None,
-    max_upload_mb: float | None, text_logs: bool,
+    max_upload_mb: float | None, demo_token: bool | None, text_logs: bool,
 ) -> None:  # fmt: skip
     """Serve the AudD-compatible HTTP API (recognize, upload, findLyrics, WebSocket, song pages).
 
@@ -61,7 +68,7 @@ def serve_command(
         db=db, host=host, port=port, workers=workers, public_url=public_url,
         allow_private_urls=allow_private_urls, require_token=require_token,
         anonymous_per_day=anonymous_per_day, max_upload_bytes=max_bytes, max_download_bytes=max_bytes,
-        log_json=False if text_logs else None,
+        demo_token=demo_token, log_json=False if text_logs else None,
     )  # fmt: skip
     configure_logging(settings.log_json)
     uvicorn.run(

@@ -8,20 +8,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
-from starlette.requests import ClientDisconnect, Request
+from pydantic import Field
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from soundmark.api.auth import authorize
 from soundmark.api.errors import ApiError, RequestEcho, error_body
 from soundmark.api.metadata import parse_return
 from soundmark.api.params import ApiRequest, BodyTooLarge, decode_base64_audio, read_request
-from soundmark.api.pool import Extracted, Overloaded
-from soundmark.api.results import base_url, lyrics_hit, recognition_result
+from soundmark.api.pool import Extracted, Overloaded, WorkerMatch
+from soundmark.api.results import base_url, lyrics_hit, operator, recognition_result
 from soundmark.api.state import AppState, app_state
+from soundmark.api.typed import Flag, Id, Params, Text, parse
 from soundmark.audio.fetch import fetch_url
 from soundmark.catalog.lyrics import search_lyrics
 from soundmark.catalog.models import TrackMeta
@@ -57,9 +60,34 @@ _FORM_SCHEMA = {
 }
 
 
-def jsonp(request: Request, body: dict[str, object]) -> Response:
-    callback = request.query_params.get("jsonp", "")
-    if callback and callback.replace("_", "").replace(".", "").replace("$", "").isalnum():
+class RecognizeParams(Params):
+    """What ``recognize`` (HTTP and WebSocket) reads besides the audio."""
+
+    api_token: Text = ""
+    return_: Text = Field("", alias="return")
+    market: Text = Field("us", max_length=16)
+    all: Flag = False  # AudD's legacy option: every match, as an array
+
+
+class FindLyricsParams(Params):
+    api_token: Text = ""
+    q: Text = Field(min_length=1)
+
+
+class UploadParams(Params):
+    api_token: Text = ""
+    audio_id: Id
+
+
+# A JSONP callback name: a JavaScript identifier path (``cb``, ``jQuery123_456``, ``a.b``).
+_CALLBACK = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*")
+
+
+def jsonp(request: Request, body: dict[str, object], params: dict[str, str] | None = None) -> Response:
+    """The JSON answer, wrapped as ``<callback>(...);`` when ``jsonp`` names a callback — from
+    the query string, a form field or a JSON body alike."""
+    callback = (params if params is not None else dict(request.query_params)).get("jsonp", "").strip()
+    if len(callback) <= 200 and _CALLBACK.fullmatch(callback):
         text = json.dumps(body, ensure_ascii=False)
         return Response(f"{callback}({text});", media_type="application/javascript")
     return JSONResponse(body)
@@ -92,7 +120,9 @@ async def answer(request: Request, method_hint: str | None) -> Response:
         outcome = "success"
     except ApiError as exc:
         echo = RequestEcho(method, request.method, api.params)
-        body = error_body(exc.code, exc.message, echo, enterprise=method == ENTERPRISE)
+        body = error_body(
+            exc.code, exc.message, echo, enterprise=method == ENTERPRISE, operator=operator(request, state.settings)
+        )
         outcome = str(exc.code)
     except BodyTooLarge:
         limit = max_body // (1024 * 1024)
@@ -100,16 +130,21 @@ async def answer(request: Request, method_hint: str | None) -> Response:
         if method != ENTERPRISE:
             message += " Use the enterprise endpoint for long files."
         echo = RequestEcho(method, request.method, api.params)
-        body = error_body(400, message, echo, enterprise=method == ENTERPRISE)
+        body = error_body(
+            400, message, echo, enterprise=method == ENTERPRISE, operator=operator(request, state.settings)
+        )
         outcome = "400"
     except ClientDisconnect:
         # The client left while sending its body: nobody is there to read an answer.
         return Response(status_code=400)
-    state.metrics.requests.labels(method, "success" if outcome == "success" else "error").inc()
+    # Label values are bounded: the registered methods, and "other" for any unknown name a
+    # client made up (each one would otherwise be a new time series).
+    label = method if method in state.handlers else "other"
+    state.metrics.requests.labels(label, "success" if outcome == "success" else "error").inc()
     if outcome != "success":
-        state.metrics.errors.labels(outcome).inc()
-    state.metrics.latency.labels(method).observe(time.perf_counter() - start)
-    return jsonp(request, body)
+        state.metrics.errors.labels(outcome if outcome.isdigit() else "other").inc()
+    state.metrics.latency.labels(label).observe(time.perf_counter() - start)
+    return jsonp(request, body, api.params)
 
 
 def canonical_method(state: AppState, name: str) -> str:
@@ -153,25 +188,31 @@ def engine_error(exc: SoundmarkError, settings_limit_mb: int) -> ApiError:
 
 
 async def recognize(state: AppState, request: Request, api: ApiRequest) -> object:
-    authorize(state, request, api.get("api_token"), scope="recognize")
+    authorize(state, request, api.get("api_token"), scope="recognize", allow_demo=True)
+    p = parse(RecognizeParams, api.params)
     limit_mb = state.settings.max_upload_bytes // (1024 * 1024)
     try:
         data = await audio_bytes(state, api)
         matches = await state.pool.recognize(data, state.settings.query_seconds)
     except SoundmarkError as exc:
         raise engine_error(exc, limit_mb) from exc
-    if not matches:
-        state.metrics.matches.labels("no_match").inc()
-        return None
-    state.metrics.matches.labels("match").inc()
-    best = matches[0]
-    track = state.store.catalog.get_track(best.track_id)
-    if track is None:
-        return None
-    wanted = parse_return(api.get("return"))
-    return recognition_result(
-        best, track, base_url(request, state.settings.public_url), wanted, api.get("market") or "us"
-    )
+    state.metrics.matches.labels("match" if matches else "no_match").inc()
+    return match_results(state, request, matches, p)
+
+
+def match_results(state: AppState, conn: HTTPConnection, matches: list[WorkerMatch], p: RecognizeParams) -> object:
+    """The ``result`` of a recognition: the best match, or with AudD's ``all=true`` every
+    match, best first, as an array."""
+    wanted = parse_return(p.return_)
+    base = base_url(conn, state.settings.public_url)
+    results = []
+    for match in matches if p.all else matches[:1]:
+        track = state.store.catalog.get_track(match.track_id)
+        if track is not None:
+            results.append(recognition_result(match, track, base, wanted, p.market or "us"))
+    if p.all:
+        return results
+    return results[0] if results else None
 
 
 async def recognize_with_offset(state: AppState, request: Request, api: ApiRequest) -> object:
@@ -179,22 +220,16 @@ async def recognize_with_offset(state: AppState, request: Request, api: ApiReque
 
 
 async def find_lyrics(state: AppState, request: Request, api: ApiRequest) -> object:
-    authorize(state, request, api.get("api_token"), scope="recognize")
-    q = api.get("q")
-    if not q:
-        raise ApiError(50, "the `q` parameter is required.")
+    authorize(state, request, api.get("api_token"), scope="recognize", allow_demo=True)
+    p = parse(FindLyricsParams, api.params)
     base = base_url(request, state.settings.public_url)
-    return [lyrics_hit(t, base) for t in search_lyrics(state.store.catalog, q, limit=10)]
+    return [lyrics_hit(t, base) for t in search_lyrics(state.store.catalog, p.q, limit=10)]
 
 
 async def upload(state: AppState, request: Request, api: ApiRequest) -> object:
     """AudD's custom catalog: fingerprint the audio and store it under ``audio_id``."""
     authorize(state, request, api.get("api_token"), scope="catalog:write", count=False)
-    raw_id = api.get("audio_id")
-    try:
-        audio_id = int(raw_id)
-    except ValueError:
-        raise ApiError(50, "`audio_id` must be an integer.") from None
+    audio_id = parse(UploadParams, api.params).audio_id
     limit_mb = state.settings.max_upload_bytes // (1024 * 1024)
     try:
         data = await audio_bytes(state, api)

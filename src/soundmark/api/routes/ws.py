@@ -14,10 +14,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from soundmark.api.auth import authorize
 from soundmark.api.errors import ApiError, RequestEcho, error_body
-from soundmark.api.metadata import parse_return
-from soundmark.api.results import base_url, recognition_result
-from soundmark.api.routes.methods import engine_error
+from soundmark.api.results import operator
+from soundmark.api.routes.methods import RecognizeParams, engine_error, match_results
 from soundmark.api.state import AppState, app_state
+from soundmark.api.typed import parse
 from soundmark.errors import SoundmarkError
 
 router = APIRouter()
@@ -29,21 +29,16 @@ async def _answer_frame(state: AppState, ws: WebSocket, data: bytes, params: dic
     try:
         if len(data) > state.settings.max_upload_bytes:
             raise ApiError(400, f"the frame is too big: {state.settings.max_upload_bytes} bytes is the maximum.")
-        authorize(state, ws, params.get("api_token", ""), scope="recognize")
+        authorize(state, ws, params.get("api_token", "").strip(), scope="recognize", allow_demo=True)
+        p = parse(RecognizeParams, params)
         try:
             matches = await state.pool.recognize(data, state.settings.query_seconds)
         except SoundmarkError as exc:
             raise engine_error(exc, state.settings.max_upload_bytes // (1024 * 1024)) from exc
-        result = None
-        if matches:
-            track = state.store.catalog.get_track(matches[0].track_id)
-            if track is not None:
-                wanted = parse_return(params.get("return"))
-                base = base_url(ws, state.settings.public_url)
-                result = recognition_result(matches[0], track, base, wanted, params.get("market") or "us")
+        result = match_results(state, ws, matches, p)
         return {"status": "success", "result": result}
     except ApiError as exc:
-        return error_body(exc.code, exc.message, echo)
+        return error_body(exc.code, exc.message, echo, operator=operator(ws, state.settings))
 
 
 @router.websocket("/ws/")
@@ -52,12 +47,13 @@ async def websocket(ws: WebSocket) -> None:
     state = app_state(ws)
     params = dict(ws.query_params)
     await ws.accept()
-    token = params.get("api_token", "")
+    token = params.get("api_token", "").strip()
     if token:
         try:
-            authorize(state, ws, token, scope="recognize", count=False)
+            authorize(state, ws, token, scope="recognize", count=False, allow_demo=True)
         except ApiError as exc:
-            await ws.send_json(error_body(exc.code, exc.message, RequestEcho("recognize", "WS", params)))
+            echo = RequestEcho("recognize", "WS", params)
+            await ws.send_json(error_body(exc.code, exc.message, echo, operator=operator(ws, state.settings)))
             await ws.close(code=1008)
             return
     pending: asyncio.Queue[tuple[int, asyncio.Task[dict[str, object]]] | None] = asyncio.Queue(PER_CONNECTION)
