@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     anonymous_per_day: int = Field(10, ge=0, description="requests per client IP per day without api_token")
     require_token: bool = Field(False, description="refuse every request without a valid api_token")
     log_json: bool = Field(True, description="structured JSON logs on stderr")
+    contact: str = Field("", description='"contact us" in error bodies (default: "the operator of this server")')
+    docs_url: str = Field("", description='"see api documentation" in error bodies (default: this server\'s /docs)')
+    demo_token: bool = Field(False, description="accept AudD's public demo token `test` (recognize only, limited)")
+    demo_per_day: int = Field(10, ge=0, description="requests per client IP per day with the demo token `test`")
 
     # --- long recordings (scan / enterprise) --------------------------------------------------
     scan_workers: int = Field(2, ge=0, description="worker processes analysing one long recording; 0 = one per core")
