@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -241,13 +243,13 @@ def test_remove_deletes_track_metadata_and_postings(store_copy: Path, pieces: li
 # --- duplicates -------------------------------------------------------------------------------
 
 
-def test_re_adding_the_same_file_is_a_duplicate(store_copy: Path, pieces: list) -> None:
+def test_re_adding_the_same_file_is_known(store_copy: Path, pieces: list) -> None:
     with Store(store_copy, PARAMS) as store:
         before = store.info()
         expected = {str(p.path): _id_of(store, p.path) for p in pieces[:2]}
         report = ingest(store, [IngestItem(p.path, TrackMeta()) for p in pieces[:2]], jobs=1)
-        assert report.added == []
-        assert dict(report.duplicates) == expected
+        assert report.added == [] and report.duplicates == []
+        assert dict(report.known) == expected
         after = store.info()
         assert (after.tracks, after.postings, after.segments) == (
             before.tracks,
@@ -341,3 +343,64 @@ def test_catalog_round_trips_track_meta(tmp_path: Path) -> None:
         assert conn.execute("SELECT key, value FROM track_external").fetchall() == [("deezer_id", "9")]
     finally:
         conn.close()
+
+
+# --- known source files -----------------------------------------------------------------------
+
+
+def test_resumed_add_skips_unchanged_files_without_decoding(store_copy: Path, pieces: list, tmp_path: Path) -> None:
+    """A re-run skips files already stored by path + size + mtime before opening them: a file
+    overwritten with same-size garbage and its mtime put back is still "known" — decoding it
+    would have failed — while any visible change (size, mtime) has the file examined again."""
+    victim = tmp_path / "victim.wav"
+    shutil.copy(pieces[0].path, victim)
+    with Store(store_copy, PARAMS) as store:
+        tid = _id_of(store, pieces[0].path)
+        # A byte-identical copy at a new path is known by its sha256, and remembered under its path.
+        first = ingest(store, [IngestItem(victim, TrackMeta())], jobs=1)
+        assert first.known == [(str(victim), tid)] and first.added == first.duplicates == []
+        st = victim.stat()
+        victim.write_bytes(b"\0" * st.st_size)  # not audio any more, same size
+        os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+        again = ingest(store, [IngestItem(victim, TrackMeta()), IngestItem(pieces[1].path, TrackMeta())], jobs=1)
+        assert again.failures == [] and again.duplicates == [] and again.added == []
+        assert dict(again.known) == {str(victim): tid, str(pieces[1].path): _id_of(store, pieces[1].path)}
+        # Changed (new mtime): examined again, and the garbage is reported as a failure.
+        os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        changed = ingest(store, [IngestItem(victim, TrackMeta())], jobs=1)
+        assert changed.known == [] and len(changed.failures) == 1
+        # Replaced by other audio: added as a new track, and known from then on.
+        write_wav(victim, compose_piece(4242, 20.0, 22050), 22050)
+        replaced = ingest(store, [IngestItem(victim, TrackMeta())], jobs=1)
+        assert len(replaced.added) == 1 and replaced.known == []
+        new_id = replaced.added[0][0]
+        assert ingest(store, [IngestItem(victim, TrackMeta())], jobs=1).known == [(str(victim), new_id)]
+        # Removing a track forgets its files: the same file is added again.
+        with store.writer() as w:
+            w.remove(new_id)
+        back = ingest(store, [IngestItem(victim, TrackMeta())], jobs=1)
+        assert back.known == [] and len(back.added) == 1
+
+
+def test_decoded_duplicates_are_remembered(store_copy: Path, pieces: list, tmp_path: Path) -> None:
+    """A file found to be a duplicate only after decoding (a re-encode) is known on the next run,
+    and so is a second copy found inside the same run."""
+    flac = tmp_path / "copy.flac"
+    _write_flac(flac, pieces[2].samples, 22050)
+    fresh = tmp_path / "fresh.wav"
+    write_wav(fresh, compose_piece(4343, 20.0, 22050), 22050)
+    twin = tmp_path / "fresh-again.wav"
+    write_wav(twin, compose_piece(4343, 20.0, 22050), 22050)
+    twin.write_bytes(twin.read_bytes() + b"\0\0")  # other bytes, same audio
+    items = [IngestItem(p, TrackMeta()) for p in (flac, fresh, twin)]
+    with Store(store_copy, PARAMS) as store:
+        first = ingest(store, items, jobs=1)
+        assert len(first.added) == 1 and len(first.duplicates) == 2
+        fresh_id = first.added[0][0]
+        again = ingest(store, items, jobs=1)
+        assert again.added == again.duplicates == again.failures == []
+        assert dict(again.known) == {
+            str(flac): _id_of(store, pieces[2].path),
+            str(fresh): fresh_id,
+            str(twin): fresh_id,
+        }

@@ -19,7 +19,8 @@ import numpy as np
 
 from soundmark.audio.decode import iter_blocks
 from soundmark.catalog.manifest import ManifestEntry
-from soundmark.catalog.models import TrackMeta
+from soundmark.catalog.models import SourceFile, TrackMeta
+from soundmark.catalog.sqlite import Catalog
 from soundmark.catalog.tags import read_tags
 from soundmark.errors import SoundmarkError, TooShortError
 from soundmark.fingerprint.extract import fingerprint_samples
@@ -44,6 +45,7 @@ class IngestItem:
 class IngestReport:
     added: list[tuple[int, str]] = field(default_factory=list)  # (track id, path)
     duplicates: list[tuple[str, int]] = field(default_factory=list)  # (path, existing track id)
+    known: list[tuple[str, int]] = field(default_factory=list)  # (path, track id): skipped undecoded
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -138,9 +140,12 @@ def ingest(
     report = IngestReport()
     start = time.perf_counter()
     with store.writer() as writer:
+        # Under the write lock, so files another writer committed meanwhile are known too.
+        todo, sources = _skip_known(writer, items, report, progress)
         batch: list[tuple[IngestItem, NewTrack]] = []
+        pending = _Pending(sources)
         last_flush = time.monotonic()
-        for item, result in _results(items, store.params, max_seconds, jobs):
+        for item, result in _results(todo, store.params, max_seconds, jobs):
             status = "failed"
             if isinstance(result, str):
                 report.failures.append((str(item.path), result))
@@ -148,6 +153,7 @@ def ingest(
                 dup = _duplicate_of(store, result, batch)
                 if dup is not None:
                     report.duplicates.append((str(item.path), dup))
+                    pending.duplicate(item, dup, result)
                     status = "duplicate"
                 else:
                     batch.append((item, result))
@@ -155,9 +161,9 @@ def ingest(
             if progress:
                 progress(item, status)
             if batch and (len(batch) >= batch_tracks or time.monotonic() - last_flush > 30):
-                _flush(writer, batch, report)
+                _flush(writer, batch, report, pending)
                 last_flush = time.monotonic()
-        _flush(writer, batch, report)
+        _flush(writer, batch, report, pending)
         if len(store.index.names) > 8:
             writer.compact()
     report.wall_seconds = time.perf_counter() - start
@@ -174,11 +180,96 @@ def _duplicate_of(store: Store, track: NewTrack, batch: list[tuple[IngestItem, N
     return find_duplicate(store, track)
 
 
-def _flush(writer: StoreWriter, batch: list[tuple[IngestItem, NewTrack]], report: IngestReport) -> None:
-    if not batch:
-        return
-    ids = writer.commit([t for _, t in batch])
-    for (item, track), tid in zip(batch, ids, strict=True):
-        report.added.append((tid, str(item.path)))
-        report.audio_seconds += track.duration
+def _source_key(path: Path) -> str:
+    return str(Path(path).resolve())
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _known_file(catalog: Catalog, path: Path) -> tuple[int | None, SourceFile | None]:
+    """The stored track this file was ingested as (or is a byte-identical copy of), and the
+    file's identity to remember; (None, None) when it cannot be read (extraction says why).
+
+    An unchanged file (same path, size, mtime) is known from one index lookup; a changed or new
+    one is read once for its sha256, far cheaper than decoding it.
+    """
+    key = _source_key(path)
+    try:
+        st = os.stat(key)
+        tid = catalog.known_source(key, st.st_size, st.st_mtime_ns)
+        if tid is not None:
+            return tid, None
+        src = SourceFile(key, st.st_size, st.st_mtime_ns, _file_sha256(Path(key)))
+    except OSError:
+        return None, None
+    return catalog.find_source_by_sha256(src.sha256), src
+
+
+def _skip_known(
+    writer: StoreWriter,
+    items: list[IngestItem],
+    report: IngestReport,
+    progress: Callable[[IngestItem, str], None] | None,
+) -> tuple[list[IngestItem], dict[str, SourceFile]]:
+    """The items still to decode, and the identity of each file to remember with its track."""
+    todo: list[IngestItem] = []
+    sources: dict[str, SourceFile] = {}
+    copies: list[tuple[SourceFile, int]] = []
+    for item in items:
+        tid, src = _known_file(writer.catalog, item.path)
+        if tid is None:
+            todo.append(item)
+            if src is not None:
+                sources[src.path] = src
+            continue
+        report.known.append((str(item.path), tid))
+        if src is not None:  # same bytes under another path or mtime: know this one too
+            copies.append((src, tid))
+        if progress:
+            progress(item, "known")
+    writer.remember_sources(copies)
+    return todo, sources
+
+
+@dataclass
+class _Pending:
+    """Source files waiting to be remembered with the next committed batch."""
+
+    sources: dict[str, SourceFile]
+    duplicates: list[tuple[SourceFile, int | str]] = field(default_factory=list)  # track id or content hash
+
+    def source(self, item: IngestItem) -> SourceFile | None:
+        return self.sources.get(_source_key(item.path))
+
+    def duplicate(self, item: IngestItem, existing: int, track: NewTrack) -> None:
+        src = self.source(item)
+        if src is not None:
+            # -1: the twin waits in the current batch; its id is known once that commits.
+            self.duplicates.append((src, existing if existing >= 0 else track.content_hash or ""))
+
+
+def _flush(
+    writer: StoreWriter, batch: list[tuple[IngestItem, NewTrack]], report: IngestReport, pending: _Pending
+) -> None:
+    by_hash: dict[str, int] = {}
+    if batch:
+        ids = writer.commit([t for _, t in batch], sources=[pending.source(item) for item, _ in batch])
+        for (item, track), tid in zip(batch, ids, strict=True):
+            report.added.append((tid, str(item.path)))
+            report.audio_seconds += track.duration
+            if track.content_hash:
+                by_hash[track.content_hash] = tid
+    known = []
+    for src, twin in pending.duplicates:
+        tid = twin if isinstance(twin, int) else by_hash.get(twin)
+        if tid is not None:
+            known.append((src, tid))
+    writer.remember_sources(known)
+    pending.duplicates.clear()
     batch.clear()

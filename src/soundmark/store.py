@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from soundmark.catalog.models import TrackMeta
+from soundmark.catalog.models import SourceFile, TrackMeta
 from soundmark.catalog.sqlite import CATALOG_FILE, Catalog
 from soundmark.errors import ParamsMismatchError, StoreError
 from soundmark.fingerprint.params import FingerprintParams
@@ -167,9 +168,20 @@ class StoreWriter:
         """Delete segment directories left by a writer that died before committing."""
         self.index.delete_unlisted(self.catalog.segment_names())
 
-    def commit(self, tracks: Sequence[NewTrack], *, replacing: Sequence[int] = ()) -> list[int]:
+    def commit(
+        self,
+        tracks: Sequence[NewTrack],
+        *,
+        replacing: Sequence[int] = (),
+        sources: Sequence[SourceFile | None] = (),
+    ) -> list[int]:
         """Add ``tracks`` atomically (all or none), removing the ``replacing`` track ids in the
-        same transaction; returns the new ids in order."""
+        same transaction; returns the new ids in order. ``sources[i]``, when given, is the file
+        track ``i`` came from, remembered with it so a later add skips that file undecoded.
+
+        A write that fails (a full disk) raises ``StoreError`` and leaves nothing behind: the
+        transaction rolls back and the new segment's files are deleted.
+        """
         if not tracks:
             return []
         max_time = max(int(t.times.max()) if len(t.times) else 0 for t in tracks)
@@ -177,19 +189,50 @@ class StoreWriter:
         if len(tracks) > limit:
             ids: list[int] = []
             for start in range(0, len(tracks), limit):
-                ids += self.commit(tracks[start : start + limit], replacing=replacing if not start else ())
+                ids += self.commit(
+                    tracks[start : start + limit],
+                    replacing=replacing if not start else (),
+                    sources=sources[start : start + limit],
+                )
             return ids
-        with self.catalog.transaction():
-            for old in replacing:
-                self.catalog.delete_track(old)
-            ids = [
-                self.catalog.insert_track(t.meta, t.duration, t.source, t.content_hash, len(t.hashes)) for t in tracks
-            ]
-            postings = [TrackPostings(i, t.hashes, t.times, t.peaks) for i, t in zip(ids, tracks, strict=True)]
-            info = self.index.write(postings)
-            self.catalog.add_segment(info.name, info.postings, info.tracks, info.bytes)
+        written: str | None = None
+        try:
+            with self.catalog.transaction():
+                for old in replacing:
+                    self.catalog.delete_track(old)
+                ids = [
+                    self.catalog.insert_track(t.meta, t.duration, t.source, t.content_hash, len(t.hashes))
+                    for t in tracks
+                ]
+                for tid, src in zip(ids, sources, strict=False):
+                    if src is not None:
+                        self.catalog.record_source(src.path, src.size, src.mtime_ns, src.sha256, tid)
+                postings = [TrackPostings(i, t.hashes, t.times, t.peaks) for i, t in zip(ids, tracks, strict=True)]
+                info = self.index.write(postings)
+                written = info.name
+                self.catalog.add_segment(info.name, info.postings, info.tracks, info.bytes)
+        except sqlite3.Error as exc:
+            if written is not None:
+                self.index.discard(written)
+            raise StoreError(f"could not commit to the catalog of {self.store.root}: {exc}") from exc
+        except BaseException:
+            if written is not None:
+                self.index.discard(written)
+            raise
         self.store.refresh(force=True)
         return ids
+
+    def remember_sources(self, known: Sequence[tuple[SourceFile, int]]) -> None:
+        """Remember files found to hold the audio of stored tracks (duplicates, renamed copies)."""
+        if not known:
+            return
+        try:
+            with self.catalog.transaction():
+                for src, tid in known:
+                    if self.catalog.get_track(tid) is not None:
+                        self.catalog.record_source(src.path, src.size, src.mtime_ns, src.sha256, tid)
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not write to the catalog of {self.store.root}: {exc}") from exc
 
     def remove(self, track_id: int) -> bool:
         with self.catalog.transaction():

@@ -51,3 +51,13 @@ class Track:
     source: str | None = None  # path or URL it was ingested from
     content_hash: str | None = None  # sha256 of the decoded-audio fingerprint input
     n_hashes: int = 0
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file as ingest saw it: enough to know it again without decoding it."""
+
+    path: str  # absolute, symlinks resolved
+    size: int  # bytes
+    mtime_ns: int
+    sha256: str  # of the file's bytes

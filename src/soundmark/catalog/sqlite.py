@@ -198,7 +198,13 @@ class Catalog:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error:
+            # A commit that fails (a full disk) may leave the transaction open: end it.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
     def data_version(self) -> int:
         """Changes whenever another connection commits; cheap to poll."""

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from soundmark.catalog.manifest import ManifestError, read_manifest
 from soundmark.cli.common import db_option, load_settings, open_store
+from soundmark.errors import StoreError
 from soundmark.ingest import IngestItem, collect_items, ingest, items_from_manifest
 
 
@@ -36,7 +37,8 @@ def add_command(
     PATHS are audio files or folders (searched recursively). Tags (ID3, Vorbis comments, MP4,
     FLAC; MusicBrainz ids and ISRC as Picard writes them) fill the metadata. Audio already in
     the store is reported as a duplicate and not added twice; an interrupted run keeps every
-    committed batch and a re-run resumes.
+    committed batch and a re-run resumes, skipping files already stored (same path, size and
+    mtime, or the same bytes) without decoding them.
     """
     settings = load_settings(db=db, jobs=jobs, batch_tracks=batch)
     if not paths and manifest is None:
@@ -58,14 +60,21 @@ def add_command(
         def advance(item: IngestItem, status: str) -> None:
             bar.update(task, advance=1, last=f"{status}: {item.path.name}")
 
-        report = ingest(
-            store, items, jobs=settings.jobs, batch_tracks=settings.batch_tracks,
-            max_seconds=settings.max_track_hours * 3600, progress=advance,
-        )  # fmt: skip
+        try:
+            report = ingest(
+                store, items, jobs=settings.jobs, batch_tracks=settings.batch_tracks,
+                max_seconds=settings.max_track_hours * 3600, progress=advance,
+            )  # fmt: skip
+        except StoreError as exc:  # a full disk, typically: the store stays as it was before the batch
+            raise click.ClickException(
+                f"add stopped: {exc}. The batch being written was not added; every batch committed "
+                "before it is kept. Free some space and run the same command again to resume."
+            ) from exc
         info = store.info()
     summary = {
         "added": len(report.added),
         "duplicates": len(report.duplicates),
+        "known": len(report.known),
         "failed": len(report.failures),
         "audio_hours": round(report.audio_seconds / 3600, 3),
         "wall_seconds": round(report.wall_seconds, 2),
@@ -74,12 +83,17 @@ def add_command(
         "tracks_in_store": info.tracks,
     }
     if as_json:
-        click.echo(json.dumps({**summary, "failures": report.failures, "duplicate_of": report.duplicates}))
+        click.echo(
+            json.dumps(
+                {**summary, "failures": report.failures, "duplicate_of": report.duplicates, "known_as": report.known}
+            )
+        )
     else:
         click.echo(
             f"added {summary['added']} tracks ({summary['audio_hours']:.2f} h of audio) in "
             f"{summary['wall_seconds']:.1f} s = {summary['realtime_factor']:.0f}x realtime; "
-            f"{summary['duplicates']} duplicates skipped; {summary['failed']} failed; "
+            f"{summary['duplicates']} duplicates skipped; {summary['known']} files already in the store "
+            f"(not decoded again); {summary['failed']} failed; "
             f"store now holds {info.tracks} tracks"
         )
         for path, existing in report.duplicates:

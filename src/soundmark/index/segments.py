@@ -101,8 +101,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _save(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` as .npy durably. The data goes through ``write`` rather than numpy's
+    ``tofile``, whose short write on a full disk raises an OSError without its errno."""
+    array = np.ascontiguousarray(array)
     with open(path, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
+        np.lib.format.write_array_header_1_0(fh, np.lib.format.header_data_from_array_1_0(array))
+        fh.write(array.reshape(-1).view(np.uint8).data)
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -225,18 +229,30 @@ class SegmentIndex:
         self.root.mkdir(parents=True, exist_ok=True)
         name = f"seg-{uuid.uuid4().hex[:16]}"
         tmp = self.root / f".tmp-{name}"
-        tmp.mkdir()
-        _save(tmp / "keys.npy", keys)
-        _save(tmp / "vals.npy", vals32)
-        _save(tmp / "tracks.npy", tracks)
-        _save(tmp / "peaks.npy", peaks)
-        _save(tmp / "peak_starts.npy", peak_starts)
-        (tmp / "meta.json").write_text(json.dumps({"time_bits": time_bits, "postings": len(keys)}))
-        _fsync_dir(tmp)
-        os.rename(tmp, self.root / name)
-        _fsync_dir(self.root)
-        size = sum(f.stat().st_size for f in (self.root / name).iterdir())
+        try:
+            tmp.mkdir()
+            _save(tmp / "keys.npy", keys)
+            _save(tmp / "vals.npy", vals32)
+            _save(tmp / "tracks.npy", tracks)
+            _save(tmp / "peaks.npy", peaks)
+            _save(tmp / "peak_starts.npy", peak_starts)
+            (tmp / "meta.json").write_text(json.dumps({"time_bits": time_bits, "postings": len(keys)}))
+            _fsync_dir(tmp)
+            os.rename(tmp, self.root / name)
+            _fsync_dir(self.root)
+            size = sum(f.stat().st_size for f in (self.root / name).iterdir())
+        except OSError as exc:
+            # A full disk (ENOSPC), a file-size limit (EFBIG), a failing device: leave no partial
+            # segment behind and say so in words (the catalog never listed it).
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(self.root / name, ignore_errors=True)
+            reason = exc.strerror or str(exc)
+            raise StoreError(f"could not write an index segment under {self.root}: {reason}") from exc
         return SegmentInfo(name, len(keys), len(batch), size)
+
+    def discard(self, name: str) -> None:
+        """Delete a written segment that the catalog did not take (its commit failed)."""
+        shutil.rmtree(self.root / name, ignore_errors=True)
 
     def read_postings(self, name: str, drop_tracks: np.ndarray) -> list[TrackPostings]:
         """Every track's postings of one segment (for compaction), without ``drop_tracks``."""
