@@ -107,3 +107,17 @@ def test_chunks_hold_bounded_audio() -> None:
     sizes = [len(t.samples) for t in iter_chunks(blocks, plan_windows([(0.0, None)], 10.0, 5.0), SR, s)]
     assert len(sizes) == 120
     assert max(sizes) <= (30 + 10) * SR
+
+
+def test_chunks_stay_on_the_input_clock_across_gaps() -> None:
+    """Spans with gaps longer than a block (AudD's skip): every task's samples are the input's
+    samples at the task's own position (the gap is read and discarded, not shifted in)."""
+    s = ScanSettings(chunk_seconds=30.0)
+    sr = 1000
+    ramp = np.arange(90 * sr, dtype=np.float32)  # sample value = its position
+    blocks = (ramp[i : i + 4 * sr] for i in range(0, len(ramp), 4 * sr))
+    spans = [(0.0, 12.0), (36.0, 48.0), (72.0, 84.0)]
+    tasks = list(iter_chunks(blocks, plan_windows(spans, 10.0, 5.0), sr, s, frame_hop=8))
+    assert [t.windows[0][0] for t in tasks] == [0, 36 * sr, 72 * sr]
+    for t in tasks:
+        assert t.samples[0] == t.start_sample and t.samples[-1] == t.start_sample + len(t.samples) - 1

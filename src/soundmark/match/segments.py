@@ -216,6 +216,7 @@ def iter_chunks(
     eof = False
     block_iter = iter(blocks)
     pending: tuple[int, int] | None = None  # next window (start, end) not yet placed
+    drop = 0  # input samples still to discard: they lie between buf's end and buf_start (a gap)
 
     def next_window() -> tuple[int, int] | None:
         for ws, span_end in windows:
@@ -225,7 +226,7 @@ def iter_chunks(
         return None
 
     def fill(until: int) -> None:
-        nonlocal buf, eof
+        nonlocal buf, eof, drop
         parts = [buf]
         have = buf_start + len(buf)
         while have < until and not eof:
@@ -234,6 +235,11 @@ def iter_chunks(
             except StopIteration:
                 eof = True
                 break
+            if drop:
+                n = min(drop, len(blk))
+                blk, drop = blk[n:], drop - n
+                if not len(blk):
+                    continue
             parts.append(blk)
             have += len(blk)
         if len(parts) > 1:
@@ -262,9 +268,11 @@ def iter_chunks(
         keep_until = pending[0] if pending is not None else 1 << 62
         rel0 = lo - buf_start
         task = ChunkTask(lo, buf[rel0 : hi - buf_start].copy(), tuple(group), keep_until)
-        # Drop what no later window needs.
+        # Drop what no later window needs; input not read yet up to the next window (a gap
+        # between two spans) is discarded as it arrives, so that buf stays on the input's clock.
         if pending is not None:
             cut = max(0, pending[0] - pending[0] % frame_hop - buf_start)
+            drop += max(0, cut - len(buf))
             buf = buf[cut:]
             buf_start += cut
         yield task
