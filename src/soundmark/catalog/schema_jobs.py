@@ -18,3 +18,9 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_status ON jobs(status, created_at);
 """
+
+# Migration 7: how many times each job was started without reaching an outcome (the
+# poison-job guard: a job that took the server down that often is failed, not resumed again).
+ATTEMPTS_MIGRATION = """
+ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+"""

@@ -14,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from soundmark.catalog.models import Track, TrackMeta
+from soundmark.catalog.schema_jobs import ATTEMPTS_MIGRATION as _JOB_ATTEMPTS_MIGRATION
 from soundmark.catalog.schema_jobs import MIGRATION as _JOBS_MIGRATION
 from soundmark.catalog.schema_streams import MIGRATION as _STREAMS_MIGRATION
 from soundmark.catalog.schema_tracks import SOURCE_FILES_MIGRATION, TRACK_IDS_MIGRATION
@@ -108,6 +109,8 @@ MIGRATIONS: list[str] = [
     TRACK_IDS_MIGRATION,
     # 6: the source files of ingested tracks, so a resumed add skips them without decoding.
     SOURCE_FILES_MIGRATION,
+    # 7: jobs count their attempts (a job that keeps taking the server down is failed).
+    _JOB_ATTEMPTS_MIGRATION,
 ]
 
 
