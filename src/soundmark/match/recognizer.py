@@ -11,7 +11,7 @@ from soundmark.catalog.models import Track
 from soundmark.fingerprint.extract import QueryPrint, query_fingerprint
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.spectrogram import band_bins
-from soundmark.match.verify import Verification, poisson_tail_log10, verify_alignment
+from soundmark.match.verify import SAME_AUDIO_SHARE, Verification, poisson_tail_log10, shared_peaks, verify_alignment
 from soundmark.match.vote import Candidate, QueryHashes, best_candidates, join
 from soundmark.store import Store
 
@@ -119,20 +119,25 @@ class Recognizer:
         # Two tests per candidate (peaks, votes) over all candidates: Bonferroni correction.
         correction = math.log10(max(1, 2 * len(cands)))
         checks = []
+        refs = []
         for c in cands:
             warp = qp.warps[c.rate_idx]
+            ref = self.store.index.track_peaks(c.track_id)
             v = verify_alignment(
-                qp.peaks, self.store.index.track_peaks(c.track_id), warp.time_rate, warp.freq_rate,
-                c.offset, self._band_lo,
+                qp.peaks, ref, warp.time_rate, warp.freq_rate, c.offset, self._band_lo,
             )  # fmt: skip
             checks.append((c, v))
+            refs.append(ref)
+        copies = _copies(cands, [v for _, v in checks], refs, qp.frames)
         scored = []
         for i, (c, v) in enumerate(checks):
             # The candidate's offset was picked as the best of thousands, so its hits are biased
             # upward; the other tracks' candidates were picked the same way and are (at least all
-            # but one) unrelated: their hits are the chance level *after* selection.
-            others = [w.hits * v.peaks / max(w.peaks, 1) for j, (_, w) in enumerate(checks) if j != i and w.peaks]
-            other_votes = [float(d.votes) for j, (d, _) in enumerate(checks) if j != i]
+            # but one) unrelated: their hits are the chance level *after* selection. Copies of
+            # this very recording (the same audio under other ids) are not chance: left out.
+            rivals = [j for j in range(len(checks)) if copies[j] != copies[i]]
+            others = [checks[j][1].hits * v.peaks / checks[j][1].peaks for j in rivals if checks[j][1].peaks]
+            other_votes = [float(checks[j][0].votes) for j in rivals]
             peaks_score = v.score
             votes_lam = max(float(c.runner_up), 1.0)
             if len(others) >= MIN_OTHERS:
@@ -142,3 +147,23 @@ class Recognizer:
             scored.append(Scored(c, v, max(peaks_score, votes_score) - correction))
         scored.sort(key=lambda x: -x.score)
         return scored
+
+
+def _copies(cands: list[Candidate], checks: list[Verification], refs: list[np.ndarray], frames: int) -> list[int]:
+    """A group label per candidate: candidates whose references hold the same audio where the
+    query aligns with them (most of their peaks coincide there) share one label."""
+    group = list(range(len(cands)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for i in range(len(cands)):
+        for j in range(i + 1, len(cands)):
+            if root(i) == root(j) or not checks[i].hits or not checks[j].hits:
+                continue
+            a, b = cands[i], cands[j]
+            if shared_peaks(refs[i], a.offset, refs[j], b.offset, frames) >= SAME_AUDIO_SHARE:
+                group[root(j)] = root(i)
+    return [root(i) for i in range(len(cands))]

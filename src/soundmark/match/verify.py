@@ -102,3 +102,28 @@ def verify_alignment(
     # Overdispersed music (repeats, shared chords): widen λ by the spread the shifts showed.
     lam = max(mean + max(0.0, sd - math.sqrt(max(mean, 1e-9))), 0.5)
     return Verification(hits, n, mean, sd, -poisson_tail_log10(hits, lam))
+
+
+SAME_AUDIO_SHARE = 0.5  # share of one reference's peaks met by the other's: the same recording
+
+
+def shared_peaks(ref_a: np.ndarray, offset_a: int, ref_b: np.ndarray, offset_b: int, span: int) -> float:
+    """Share of reference A's peaks in the ``span`` frames from ``offset_a`` that reference B has
+    too (±1 frame and bin) at the same place of the query, i.e. shifted to ``offset_b``.
+
+    Two catalogue entries holding the same recording (one file uploaded under several ids) share
+    almost all their peaks there; unrelated recordings share only the few that chance lines up.
+    """
+    lo, hi = np.searchsorted(ref_a[:, 0], [offset_a, offset_a + span]) if len(ref_a) else (0, 0)
+    a = ref_a[lo:hi].astype(np.int64)
+    if len(a) == 0 or len(ref_b) == 0:
+        return 0.0
+    shift = offset_b - offset_a
+    b0, b1 = np.searchsorted(ref_b[:, 0], [offset_b - 1, offset_b + span + 2])
+    b = ref_b[b0:b1].astype(np.int64)
+    codes = np.unique(b[:, 0] * _FREQ_SPAN + b[:, 1])
+    met = np.zeros(len(a), dtype=bool)
+    for dt in (-1, 0, 1):
+        for df in (-1, 0, 1):
+            met |= np.isin((a[:, 0] + shift + dt) * _FREQ_SPAN + a[:, 1] + df, codes)
+    return float(np.count_nonzero(met)) / len(a)
