@@ -404,3 +404,28 @@ def test_decoded_duplicates_are_remembered(store_copy: Path, pieces: list, tmp_p
             str(fresh): fresh_id,
             str(twin): fresh_id,
         }
+
+
+def test_a_second_writer_skips_what_the_first_added(store_copy: Path, tmp_path: Path) -> None:
+    """Two adds of the same new files at once: one adds them, the other (waiting for the write
+    lock) finds them known and decodes nothing."""
+    import threading
+
+    files = []
+    for seed in (5151, 5252):
+        files.append(tmp_path / f"new-{seed}.wav")
+        write_wav(files[-1], compose_piece(seed, 15.0, 22050), 22050)
+    reports = []
+
+    def run() -> None:
+        with Store(store_copy, PARAMS) as store:
+            reports.append(ingest(store, [IngestItem(f, TrackMeta()) for f in files], jobs=1))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    first, second = sorted(reports, key=lambda r: -len(r.added))
+    assert len(first.added) == 2 and first.known == []
+    assert second.added == second.duplicates == [] and dict(second.known) == {str(p): i for i, p in first.added}
