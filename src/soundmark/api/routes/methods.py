@@ -65,7 +65,7 @@ class RecognizeParams(Params):
 
     api_token: Text = ""
     return_: Text = Field("", alias="return")
-    market: Text = Field("us", max_length=16)
+    market: str = Field("us", max_length=16)  # a country code (apple_music / spotify links)
     all: Flag = False  # AudD's legacy option: every match, as an array
 
 
@@ -144,6 +144,10 @@ async def answer(request: Request, method_hint: str | None) -> Response:
     if outcome != "success":
         state.metrics.errors.labels(outcome if outcome.isdigit() else "other").inc()
     state.metrics.latency.labels(label).observe(time.perf_counter() - start)
+    if method == ENTERPRISE:  # AudD's enterprise host times every answer, success or error
+        body["execution_time"] = f"{(time.perf_counter() - start) * 1000:.6f}ms"
+    if isinstance(body.get("result"), Response):  # an answer in another format (enterprise CSV)
+        return body["result"]  # type: ignore[return-value]
     return jsonp(request, body, api.params)
 
 
