@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from soundmark.streams.zone import AUDD_ZONE, parse_zone
 
 
 class Settings(BaseSettings):
@@ -78,4 +80,14 @@ class Settings(BaseSettings):
     stream_events_max: int = Field(
         100_000, ge=100, description="stream events kept for callbacks and longpoll; the oldest finished go first"
     )
-    callback_timezone: str = Field("UTC", description="time zone of the `timestamp` in stream results (IANA name)")
+    callback_timezone: str = Field(
+        AUDD_ZONE,
+        description="time zone of the `timestamp` in stream results: an IANA name or an offset such as +03:00 "
+        "(default: UTC+3, the zone AudD's own clients read them in)",
+    )
+
+    @field_validator("callback_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        parse_zone(value)  # a zone that cannot be used fails at start, not at the first callback
+        return value.strip()

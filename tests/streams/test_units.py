@@ -45,8 +45,34 @@ def test_tracker_reports_each_song_once_with_its_start() -> None:
     changes += t.flush()
     ends = [c.play for c in changes if c.kind == "end"]
     assert [p.track_id for p in ends] == [1, 2]
-    assert abs(ends[0].start - 100) < 0.01 and abs(ends[1].start - 130) < 0.01
+    # Song 1 was on air before the first window, so it was first heard at t=104; song 2 at t=130.
+    assert abs(ends[0].start - 104) < 0.01 and abs(ends[1].start - 130) < 0.01
     assert [c.play.track_id for c in changes if c.kind == "announce"] == [1, 2]
+
+
+def test_tracker_reports_what_was_heard_not_the_song_before_it() -> None:
+    """A radio plays 45 s of each song, joining it 60 s in; monitoring began at t=0 with song 1
+    already 30 s on air. Reported: when each song was first heard and for how long (issue 9, item 7)."""
+    window, hop = 10.0, 5.0
+    on_air = [(1, -30.0, 45.0), (2, 45.0, 90.0), (3, 90.0, 135.0)]  # (track, from, to), each from 60 s in
+    t = SongTracker(gap=12, hop=hop, floor=0.0)
+    changes = []
+    for k in range(34):  # windows [0, 10] ... [165, 175]; unknown audio after t=135
+        t0 = k * hop
+        mid = t0 + window / 2
+        playing = [(track, a) for track, a, b in on_air if a <= mid < b]
+        if playing:
+            track, a = playing[0]
+            changes += t.window(t0, t0 + window, [m(track, t0 - a + 60.0)], 200.0)
+        else:
+            changes += t.nothing(t0, t0 + window)
+    changes += t.flush()
+    ends = [c.play for c in changes if c.kind == "end"]
+    assert [p.track_id for p in ends] == [1, 2, 3]
+    for play, (_, a, b) in zip(ends, on_air, strict=True):
+        assert play.start >= 0.0  # never before monitoring began
+        assert abs(play.start - max(a, 0.0)) <= window
+        assert abs(play.play_length - (b - max(a, 0.0))) <= window
 
 
 def test_tracker_ends_a_song_after_a_gap_of_unknown_audio() -> None:
@@ -93,6 +119,45 @@ def _play():  # type: ignore[no-untyped-def]
     from soundmark.streams.tracker import Play
 
     return Play(1, 1_700_000_000.0, 1_700_000_100.0, 200.0, m(1, 5.0))
+
+
+def test_timestamps_follow_the_zone_setting(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+    from pydantic import ValidationError
+
+    from soundmark.settings import Settings
+
+    play = _play()  # first heard at 2023-11-14 22:13:20 UTC
+    stamp = lambda tz: result_payload(7, play, [], tz, with_length=True)["result"]["timestamp"]  # noqa: E731
+    assert Settings().callback_timezone == "+03:00"  # what AudD's own clients read timestamps in
+    assert stamp(Settings().callback_timezone) == "2023-11-15 01:13:20"
+    assert stamp("UTC") == "2023-11-14 22:13:20"
+    assert stamp("Europe/Moscow") == "2023-11-15 01:13:20" and stamp("-05:30") == "2023-11-14 16:43:20"
+    monkeypatch.setenv("SOUNDMARK_CALLBACK_TIMEZONE", "America/New_York")
+    assert stamp(Settings().callback_timezone) == "2023-11-14 17:13:20"
+    monkeypatch.setenv("SOUNDMARK_CALLBACK_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_recent_results_for_getchannelbyid(tmp_path: Path) -> None:
+    with Store(tmp_path / "db", FingerprintParams(), create=True) as store:
+        _, info = TokenStore(store.catalog).create("radio")
+    streams = StreamStore(tmp_path / "db")
+    md5 = "x" * 32
+    cat = longpoll_category(md5, 7)
+    assert streams.recent_results(cat) is None  # no such stream
+    streams.add_stream(info.id, md5, 7, "http://radio.example/live", None)
+    assert streams.recent_results(cat) == []
+    streams.add_event(info.id, 7, cat, "notification", notification_payload(7, 650, "down", False))
+    for k in range(45):
+        song = {"artist": "A", "title": f"T{k}", "score": 90}
+        streams.add_event(info.id, 7, cat, "result", result_payload(7, _play(), [song], "UTC", with_length=True))
+    recent = streams.recent_results(cat)
+    assert recent is not None and [e["title"] for e in recent] == [f"T{k}" for k in range(5, 45)]  # last 40
+    assert recent[0] == {"radio_id": 7, "timestamp": "2023-11-14 22:13:20", "play_length": 100,
+                         "artist": "A", "title": "T5", "score": 90}  # fmt: skip
+    streams.close()
 
 
 def test_percent_score_is_an_int_scale() -> None:

@@ -15,9 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
-from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -30,6 +28,7 @@ from soundmark.settings import Settings
 from soundmark.streams.monitor import StreamJob
 from soundmark.streams.store import DELIVERED, SKIPPED, StreamStore
 from soundmark.streams.tracker import Play
+from soundmark.streams.zone import format_timestamp
 
 log = logging.getLogger("soundmark.streams")
 
@@ -43,10 +42,6 @@ def percent_score(score: float, min_score: float) -> int:
     if min_score <= 0:
         return 100
     return max(0, min(100, round(100 * (1 - 0.5 ** (max(score, 0.0) / min_score)))))
-
-
-def format_timestamp(epoch: float, tz: str) -> str:
-    return datetime.fromtimestamp(epoch, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def callback_options(url: str | None) -> tuple[list[str], str]:

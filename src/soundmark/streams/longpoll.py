@@ -17,28 +17,8 @@ from soundmark.streams.store import StreamStore
 
 MAX_TIMEOUT = 120  # seconds; golongpoll's default limit is 110, AudD documents 1-90
 DEFAULT_TIMEOUT = 50
-
-
-class LongpollError(ValueError):
-    """A malformed longpoll request (answered ``{"error": ...}`` with HTTP 400, as golongpoll does)."""
-
-
-def parse_args(category: str | None, timeout: str | None, since_time: str | None) -> tuple[str, int, int | None]:
-    if not category or len(category) > 1024:
-        raise LongpollError("Invalid subscription category, must be 1-1024 characters long.")
-    try:
-        seconds = int(timeout) if timeout else DEFAULT_TIMEOUT
-    except ValueError:
-        raise LongpollError(f"Invalid timeout arg.  Must be 1-{MAX_TIMEOUT}.") from None
-    if not 1 <= seconds <= MAX_TIMEOUT:
-        raise LongpollError(f"Invalid timeout arg.  Must be 1-{MAX_TIMEOUT}.")
-    since: int | None = None
-    if since_time:
-        try:
-            since = int(since_time)
-        except ValueError:
-            raise LongpollError("Invalid since_time arg.") from None
-    return category, seconds, since
+# The request is parsed by routes/streams.py (LongpollParams): malformed values answer golongpoll's
+# ``{"error": ...}`` with HTTP 400.
 
 
 class LongpollHub:

@@ -86,7 +86,7 @@ class StreamWorker:
         self._astop = asyncio.Event()  # seen by the task while it waits to reconnect
         self._reported_down = False  # an outage was notified; the next connection notifies recovery
         self._was_connected = False
-        self.tracker = SongTracker(config.gap, config.hop)
+        self.tracker = SongTracker(config.gap, config.hop, floor=time.time())
         self.running = False
         self.windows = 0  # analysed windows (for benchmarks)
         self.lag = 0.0  # seconds the analysis runs behind the stream

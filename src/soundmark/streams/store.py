@@ -18,6 +18,7 @@ from pathlib import Path
 from soundmark.catalog.sqlite import Catalog
 
 PENDING, DELIVERED, SKIPPED, EXPIRED = "pending", "delivered", "skipped", "expired"
+RECENT_RESULTS = 40  # results kept per stream by AudD's lastSong service (historyCap)
 
 
 def token_md5(token: str) -> str:
@@ -204,6 +205,34 @@ class StreamStore:
                 return None, self._next_ms()
         event = _event(row)
         return event, event.created_ms
+
+    def recent_results(self, category: str, limit: int = RECENT_RESULTS) -> list[dict[str, object]] | None:
+        """The last ``limit`` songs reported for the stream of ``category``, oldest first, each
+        the best result of its callback merged with ``radio_id``, ``timestamp`` and ``play_length``
+        (the elements of AudD's ``lastSong`` history); None when no stream has this category."""
+        with self._lock:
+            known = self._conn.execute(
+                "SELECT 1 FROM streams WHERE category=? UNION ALL SELECT 1 FROM stream_events WHERE category=? LIMIT 1",
+                (category, category),
+            ).fetchone()
+            if known is None:
+                return None
+            rows = self._conn.execute(
+                "SELECT payload FROM stream_events WHERE category=? AND kind='result' ORDER BY created_ms DESC LIMIT ?",
+                (category, limit),
+            ).fetchall()
+        out: list[dict[str, object]] = []
+        for (payload,) in reversed(rows):
+            result = json.loads(str(payload)).get("result") or {}
+            songs = result.get("results") or []
+            if not songs:
+                continue
+            element: dict[str, object] = {"radio_id": result.get("radio_id"), "timestamp": result.get("timestamp")}
+            if "play_length" in result:
+                element["play_length"] = result["play_length"]
+            element.update(songs[0])
+            out.append(element)
+        return out
 
     def due_events(self, now: float, limit: int = 100) -> list[Event]:
         with self._lock:

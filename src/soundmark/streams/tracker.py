@@ -1,10 +1,14 @@
 """Sliding-window matches → songs played: one ``Play`` per song, however many windows heard it.
 
 Pure logic, no I/O: feed it each window's wall-clock span and matches, get back what happened.
-A window's matches give the song's start on air as ``window start − offset in the song``; the
-matcher clamps negative offsets to 0 (a song starting inside the window), so such a start is only
-a lower bound and is replaced by the first exact one. A song ends when another song is heard, when
-its catalog duration is over, or after ``gap`` seconds without a match.
+A play reports what was *heard* on the stream: ``start`` is the wall-clock start of the first
+window that matched the song (never before the previous song was last heard), ``end`` where the
+last matching window surely still carried it. The song's position (``window start − offset in the
+song``, the moment it would have gone on air if played from its beginning) is kept as ``aired``:
+it bounds the play by the song's catalog duration and recognises a tail heard again, but it is
+never reported — a radio that joins a song half-way, or a stream added mid-song, did not play the
+part before. A song ends when another song is heard, when its catalog duration is over, or after
+``gap`` seconds without a match.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ SAME_PLAY_SLACK = 6.0  # seconds: a re-heard song whose start agrees this well i
 @dataclass
 class Play:
     track_id: int
-    start: float  # wall-clock second the song started on air (epoch)
-    end: float  # wall-clock second it was last heard (at most start + duration)
+    start: float  # wall-clock second (epoch) the song was first heard on the stream
+    end: float  # wall-clock second it was last heard (at most aired + duration)
     duration: float  # catalog duration of the track
     best: WorkerMatch
     alternatives: list[WorkerMatch] = field(default_factory=list)
-    exact: bool = False
+    exact: bool = False  # ``aired`` comes from an unclamped offset
+    aired: float = 0.0  # where the song's beginning would lie on the stream's clock (not reported)
     windows: int = 1
     announced: bool = False
 
@@ -41,9 +46,10 @@ class Change:
 
 
 class SongTracker:
-    def __init__(self, gap: float, hop: float = 5.0):
+    def __init__(self, gap: float, hop: float = 5.0, floor: float = 0.0):
         self.gap = gap
         self.hop = hop
+        self.floor = floor  # epoch second monitoring began: nothing is reported as heard before it
         self.current: Play | None = None
         self._last: Play | None = None
 
@@ -55,40 +61,46 @@ class SongTracker:
         if not matches:
             return self.nothing(t0, t1)
         top = matches[0]
-        start = t0 - top.offset_seconds
+        aired = t0 - top.offset_seconds
         exact = top.offset_seconds > EXACT_OFFSET
         cur = self.current
         if cur is not None and cur.track_id == top.track_id:
-            if exact and not cur.exact:
-                cur.start, cur.exact = start, True
+            if exact and not cur.exact:  # it began inside the first window: first heard then
+                cur.aired, cur.exact = aired, True
+                cur.start = max(cur.start, min(aired, cur.end))
             cur.windows += 1
-            cur.end = max(cur.end, self._heard_until(t0, t1, cur.start, cur.duration))
+            cur.end = max(cur.end, self._heard_until(t0, t1, cur.aired, cur.duration))
             if top.score > cur.best.score:
                 cur.best = top
                 cur.alternatives = _alternatives(matches)
             return self._announce(cur)
         last = self._last
-        if last is not None and last.track_id == top.track_id and abs(start - last.start) < SAME_PLAY_SLACK:
+        if last is not None and last.track_id == top.track_id and abs(aired - last.aired) < SAME_PLAY_SLACK:
             return []  # the tail of a song already reported (e.g. heard again across a transition)
         changes = self._finish()
-        play = Play(top.track_id, start, max(start, self._heard_until(t0, t1, start, duration)), duration, top,
-                    _alternatives(matches), exact=exact)  # fmt: skip
-        if cur is not None and not play.exact:
-            play.start = max(play.start, cur.end)  # it cannot have started before the last song ended
+        # First heard: this window's start (the offset says how far into the song the stream
+        # joined it, not that the stream played what came before), and not before the previous
+        # song was last heard nor before monitoring began.
+        start = max(t0, self.floor)
+        prev = cur or last
+        if prev is not None:
+            start = max(start, prev.end)
+        end = max(start, self._heard_until(t0, t1, aired, duration))
+        play = Play(top.track_id, start, end, duration, top, _alternatives(matches), exact=exact, aired=aired)
         self.current = play
         return changes + self._announce(play)
 
-    def _heard_until(self, t0: float, t1: float, start: float, duration: float) -> float:
+    def _heard_until(self, t0: float, t1: float, aired: float, duration: float) -> float:
         """Where a song heard in [t0, t1] surely played to: past the window's middle by half a hop
         (the next window, a hop later, tells whether it went on), within its catalog duration."""
-        return min(t1, (t0 + t1) / 2 + self.hop / 2, start + duration)
+        return min(t1, (t0 + t1) / 2 + self.hop / 2, aired + duration)
 
     def nothing(self, t0: float, t1: float) -> list[Change]:
         """A window with no match (unknown audio, talk, silence)."""
         cur = self.current
         if cur is None:
             return []
-        if t0 >= cur.start + cur.duration or t1 - cur.end > self.gap:
+        if t0 >= cur.aired + cur.duration or t1 - cur.end > self.gap:
             return self._finish()
         return []
 

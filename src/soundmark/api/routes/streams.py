@@ -1,5 +1,9 @@
 """Streams feature: AudD's stream methods (setCallbackUrl, getCallbackUrl, addStream, setStreamUrl,
-getStreams, deleteStream), ``GET /longpoll/``, and the monitor + callback delivery run in ``lifespan``.
+getStreams, deleteStream), ``GET /longpoll/``, ``GET /lastSong/getChannelById/`` (the recent results
+audd-cli reads), and the monitor + callback delivery run in ``lifespan``.
+
+Every parameter goes through one pydantic model per method (api/typed.py): a malformed or huge
+value is AudD's error 50 (golongpoll's ``{"error": ...}`` on ``/longpoll/``), never a 500.
 
 Streams live in the store (streams/store.py), so they survive restarts and may also be added with
 ``soundmark stream add`` while the server runs (it picks them up every ``stream_sync_seconds``).
@@ -12,20 +16,23 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Literal
 
 from fastapi import APIRouter
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from soundmark.api import typed
 from soundmark.api.auth import authorize
 from soundmark.api.errors import ApiError
 from soundmark.api.params import ApiRequest
 from soundmark.api.state import AppState, app_state
 from soundmark.streams.callbacks import NO_OP_RECEIVERS, CallbackDeliverer, EventSink
-from soundmark.streams.longpoll import LongpollError, LongpollHub, parse_args
+from soundmark.streams.longpoll import DEFAULT_TIMEOUT, MAX_TIMEOUT, LongpollHub
 from soundmark.streams.monitor import MonitorConfig, StreamManager
 from soundmark.streams.source import StreamError, check_stream_url
-from soundmark.streams.store import StreamStore, token_md5
+from soundmark.streams.store import RECENT_RESULTS, StreamStore, token_md5
 
 log = logging.getLogger("soundmark.streams")
 router = APIRouter()
@@ -54,16 +61,43 @@ def _account(state: AppState, request: Request, api: ApiRequest) -> tuple[int, s
     return info.id, token_md5(token)
 
 
-def _radio_id(api: ApiRequest) -> int:
-    raw = api.get("radio_id")
-    try:
-        return int(raw)
-    except ValueError:
-        raise ApiError(50, "`radio_id` must be an integer.") from None
+# --- parameter models (one per method; api/typed.py) -------------------------------------------
+class TokenParams(typed.Params):
+    api_token: typed.Text = ""
 
 
-async def _checked_url(state: AppState, api: ApiRequest, what: str) -> str:
-    url = api.get("url")
+class UrlParams(TokenParams):
+    url: typed.Text = ""
+
+
+class StreamParams(TokenParams):
+    radio_id: typed.Id
+
+
+class StreamUrlParams(StreamParams):
+    url: typed.Text = ""
+
+
+class AddStreamParams(StreamUrlParams):
+    callbacks: Literal["before"] | None = None
+
+    @classmethod
+    def from_request(cls, params: dict[str, str]) -> AddStreamParams:
+        lowered = {k: (v.lower() if k == "callbacks" else v) for k, v in params.items()}
+        return typed.parse(cls, lowered)
+
+
+class LongpollParams(typed.Params):
+    category: str = Field(min_length=1, max_length=1024)
+    timeout: typed.Int = Field(DEFAULT_TIMEOUT, ge=1, le=MAX_TIMEOUT)
+    since_time: typed.OptionalId = None
+
+
+class ChannelParams(typed.Params):
+    ch_id: str = Field(pattern=r"^-?[0-9A-Za-z]{1,64}$")
+
+
+async def _checked_url(state: AppState, url: str, what: str) -> str:
     if not url:
         raise ApiError(50, "the `url` parameter is required.")
     if url.lower().startswith(UNSUPPORTED_SHORTCUTS):
@@ -78,13 +112,15 @@ async def _checked_url(state: AppState, api: ApiRequest, what: str) -> str:
 
 
 async def set_callback_url(state: AppState, request: Request, api: ApiRequest) -> object:
+    p = typed.parse(UrlParams, api.params)
     token_id, md5 = _account(state, request, api)
-    url = await _checked_url(state, api, "callback")
+    url = await _checked_url(state, p.url, "callback")
     await asyncio.to_thread(_streams(state).set_callback_url, token_id, md5, url)
     return None
 
 
 async def get_callback_url(state: AppState, request: Request, api: ApiRequest) -> object:
+    typed.parse(TokenParams, api.params)
     token_id, _ = _account(state, request, api)
     url = await asyncio.to_thread(_streams(state).callback_url, token_id)
     if not url:
@@ -94,11 +130,9 @@ async def get_callback_url(state: AppState, request: Request, api: ApiRequest) -
 
 async def add_stream(state: AppState, request: Request, api: ApiRequest) -> object:
     token_id, md5 = _account(state, request, api)
-    radio_id = _radio_id(api)
-    callbacks = api.get("callbacks").lower() or None
-    if callbacks not in (None, "before"):
-        raise ApiError(50, "`callbacks` must be `before` or left out.")
-    url = await _checked_url(state, api, "stream")
+    p = AddStreamParams.from_request(api.params)
+    radio_id, callbacks = p.radio_id, p.callbacks
+    url = await _checked_url(state, p.url, "stream")
     store = _streams(state)
     limit = state.settings.streams_per_token
     exists = await asyncio.to_thread(store.has_stream, token_id, radio_id)
@@ -111,8 +145,9 @@ async def add_stream(state: AppState, request: Request, api: ApiRequest) -> obje
 
 async def set_stream_url(state: AppState, request: Request, api: ApiRequest) -> object:
     token_id, _ = _account(state, request, api)
-    radio_id = _radio_id(api)
-    url = await _checked_url(state, api, "stream")
+    p = typed.parse(StreamUrlParams, api.params)
+    radio_id = p.radio_id
+    url = await _checked_url(state, p.url, "stream")
     if not await asyncio.to_thread(_streams(state).set_stream_url, token_id, radio_id, url):
         raise ApiError(50, f"there is no stream with radio_id {radio_id}.")
     await _sync(state)
@@ -121,7 +156,7 @@ async def set_stream_url(state: AppState, request: Request, api: ApiRequest) -> 
 
 async def delete_stream(state: AppState, request: Request, api: ApiRequest) -> object:
     token_id, _ = _account(state, request, api)
-    radio_id = _radio_id(api)
+    radio_id = typed.parse(StreamParams, api.params).radio_id
     if not await asyncio.to_thread(_streams(state).delete_stream, token_id, radio_id):
         raise ApiError(50, f"there is no stream with radio_id {radio_id}.")
     await _sync(state)
@@ -129,6 +164,7 @@ async def delete_stream(state: AppState, request: Request, api: ApiRequest) -> o
 
 
 async def get_streams(state: AppState, request: Request, api: ApiRequest) -> object:
+    typed.parse(TokenParams, api.params)
     token_id, _ = _account(state, request, api)
     rows = await asyncio.to_thread(_streams(state).streams, token_id)
     return [
@@ -152,13 +188,37 @@ HANDLERS: dict[str, Callable[[AppState, Request, ApiRequest], Awaitable[object]]
 async def longpoll(request: Request) -> JSONResponse:
     """Stream events of one longpoll category (golongpoll semantics; no token needed)."""
     state = app_state(request)
-    q = request.query_params
     try:
-        category, timeout, since = parse_args(q.get("category"), q.get("timeout"), q.get("since_time"))
-    except LongpollError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        p = typed.parse(LongpollParams, dict(request.query_params))
+    except ApiError as exc:
+        return JSONResponse({"error": exc.message}, status_code=400)
     hub: LongpollHub = state.extras["streams.hub"]
-    return JSONResponse(await hub.wait(category, timeout, since))
+    return JSONResponse(await hub.wait(p.category, p.timeout, p.since_time))
+
+
+@router.api_route("/lastSong/getChannelById", methods=["GET", "POST"], include_in_schema=False)
+@router.api_route("/lastSong/getChannelById/", methods=["GET", "POST"])
+async def get_channel_by_id(request: Request) -> JSONResponse:
+    """A stream's recent results, as AudD's ``lastSong`` service answers them (``audd streams watch``
+    and ``history`` read it): ``{"NumericalId", "StringId", "History": {"Elements": [...],
+    "OldestElement": 0}}``, each element a song with ``radio_id``, ``timestamp`` and ``play_length``,
+    oldest first. ``ch_id`` is ``-`` + the longpoll category; like longpoll it needs no token."""
+    state = app_state(request)
+    params = dict(request.query_params)
+    if request.method == "POST":
+        form = await request.form()
+        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    headers = {"Access-Control-Allow-Origin": "*"}
+    try:
+        ch_id = typed.parse(ChannelParams, params).ch_id
+    except ApiError as exc:
+        return JSONResponse(exc.message, status_code=400, headers=headers)
+    category = ch_id.removeprefix("-").lower()
+    elements = await asyncio.to_thread(_streams(state).recent_results, category, RECENT_RESULTS)
+    if elements is None:
+        return JSONResponse("not_found", status_code=404, headers=headers)
+    body = {"NumericalId": ch_id, "StringId": category, "History": {"Elements": elements, "OldestElement": 0}}
+    return JSONResponse(body, headers=headers)
 
 
 @asynccontextmanager
