@@ -50,7 +50,6 @@ METHODS: dict[str, tuple[str, ...]] = {
     "setStreamUrl": ("url", "radio_id"),
     "getStreams": (),
     "deleteStream": ("radio_id",),
-    "lastSong/getChannelById": ("radio_id", "channel_id"),
 }
 STRAY = ("API_TOKEN", "api%5Ftoken", "x", "", "callback", "timeout")
 # Methods that carry audio in a multipart example. Never the enterprise method: a recording
@@ -67,6 +66,8 @@ HOSTILE = [
 URLS = ["", "ftp://x/a.mp3", "http://127.0.0.1:1/a.mp3", "http://[::1]/", "http://10.0.0.1/a", "file:///etc/passwd",
         "javascript:alert(1)", "http://0/", "https://169.254.169.254/latest", "twitch:abc", "youtube:x",
         "http://127.0.0.1:1/" + "a" * 3000, "//127.0.0.1/x", "not a url"]  # fmt: skip
+# audd-cli's recent results of a stream (AudD's lastSong service): its own answer shape, no token.
+LAST_SONG = "lastSong/getChannelById"
 # longpoll waits up to `timeout` seconds: only 1 s or values it must refuse.
 TIMEOUTS = ["1", "0", "-1", "inf", "1e400", "1_0", "99999999999999999999", "abc", "121"]
 
@@ -173,6 +174,11 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
             "timeout": draw(st.sampled_from(["1", "1", "1", *TIMEOUTS])),
         }
         return {"method": "longpoll", "transport": "query", "params": params, "token": None, "audio": False}
+    if draw(st.integers(0, 13)) == 0:
+        ch_id = draw(st.sampled_from(["-abc", "abc", "-", "", "-" + "x" * 65, str(2**63)]) | VALUES)
+        params = {"ch_id": ch_id} | ({"since_time": draw(VALUES)} if draw(st.booleans()) else {})
+        return {"method": LAST_SONG, "transport": draw(st.sampled_from(["query", "form"])), "params": params,
+                "token": None, "audio": False}  # fmt: skip
     method = draw(st.sampled_from(sorted(METHODS)))
     names = draw(st.lists(st.sampled_from(METHODS[method] + STRAY), max_size=5, unique=True))
     if method == "upload" and "audio_id" not in names:
@@ -201,6 +207,11 @@ def _send(conn: KeepAlive, req: dict[str, Any], token: str, clip: bytes) -> tupl
     params = dict(req["params"])
     if req["method"] == "longpoll":
         return conn.send("GET", "/longpoll/?" + urlencode(params), None, {})
+    if req["method"] == LAST_SONG and req["transport"] == "form":
+        body = urlencode(params).encode()
+        return conn.send("POST", f"/{LAST_SONG}/", body, {"Content-Type": "application/x-www-form-urlencoded"})
+    if req["method"] == LAST_SONG:
+        return conn.send("GET", f"/{LAST_SONG}/?" + urlencode(params), None, {})
     if req["token"] == "real":
         params["api_token"] = token
     elif req["token"] == "hostile":
@@ -235,6 +246,7 @@ def _send(conn: KeepAlive, req: dict[str, Any], token: str, clip: bytes) -> tupl
 @example(req=_req("enterprise", {"every": "1e400", "url": "http://127.0.0.1:1/a.mp3"}))
 @example(req=_req("deleteStream", {"radio_id": "9" * 30}))
 @example(req=_req("setStreamUrl", {"radio_id": "9" * 30, "url": "http://10.0.0.1/a"}))
+@example(req=_req(LAST_SONG, {"ch_id": "-" + "9" * 30}))
 @example(req=_req("addStream", {"radio_id": str(2**63), "url": "http://10.0.0.1/a"}, transport="json"))
 def test_every_method_survives_hostile_parameters(
     fuzz_server: Server, fuzz_token: str, conn: KeepAlive, clip: bytes, req: dict[str, Any]
@@ -246,6 +258,12 @@ def test_every_method_survives_hostile_parameters(
         assert status in (200, 400), (status, text[:500])
         assert isinstance(json.loads(text), dict)
         event(f"longpoll: {status}")
+        return
+    if req["method"] == LAST_SONG:
+        # {"NumericalId", "StringId", "History"}, 400 with a message for a bad ch_id, 404 unknown stream.
+        assert status in (200, 400, 404), (status, text[:500])
+        json.loads(text)
+        event(f"lastSong: {status}")
         return
     assert status == 200, (status, req["method"], text[:500])
     body = json.loads(text[text.index("(") + 1 : -2]) if "javascript" in ctype else json.loads(text)
