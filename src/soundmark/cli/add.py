@@ -67,8 +67,8 @@ def add_command(
             )  # fmt: skip
         except StoreError as exc:  # a full disk, typically: the store stays as it was before the batch
             raise click.ClickException(
-                f"add stopped: {exc}. The batch being written was not added; every batch committed "
-                "before it is kept. Free some space and run the same command again to resume."
+                f"add stopped: {exc}. Every batch committed before the failure is kept and nothing "
+                "half-written remains; free some space and run the same command again to resume."
             ) from exc
         info = store.info()
     summary = {
