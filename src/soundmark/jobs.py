@@ -5,6 +5,11 @@ most ``max_jobs`` jobs at once (threads that drive ``match.segments.scan``, whos
 in ``scan_workers`` worker processes) and writes progress and the result into the ``jobs`` table,
 so a job outlives the request that created it and the server: on startup, queued and running jobs
 whose audio is still there are queued again, the others are marked failed.
+
+Every start of a job is counted (``attempts``) before it runs, and given back when the server
+stops it cleanly; a job that has been started ``max_attempts`` times without ever ending (it took
+the server down, or the server died under it each time) is failed on the next startup instead of
+resumed: no crash loop.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import secrets
 import sqlite3
@@ -31,6 +37,7 @@ log = logging.getLogger("soundmark.jobs")
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 ACTIVE = (QUEUED, RUNNING)
 JOBS_DIR = "jobs"
+DEFAULT_MAX_SECONDS = 24 * 3600.0  # settings.max_job_hours
 
 
 @dataclass
@@ -48,6 +55,7 @@ class Job:
     token_id: int | None
     created_at: float
     updated_at: float
+    attempts: int = 0  # starts that have not (yet) reached an outcome
 
     @property
     def finished(self) -> bool:
@@ -65,7 +73,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         params=json.loads(row["params"]), progress=row["progress"], audio_seconds=row["audio_seconds"],
         result=json.loads(row["result"]) if row["result"] else None, error_code=row["error_code"],
         error_message=row["error_message"], token_id=row["token_id"], created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        updated_at=row["updated_at"], attempts=row["attempts"],
     )  # fmt: skip
 
 
@@ -119,12 +127,36 @@ class JobStore:
             rows = self.conn.execute("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_at", ACTIVE).fetchall()
         return [_row_to_job(r) for r in rows]
 
-    def recover(self) -> list[str]:
+    def start_attempt(self, job_id: str) -> None:
+        """Mark ``job_id`` running and count the start (persistently, before any work)."""
+        with self._lock:
+            self.conn.execute(
+                "UPDATE jobs SET status = ?, progress = 0, attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                (RUNNING, time.time(), job_id),
+            )
+
+    def stop_attempt(self, job_id: str) -> None:
+        """The server stopped ``job_id`` cleanly: queued again, and that start does not count."""
+        with self._lock:
+            self.conn.execute(
+                "UPDATE jobs SET status = ?, progress = 0, attempts = MAX(0, attempts - 1), updated_at = ?"
+                " WHERE id = ?",
+                (QUEUED, time.time(), job_id),
+            )
+
+    def recover(self, max_attempts: int = 2) -> list[str]:
         """After a restart: jobs that were queued or running are queued again when their audio
-        is still there (returned in order), failed otherwise."""
+        is still there (returned in order), failed otherwise — and failed too when they were
+        already started ``max_attempts`` times without ending (a poison job)."""
         again = []
         for job in self.active():
-            if self.audio_path(job.id).exists():
+            if job.attempts >= max_attempts:
+                self.audio_path(job.id).unlink(missing_ok=True)
+                self.update(job.id, status=FAILED, error_code=1000,
+                            error_message=f"the job was started {job.attempts} times and the server stopped "
+                            "during each run; it is not retried.")  # fmt: skip
+                log.warning("poison job failed", extra={"fields": {"job": job.id, "attempts": job.attempts}})
+            elif self.audio_path(job.id).exists():
                 self.update(job.id, status=QUEUED, progress=0.0)
                 again.append(job.id)
             else:
@@ -155,28 +187,48 @@ def scan_settings_for(params: dict[str, Any]) -> ScanSettings:
     return s
 
 
-def spans_for(params: dict[str, Any]) -> list[tuple[float, float | None]]:
-    return list(
-        chunk_spans(
-            skip_first=float(params.get("skip_first_seconds") or 0),
-            chunk=float(params.get("chunk_seconds") or 12.0),
-            every=int(params.get("every") or 0),
-            skip=int(params.get("skip") or 0),
-            limit=int(params.get("limit") or 0),
-        )
+def plan_bound(probed: float | None, chunk: float, max_seconds: float) -> float:
+    """Seconds of input a job's plan may cover: the container's duration (and one chunk more,
+    in case it is an estimate) when it reports one, never more than ``max_seconds``."""
+    if probed is None or not math.isfinite(probed) or probed < 0:
+        return max_seconds
+    return min(max_seconds, probed + chunk)
+
+
+def spans_for(params: dict[str, Any], bound: float) -> list[tuple[float, float | None]]:
+    """The recording spans a job's AudD parameters select, within the first ``bound`` seconds
+    (at most one span per ``chunk_seconds`` of it: finite whatever the parameters)."""
+    return chunk_spans(
+        skip_first=float(params.get("skip_first_seconds") or 0),
+        chunk=float(params.get("chunk_seconds") or 12.0),
+        every=int(params.get("every") or 0),
+        skip=int(params.get("skip") or 0),
+        limit=int(params.get("limit") or 0),
+        duration=bound,
     )
 
 
-def run_job(jobs: JobStore, db: Path, job_id: str, workers: int | None, stop: threading.Event | None = None) -> None:
-    """Analyse one job to its end (blocking), recording progress and the outcome."""
+def run_job(
+    jobs: JobStore,
+    db: Path,
+    job_id: str,
+    workers: int | None,
+    stop: threading.Event | None = None,
+    *,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+) -> None:
+    """Analyse one job to its end (blocking), recording progress and the outcome; at most the
+    first ``max_seconds`` of its audio are analysed."""
     job = jobs.get(job_id)
     if job is None or job.finished:
         return
     path = jobs.audio_path(job_id)
-    jobs.update(job_id, status=RUNNING, progress=0.0)
+    jobs.start_attempt(job_id)
     from soundmark.audio.decode import probe_duration
 
-    total = probe_duration(path)
+    probed = probe_duration(path)
+    total = probed if probed is None else min(probed, max_seconds)
+    bound = plan_bound(probed, float(job.params.get("chunk_seconds") or 12.0), max_seconds)
     last = [0.0]
 
     def progress(done: float, _total: float | None) -> None:
@@ -187,12 +239,12 @@ def run_job(jobs: JobStore, db: Path, job_id: str, workers: int | None, stop: th
             jobs.update(job_id, progress=round(frac, 4), audio_seconds=round(done, 2))
 
     try:
-        res = scan(path, db, scan_settings_for(job.params), workers=workers, spans=spans_for(job.params),
+        res = scan(path, db, scan_settings_for(job.params), workers=workers, spans=spans_for(job.params, bound),
                    total_seconds=total, progress=progress,
                    should_stop=stop.is_set if stop is not None else None)  # fmt: skip
     except ScanCancelled:
         # The server is stopping: the job stays queued with its audio, resumed on the next start.
-        jobs.update(job_id, status=QUEUED, progress=0.0)
+        jobs.stop_attempt(job_id)
         return
     except SoundmarkError as exc:
         jobs.update(job_id, status=FAILED, error_code=exc.code, error_message=str(exc))
@@ -213,9 +265,12 @@ def run_job(jobs: JobStore, db: Path, job_id: str, workers: int | None, stop: th
 class JobRunner:
     """Runs jobs in the background (``max_jobs`` at once) and lets requests wait for them."""
 
-    def __init__(self, jobs: JobStore, db: Path, *, max_jobs: int, scan_workers: int):
+    def __init__(
+        self, jobs: JobStore, db: Path, *, max_jobs: int, scan_workers: int, max_seconds: float = DEFAULT_MAX_SECONDS
+    ):
         self.jobs = jobs
         self.db = db
+        self.max_seconds = max_seconds
         self.workers = scan_workers or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(max_workers=max_jobs, thread_name_prefix="soundmark-job")
         self._waiters: dict[str, asyncio.Future[None]] = {}
@@ -230,7 +285,7 @@ class JobRunner:
         def run() -> None:
             try:
                 if not self._stop.is_set():
-                    run_job(self.jobs, self.db, job_id, self.workers, self._stop)
+                    run_job(self.jobs, self.db, job_id, self.workers, self._stop, max_seconds=self.max_seconds)
             finally:
                 loop.call_soon_threadsafe(self._resolve, job_id)
 

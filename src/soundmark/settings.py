@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         512 * 1024 * 1024, ge=1, description="largest audio fetched for an enterprise `url`"
     )
     job_keep_days: float = Field(7.0, gt=0, description="days a finished job and its result are kept")
+    max_job_hours: float = Field(
+        24.0, gt=0, le=24 * 366, description="hours of a recording a job analyses at most; the rest is ignored"
+    )
+    job_max_attempts: int = Field(
+        2, ge=1, description="starts of a job that never ended (the server died) after which a restart fails it"
+    )
 
     # --- live streams -------------------------------------------------------------------------
     stream_window_seconds: float = Field(8.0, gt=1, description="seconds of a live stream recognised at once")

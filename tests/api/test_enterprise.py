@@ -119,7 +119,9 @@ def test_enterprise_url_and_errors(
     assert r["status"] == "success" and r["result"][0]["offset"] == "01:00"
     r = httpx.post(ent_server.url + "/", headers={"Host": "enterprise.audd.io"}, timeout=30).json()
     assert r["status"] == "error" and r["error"]["error_code"] == 700
-    assert r["requested_params"]["method"] == "enterprise" and "request_params" not in r
+    # AudD's enterprise host echoes method "recognize" and times every answer (issue 9, item 14).
+    assert r["requested_params"]["method"] == "recognize" and "request_params" not in r
+    assert r["execution_time"].endswith("ms") and float(r["execution_time"][:-2]) >= 0
     r = httpx.post(f"{ent_server.url}/enterprise/", data={"url": f"{base}/missing.wav"}, timeout=30).json()
     assert r["status"] == "error" and r["error"]["error_code"] == 501
     r = httpx.post(f"{ent_server.url}/enterprise/", files={"file": ("x.bin", b"not audio" * 100)}, timeout=30).json()

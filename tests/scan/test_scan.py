@@ -95,6 +95,23 @@ def test_chunk_spans_follow_audd_parameters() -> None:
     assert list(chunk_spans(limit=2)) == [(0.0, 24.0)]
 
 
+def test_chunk_spans_are_finite_for_every_combination() -> None:
+    """A periodic plan without a limit (AudD's skip=1, every=1&skip=2) used to never end: it
+    is bounded by the input's duration, and refused without one."""
+    assert chunk_spans(skip=1, duration=60.0) == [(0.0, 12.0), (24.0, 36.0), (48.0, 60.0)]
+    assert chunk_spans(every=1, skip=2, duration=90.0) == [(0.0, 12.0), (36.0, 48.0), (72.0, 84.0)]
+    assert chunk_spans(every=2, skip=1, duration=40.0) == [(0.0, 24.0), (36.0, 40.0)]
+    assert chunk_spans(skip_first=100.0, skip=1, duration=90.0) == []
+    assert chunk_spans(duration=90.0) == [(0.0, 90.0)] and chunk_spans(skip_first=95.0, duration=90.0) == []
+    assert chunk_spans(every=1, skip=2, limit=3, duration=50.0) == [(0.0, 12.0), (36.0, 48.0)]
+    assert len(chunk_spans(skip=1, limit=0, duration=6 * 3600.0)) == 6 * 3600 // 24
+    assert len(chunk_spans(every=1, skip=10**18, duration=1e9)) == 1
+    with pytest.raises(ValueError):
+        chunk_spans(skip=1)  # no limit, no duration: no finite plan
+    with pytest.raises(ValueError):
+        chunk_spans(skip_first=float("inf"), duration=60.0)
+
+
 def test_windows_cover_short_spans() -> None:
     assert [w for w, _ in plan_windows([(0.0, 12.0)], 10.0, 5.0)] == [0.0, 2.0]
     assert [w for w, _ in plan_windows([(0.0, 6.0)], 10.0, 5.0)] == [0.0]

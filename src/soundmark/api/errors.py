@@ -116,7 +116,9 @@ def error_body(
         "error": {"error_code": code, "error_message": f"{phrase}: {message}"},
     }
     if enterprise:
-        body["requested_params"] = {**masked_params(echo.params), "method": echo.method}
+        # AudD's enterprise host echoes the method as "recognize" unless the client named one.
+        echoed = masked_params(echo.params)
+        body["requested_params"] = {**echoed, "method": echoed.get("method") or "recognize"}
     else:
         body["request_params"] = masked_params(echo.params)
         body["request_api_method"] = echo.method

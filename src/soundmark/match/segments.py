@@ -13,6 +13,7 @@ unknown audio give none.
 from __future__ import annotations
 
 import dataclasses
+import math
 import multiprocessing
 import os
 import time
@@ -83,23 +84,44 @@ def plan_windows(
 
 
 def chunk_spans(
-    skip_first: float = 0.0, chunk: float = 12.0, every: int = 0, skip: int = 0, limit: int = 0
-) -> Iterator[tuple[float, float | None]]:
+    skip_first: float = 0.0,
+    chunk: float = 12.0,
+    every: int = 0,
+    skip: int = 0,
+    limit: int = 0,
+    *,
+    duration: float | None = None,
+) -> list[tuple[float, float | None]]:
     """AudD's enterprise selection as recording spans: after ``skip_first`` seconds, scan
-    ``every`` chunks of ``chunk`` seconds, skip ``skip``, …; at most ``limit`` chunks (0 = all)."""
+    ``every`` chunks of ``chunk`` seconds, skip ``skip``, …; at most ``limit`` chunks (0 = all).
+
+    The plan is finite for every parameter combination: it ends at ``duration`` (seconds of
+    input to consider; None = unknown, allowed only where ``limit`` or ``skip = 0`` bounds the
+    plan by itself — a periodic plan without a limit raises ValueError), spans are clipped to it
+    and a span starting at or after it is left out.
+    """
+    if chunk <= 0 or not math.isfinite(chunk) or not math.isfinite(skip_first) or skip_first < 0:
+        raise ValueError("chunk must be positive and skip_first a finite, non-negative number of seconds")
+    if duration is not None and not math.isfinite(duration):
+        raise ValueError("duration must be finite")
     if skip <= 0:
-        yield (skip_first, None if limit <= 0 else skip_first + limit * chunk)
-        return
+        end = None if limit <= 0 else skip_first + limit * chunk
+        if duration is not None:
+            end = duration if end is None else min(end, duration)
+        return [] if end is not None and skip_first >= end else [(skip_first, end)]
+    if limit <= 0 and duration is None:
+        raise ValueError("a periodic plan (skip > 0) without a limit needs the input's duration")
     run = max(1, every)
     t = skip_first
     done = 0
-    while True:
+    out: list[tuple[float, float | None]] = []
+    while (limit <= 0 or done < limit) and (duration is None or t < duration):
         n = run if limit <= 0 else min(run, limit - done)
-        if n <= 0:
-            return
-        yield (t, t + n * chunk)
+        end = t + n * chunk
+        out.append((t, end if duration is None else min(end, duration)))
         done += n
-        t += (n + max(0, skip)) * chunk
+        t += (n + skip) * chunk
+    return out
 
 
 # --- worker side ------------------------------------------------------------------------------

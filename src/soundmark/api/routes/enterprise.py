@@ -10,24 +10,33 @@ The answer is AudD's chunk list: for every scanned 12 s chunk (``skip_first_seco
 ``every``, ``skip``, ``limit`` select them) that a track plays in, ``{offset, songs}`` where each
 song carries its metadata, ``timecode`` (position in the song), ``score`` (0–100) and, with
 ``accurate_offsets``, ``start_offset``/``end_offset``: milliseconds from the chunk's start to
-where the track starts and ends (beyond the chunk when it plays on), so that a client computes
-the track's span in the file as AudD's SDKs do.
+where the track starts and ends inside the chunk (0 and the chunk's length when it plays
+through), so that a client computes the track's span in the file as AudD's SDKs do.
+``response_type=csv`` answers the same list as ``text/csv``, one row per song of each chunk.
+
+Parameters are parsed by ``EnterpriseParams`` (the typed layer): ``every``, ``skip`` and
+``limit`` are whole numbers up to ``MAX_CHUNKS`` and ``skip_first_seconds`` lies within the
+``max_job_hours`` a job analyses; anything else is AudD's error 50.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import math
 import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter
+from pydantic import BeforeValidator, Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from soundmark.api.auth import authorize
 from soundmark.api.errors import ApiError
@@ -35,6 +44,7 @@ from soundmark.api.metadata import parse_return, provider_blocks
 from soundmark.api.params import ApiRequest
 from soundmark.api.results import base_url, song_link
 from soundmark.api.state import AppState, app_state
+from soundmark.api.typed import Flag, Int, Params, Text, parse
 from soundmark.audio.fetch import fetch_url
 from soundmark.catalog.models import Track
 from soundmark.errors import SoundmarkError
@@ -45,25 +55,31 @@ from soundmark.match.segments import TrackSegment, segment_record
 router = APIRouter()
 
 CHUNK_SECONDS = 12.0
-_TRUE = ("1", "true", "yes", "on")
+MAX_CHUNKS = 100_000  # bound of ``every``, ``skip`` and ``limit`` (100 000 chunks: almost two weeks)
+MAX_SKIP_FIRST_SECONDS = 24 * 366 * 3600  # the largest settings.max_job_hours
+CSV_COLUMNS = ("offset", "artist", "title", "album", "release_date", "label", "timecode", "score", "isrc", "upc",
+               "song_link", "audio_id", "start_offset", "end_offset")  # fmt: skip
 
 
-def _flag(api: ApiRequest, key: str, default: bool = False) -> bool:
-    value = api.get(key).lower()
-    return default if not value else value in _TRUE
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
 
 
-def _int(api: ApiRequest, key: str) -> int:
-    raw = api.get(key)
-    if not raw:
-        return 0
-    try:
-        value = int(float(raw))
-    except ValueError:
-        raise ApiError(50, f"`{key}` must be an integer.") from None
-    if value < 0:
-        raise ApiError(50, f"`{key}` must not be negative.")
-    return value
+class EnterpriseParams(Params):
+    """What ``enterprise`` reads besides the audio (AudD's names and types)."""
+
+    api_token: Text = ""
+    url: Text = ""
+    skip_first_seconds: Int = Field(0, ge=0, le=MAX_SKIP_FIRST_SECONDS)
+    every: Int = Field(0, ge=0, le=MAX_CHUNKS)
+    skip: Int = Field(0, ge=0, le=MAX_CHUNKS)
+    limit: Int = Field(0, ge=0, le=MAX_CHUNKS)
+    use_timecode: Flag = False
+    accurate_offsets: Flag = False
+    async_: Flag = Field(False, alias="async")
+    return_: Text = Field("", alias="return")
+    market: Text = Field("us", max_length=16)
+    response_type: Annotated[Literal["json", "csv"], BeforeValidator(_lower)] = "json"
 
 
 def url_timecode(url: str) -> float:
@@ -101,22 +117,28 @@ def _parse_time(text: str) -> float:
         return 0.0
 
 
-def job_params(api: ApiRequest) -> dict[str, Any]:
-    skip_first = _int(api, "skip_first_seconds")
-    use_timecode = _flag(api, "use_timecode")
-    if use_timecode and skip_first:
+def job_params(p: EnterpriseParams, max_seconds: float) -> dict[str, Any]:
+    """A job's parameters from the request's; ``max_seconds``: what a job analyses at most."""
+    skip_first: float = p.skip_first_seconds
+    if p.use_timecode and skip_first:
         raise ApiError(50, "`use_timecode` can't be combined with `skip_first_seconds`.")
-    if use_timecode and api.get("url"):
-        skip_first = int(url_timecode(api.get("url")))
+    if p.use_timecode and p.url:
+        skip_first = url_timecode(p.url)
+        if not math.isfinite(skip_first) or skip_first < 0:
+            raise ApiError(50, "the timecode of the `url` is not a valid position.")
+    if skip_first > max_seconds:
+        raise ApiError(
+            50, f"`skip_first_seconds` is past the {max_seconds / 3600:g} hours of a recording this server analyses."
+        )
     return {
-        "skip_first_seconds": skip_first,
-        "every": _int(api, "every"),
-        "skip": _int(api, "skip"),
-        "limit": _int(api, "limit"),
+        "skip_first_seconds": int(skip_first),
+        "every": p.every,
+        "skip": p.skip,
+        "limit": p.limit,
         "chunk_seconds": CHUNK_SECONDS,
-        "return": api.get("return"),
-        "market": api.get("market") or "us",
-        "accurate_offsets": _flag(api, "accurate_offsets"),
+        "return": p.return_,
+        "market": p.market or "us",
+        "accurate_offsets": p.accurate_offsets,
     }
 
 
@@ -161,7 +183,8 @@ def _jobs(state: AppState) -> tuple[JobStore, JobRunner]:
 async def enterprise(state: AppState, request: Request, api: ApiRequest) -> object:
     info = authorize(state, request, api.get("api_token"), scope="recognize")
     jobs, runner = _jobs(state)
-    params = job_params(api)
+    p = parse(EnterpriseParams, api.params)
+    params = job_params(p, state.settings.max_job_hours * 3600)
     params["hop_seconds"] = state.settings.scan_hop_seconds
     job = jobs.create("enterprise", None, params, info.id if info is not None else None)
     try:
@@ -175,7 +198,7 @@ async def enterprise(state: AppState, request: Request, api: ApiRequest) -> obje
         api.discard_file()
     jobs.update(job.id, source=source)
     done = runner.submit(job.id)
-    if _flag(api, "async"):
+    if p.async_:
         base = base_url(request, state.settings.public_url)
         return {"job_id": job.id, "status": "queued", "status_url": f"{base}/jobs/{job.id}"}
     await asyncio.shield(done)
@@ -184,10 +207,26 @@ async def enterprise(state: AppState, request: Request, api: ApiRequest) -> obje
         raise ApiError(1000, "the job disappeared.")
     if finished.status == FAILED:
         raise ApiError(finished.error_code or 1000, finished.error_message)
-    return chunk_result(state, request, finished)
+    chunks = chunk_result(state, request, finished)
+    if p.response_type == "csv":
+        return Response(chunks_csv(chunks), media_type="text/csv")
+    return chunks
 
 
-def _song(seg: TrackSegment, track: Track, chunk_start: float, base: str, job: Job) -> dict[str, object]:
+def chunks_csv(chunks: list[dict[str, object]]) -> str:
+    """AudD's chunk list as CSV: a header, then one row per song of each chunk (best first)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for chunk in chunks:
+        for song in chunk["songs"]:  # type: ignore[attr-defined]
+            writer.writerow({"offset": chunk["offset"], **song})
+    return out.getvalue()
+
+
+def _song(
+    seg: TrackSegment, track: Track, chunk_start: float, chunk_end: float, base: str, job: Job
+) -> dict[str, object]:
     p = job.params
     meta = track.meta
     overlap_start = max(seg.start, chunk_start)
@@ -214,8 +253,10 @@ def _song(seg: TrackSegment, track: Track, chunk_start: float, base: str, job: J
     song["score"] = min(100, round(seg.score))
     song["timecode"] = format_timecode(ref_at)
     if p.get("accurate_offsets"):
-        song["start_offset"] = round((seg.start - chunk_start) * 1000)
-        song["end_offset"] = round((seg.end - chunk_start) * 1000)
+        # Milliseconds inside the chunk: where the track starts and ends within it.
+        chunk_ms = round((chunk_end - chunk_start) * 1000)
+        song["start_offset"] = min(chunk_ms, max(0, round((seg.start - chunk_start) * 1000)))
+        song["end_offset"] = min(chunk_ms, max(0, round((seg.end - chunk_start) * 1000)))
     if abs(seg.speed - 1.0) >= 0.005:
         song["speed"] = round(seg.speed, 4)
     if has_meta:
@@ -237,7 +278,7 @@ def chunk_result(state: AppState, request: Request, job: Job) -> list[dict[str, 
         while t < float(b) - 0.5:
             end = min(t + chunk, float(b))
             songs = [
-                _song(s, tracks[s.track_id], t, base, job)
+                _song(s, tracks[s.track_id], t, end, base, job)
                 for s in sorted(segments, key=lambda x: -x.score)
                 if s.track_id in tracks and min(s.end, end) - max(s.start, t) >= min(1.0, (end - t) / 2)
             ]
@@ -294,10 +335,11 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
     s = state.settings
     jobs = await asyncio.to_thread(JobStore, s.db)
     jobs.purge(s.job_keep_days)
-    runner = JobRunner(jobs, Path(s.db), max_jobs=s.max_jobs, scan_workers=s.scan_workers)
+    runner = JobRunner(jobs, Path(s.db), max_jobs=s.max_jobs, scan_workers=s.scan_workers,
+                       max_seconds=s.max_job_hours * 3600)  # fmt: skip
     state.extras["jobs"] = jobs
     state.extras["job_runner"] = runner
-    resumed = jobs.recover()
+    resumed = jobs.recover(s.job_max_attempts)
     live = set(resumed)
     for f in jobs.dir.glob("*.audio"):  # audio of jobs that no longer exist
         if f.stem not in live:
