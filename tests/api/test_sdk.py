@@ -98,6 +98,8 @@ def test_find_lyrics(server: Server, sdk_http: httpx.Client, pieces: list[Piece]
     hits = client(server, sdk_http).advanced.find_lyrics("neon moon")
     assert hits and hits[0].title == pieces[0].title
     assert "Oscillate" in (hits[0].lyrics or "")
+    assert isinstance(hits[0].song_id, int) and hits[0].song_id > 0 and hits[0].artist_id == 0
+    assert (hits[0].song_link or "").endswith(f"/song/{hits[0].song_id}")
     assert client(server, sdk_http).advanced.find_lyrics("zebra xylophone quantum") == []
 
 

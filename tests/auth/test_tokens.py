@@ -80,6 +80,9 @@ def test_create_validates(tokens: TokenStore) -> None:
         tokens.create("x", scopes=["recognize", "bad scope"])
     with pytest.raises(TypeError):
         tokens.create("x", scopes="recognize")
+    # AudD's demo token is too short to import; the error points to the server option instead.
+    with pytest.raises(ValueError, match="--demo-token"):
+        tokens.create("demo", value="test")
     assert tokens.list() == []
 
 

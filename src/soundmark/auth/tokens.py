@@ -155,7 +155,8 @@ class TokenStore:
         if value is not None:
             token = value.strip()
             if len(token) < MIN_IMPORTED_CHARS or len(token) > 512:
-                raise ValueError(f"an imported token needs {MIN_IMPORTED_CHARS} to 512 characters")
+                hint = " (AudD's demo token `test` is a server option: serve --demo-token)" if token == "test" else ""
+                raise ValueError(f"an imported token needs {MIN_IMPORTED_CHARS} to 512 characters{hint}")
         else:
             token = secrets.token_urlsafe(TOKEN_BYTES)
             while token.startswith("-"):  # a prefix like "-x3Fq9" would read as an option on a CLI
