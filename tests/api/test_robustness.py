@@ -352,3 +352,24 @@ def test_odd_song_ids_are_404(server: Server, tail: str) -> None:
     status, answer = raw_request(server, compose("GET", f"/song/{tail}".encode(), {}, b""))
     assert status == 404, answer[:300]
     assert b"text/html" in answer.split(b"\r\n\r\n", 1)[0].lower()
+
+
+def test_websocket_parameters_go_through_the_typed_layer(server: Server, pieces: list[Piece], tmp_path: Path) -> None:
+    from websockets.sync.client import connect
+
+    token = server.token("ws-params")
+    path = tmp_path / "ws.wav"
+    write_wav(path, pieces[2].samples[8 * PIECE_RATE : 14 * PIECE_RATE], PIECE_RATE)
+    frame = path.read_bytes()
+    base = server.url.replace("http://", "ws://") + f"/ws/?api_token={token}"
+    # A malformed parameter: every frame is answered with AudD's error 50 naming it.
+    with connect(base + "&all=maybe") as ws:
+        ws.send(frame)
+        body = json.loads(ws.recv(timeout=60))
+        assert body["error"]["error_code"] == 50 and "`all`" in body["error"]["error_message"]
+        assert body["request_params"]["api_token"] == f"{token[0]}***{token[-1]}"
+    # all=true: every match as an array, as over HTTP.
+    with connect(base + "&all=true") as ws:
+        ws.send(frame)
+        body = json.loads(ws.recv(timeout=60))
+        assert body["status"] == "success" and body["result"][0]["title"] == pieces[2].title
