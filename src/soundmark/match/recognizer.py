@@ -11,7 +11,14 @@ from soundmark.catalog.models import Track
 from soundmark.fingerprint.extract import QueryPrint, query_fingerprint
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.spectrogram import band_bins
-from soundmark.match.verify import SAME_AUDIO_SHARE, Verification, poisson_tail_log10, shared_peaks, verify_alignment
+from soundmark.match.verify import (
+    COPY_MIN_SCORE,
+    SAME_AUDIO_SHARE,
+    Verification,
+    poisson_tail_log10,
+    shared_peaks,
+    verify_alignment,
+)
 from soundmark.match.vote import Candidate, QueryHashes, best_candidates, join
 from soundmark.store import Store
 
@@ -161,7 +168,9 @@ def _copies(cands: list[Candidate], checks: list[Verification], refs: list[np.nd
 
     for i in range(len(cands)):
         for j in range(i + 1, len(cands)):
-            if root(i) == root(j) or not checks[i].hits or not checks[j].hits:
+            # Only two candidates that each stand out against their own null can be copies of
+            # what the query plays (this also keeps the check off the common, unrelated case).
+            if root(i) == root(j) or min(checks[i].score, checks[j].score) < COPY_MIN_SCORE:
                 continue
             a, b = cands[i], cands[j]
             if shared_peaks(refs[i], a.offset, refs[j], b.offset, frames) >= SAME_AUDIO_SHARE:

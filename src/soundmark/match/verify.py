@@ -105,6 +105,7 @@ def verify_alignment(
 
 
 SAME_AUDIO_SHARE = 0.5  # share of one reference's peaks met by the other's: the same recording
+COPY_MIN_SCORE = 3.0  # −log10 p against its own null that each of two copies reaches on its own
 
 
 def shared_peaks(ref_a: np.ndarray, offset_a: int, ref_b: np.ndarray, offset_b: int, span: int) -> float:
@@ -121,9 +122,8 @@ def shared_peaks(ref_a: np.ndarray, offset_a: int, ref_b: np.ndarray, offset_b: 
     shift = offset_b - offset_a
     b0, b1 = np.searchsorted(ref_b[:, 0], [offset_b - 1, offset_b + span + 2])
     b = ref_b[b0:b1].astype(np.int64)
-    codes = np.unique(b[:, 0] * _FREQ_SPAN + b[:, 1])
-    met = np.zeros(len(a), dtype=bool)
-    for dt in (-1, 0, 1):
-        for df in (-1, 0, 1):
-            met |= np.isin((a[:, 0] + shift + dt) * _FREQ_SPAN + a[:, 1] + df, codes)
+    # B's peaks widened by the tolerance once, then one membership test of A's shifted peaks.
+    near = (np.arange(-1, 2)[:, None] * _FREQ_SPAN + np.arange(-1, 2)[None, :]).ravel()
+    codes = ((b[:, 0] * _FREQ_SPAN + b[:, 1])[:, None] + near[None, :]).ravel()
+    met = np.isin((a[:, 0] + shift) * _FREQ_SPAN + a[:, 1], codes)
     return float(np.count_nonzero(met)) / len(a)
