@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,3 +161,23 @@ def test_accurate_offsets_lie_inside_the_chunk_and_csv(sel_server: Server, ninet
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [(row["offset"], row["title"]) for row in rows] == list(songs)
     assert all(row["timecode"] == songs[(row["offset"], row["title"])]["timecode"] for row in rows)
+
+
+def test_job_tracklist_of_a_selection_is_sound(sel_server: Server, ninety: bytes, pieces: list[Piece]) -> None:
+    """The job behind every=1&skip=2&limit=3: its tracklist holds the selected spans' tracks,
+    each segment inside a scanned span and ending after it starts (it held one ending 12 s
+    before its start), and its chunk list is the synchronous answer's."""
+    body = _post(sel_server, ninety, {"every": "1", "skip": "2", "limit": "3", "async": "true"})
+    job_id = body["result"]["job_id"]  # type: ignore[index]
+    deadline = time.monotonic() + 60
+    while (job := httpx.get(f"{sel_server.url}/jobs/{job_id}", timeout=10).json()["result"])["status"] != "done":
+        assert job["status"] != "failed" and time.monotonic() < deadline, job
+        time.sleep(0.2)
+    spans = [(0.0, 12.0), (36.0, 48.0), (72.0, 84.0)]
+    assert [(t["title"], t["start"], t["end"]) for t in job["tracklist"]] == [
+        (pieces[0].title, 36.0, 48.0),
+        (pieces[1].title, 72.0, 84.0),
+    ]
+    for t in job["tracklist"]:
+        assert t["start"] < t["end"] and any(a <= t["start"] and t["end"] <= b for a, b in spans), t
+    assert [c["offset"] for c in job["result"]] == ["00:36", "01:12"]
