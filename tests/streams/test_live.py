@@ -3,8 +3,9 @@
 served over HTTP), reports to a callback receiver that is down at first, and serves longpoll.
 
 One timeline runs in a module fixture; each test waits (with a deadline) for what it checks.
-Icecast line: Piece A, unknown audio, Piece B, then Icecast is killed and restarted, then Piece C.
-HLS line (callbacks=before): Piece D, Piece E.
+Icecast line: Piece A (on air before the stream is added), unknown audio, Piece B joined 20 s into
+the song, then Icecast is killed and restarted, then Piece C. HLS line (callbacks=before): Piece D,
+Piece E. Timestamps are read in UTC+3, the default zone, as AudD's own clients read them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from support import Piece
 
 PIECE = 12.0  # seconds of each catalog piece played
 TOLERANCE = 3.0  # seconds: reported start vs when the piece went on air
+ENV_HOP = 4.0  # SOUNDMARK_STREAM_HOP_SECONDS below: a song joined mid-way is placed within a hop
+JOINED_AT = 20.0  # seconds into Piece B where the Icecast line joins it
 ENV = {
     "SOUNDMARK_STREAM_WINDOW_SECONDS": "8", "SOUNDMARK_STREAM_HOP_SECONDS": "4",
     "SOUNDMARK_STREAM_SONG_GAP_SECONDS": "8", "SOUNDMARK_STREAM_RECONNECT_MAX_SECONDS": "1",
@@ -64,6 +67,8 @@ class Live:
     sources: list[IcecastSource] = field(default_factory=list)
     hls: HlsWriter | None = None
     receiver_was_down_for: float = 0.0
+    added_at: float = 0.0  # when addStream ran for the Icecast line
+    hls_added_at: float = 0.0  # ... and for the HLS line
     errors: list[BaseException] = field(default_factory=list)
     finished: threading.Event = field(default_factory=threading.Event)
 
@@ -157,10 +162,13 @@ def live(
     sdk.streams.set_callback_url(receiver.url)
 
     unknown = Item("", unknown_piece[: int(8 * RATE)])
-    source = IcecastSource(icecast.port, "/radio.mp3", Schedule([cut(pieces[0]), unknown, cut(pieces[1])]))
+    schedule = Schedule([cut(pieces[0]), unknown, cut(pieces[1], start=JOINED_AT)])
+    source = IcecastSource(icecast.port, "/radio.mp3", schedule)
     live.sources.append(source)
     source.start()
     wait_for("the source to connect", source.connected.is_set, 10)
+    time.sleep(1.5)  # Piece A is on air before the stream is added: it was not heard before that
+    live.added_at = time.time()
     sdk.streams.add(f"{icecast.url}/radio.mp3", 1)
 
     www = root / "www"
@@ -168,6 +176,7 @@ def live(
     live.hls.start()
     files = _serve(www)
     wait_for("the HLS playlist", live.hls.playlist.exists, 10)
+    live.hls_added_at = time.time()
     sdk.streams.add(f"{files}/hls/live.m3u8", 2, callbacks="before")
 
     thread = threading.Thread(target=_timeline, args=(live, pieces, unknown, root), daemon=True)
@@ -207,15 +216,17 @@ def _finished(live: Live) -> None:
         raise live.errors[0]
 
 
-def within(reported: float, actual: float) -> bool:
-    """``reported`` (whole seconds, truncated) is within TOLERANCE of ``actual``."""
-    return -TOLERANCE - 1 < reported - actual <= TOLERANCE
+def within(reported: float, actual: float, tolerance: float = TOLERANCE) -> bool:
+    """``reported`` (whole seconds, truncated) is within ``tolerance`` of ``actual``."""
+    return -tolerance - 1 < reported - actual <= tolerance
 
 
 def _start_of(result: dict) -> float:
-    from datetime import UTC, datetime
+    """A stream ``timestamp`` read as audd-cli reads it: UTC+3 (SOUNDMARK_CALLBACK_TIMEZONE's default)."""
+    from datetime import datetime, timedelta, timezone
 
-    return datetime.strptime(result["timestamp"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+    utc3 = timezone(timedelta(hours=3))
+    return datetime.strptime(result["timestamp"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=utc3).timestamp()
 
 
 def test_hls_songs_reported_as_they_start(live: Live, pieces: list[Piece]) -> None:
@@ -227,7 +238,7 @@ def test_hls_songs_reported_as_they_start(live: Live, pieces: list[Piece]) -> No
         assert "play_length" not in r  # callbacks=before
         song = r["results"][0]
         assert isinstance(song["score"], int) and 0 < song["score"] <= 100
-        assert within(_start_of(r), live.played(song["title"]))
+        assert within(_start_of(r), max(live.played(song["title"]), live.hls_added_at))
 
 
 def test_icecast_songs_reported_once_with_times(live: Live, pieces: list[Piece]) -> None:
@@ -238,8 +249,30 @@ def test_icecast_songs_reported_once_with_times(live: Live, pieces: list[Piece])
     assert [r["results"][0]["title"] for r in results] == expected  # in order, once each; unknown: nothing
     for r in results:
         title = r["results"][0]["title"]
-        assert within(_start_of(r), live.played(title))
+        # What was heard: Piece A from when the stream was added (it was on air before), Piece B
+        # from when the radio joined it 20 s in (not 20 s earlier), each for the 12 s it was played.
+        heard_from = max(live.played(title), live.added_at)
+        assert _start_of(r) >= int(live.added_at) - 1
+        assert within(_start_of(r), heard_from, TOLERANCE if title != pieces[1].title else ENV_HOP + 1)
         assert PIECE - 6 <= r["play_length"] <= PIECE + 6
+
+
+def test_getchannelbyid_lists_what_was_reported(live: Live, pieces: list[Piece]) -> None:
+    """audd-cli's ``streams watch`` / ``history`` read a stream's recent results from
+    ``GET /lastSong/getChannelById/?ch_id=-<category>`` (no token): the same songs, oldest first."""
+    _finished(live)
+    wait_for("every Icecast song", lambda: len(live.results(1)) >= 3, 30)
+    category = derive_longpoll_category(live.token, 1)
+    resp = live.http.get(f"{live.server.url}/lastSong/getChannelById/", params={"ch_id": f"-{category}"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["StringId"] == category and body["History"]["OldestElement"] == 0
+    elements = body["History"]["Elements"]
+    results = live.results(1)
+    assert [e["title"] for e in elements] == [r["results"][0]["title"] for r in results]
+    for e, r in zip(elements, results, strict=True):
+        assert (e["radio_id"], e["timestamp"], e["play_length"]) == (1, r["timestamp"], r["play_length"])
+        assert e["artist"] == r["results"][0]["artist"] and isinstance(e["score"], int)
 
 
 def test_icecast_outage_is_notified_and_recovered(live: Live) -> None:
