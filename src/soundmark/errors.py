@@ -34,6 +34,10 @@ class TooLongError(SoundmarkError):
     code = 400
 
 
+class DurationLimitError(TooLongError):
+    """The input decodes to more audio than a configured duration limit (AudD 400)."""
+
+
 class StoreError(SoundmarkError):
     """The store cannot be opened or used as asked."""
 

@@ -15,17 +15,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from soundmark.audio.decode import iter_blocks
 from soundmark.catalog.manifest import ManifestEntry
 from soundmark.catalog.models import SourceFile, TrackMeta
 from soundmark.catalog.sqlite import Catalog
 from soundmark.catalog.tags import read_tags
 from soundmark.errors import SoundmarkError, TooShortError
-from soundmark.fingerprint.extract import fingerprint_samples
 from soundmark.fingerprint.params import FingerprintParams
+from soundmark.fingerprint.stream import fingerprint_source
 from soundmark.match.dedupe import find_duplicate
+from soundmark.proc import die_with_parent
 from soundmark.store import NewTrack, Store, StoreWriter
 
 AUDIO_SUFFIXES = {
@@ -72,13 +70,14 @@ def items_from_manifest(entries: Iterable[ManifestEntry]) -> list[IngestItem]:
 
 
 def extract(item: IngestItem, params: FingerprintParams, max_seconds: float) -> NewTrack:
-    """Decode and fingerprint one file (runs in a worker process)."""
-    blocks = list(iter_blocks(item.path, params.sample_rate, max_seconds=max_seconds))
-    samples = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-    duration = len(samples) / params.sample_rate
+    """Decode and fingerprint one file (runs in a worker process).
+
+    Decoding streams into the fingerprinter, so memory follows the fingerprint, not the audio;
+    a file that decodes to more than ``max_seconds`` is refused while it decodes.
+    """
+    fp, duration = fingerprint_source(item.path, params, max_seconds)
     if duration < MIN_TRACK_SECONDS:
         raise TooShortError(f"only {duration:.1f} s of audio")
-    fp = fingerprint_samples(samples, params)
     if len(fp.hashes) == 0:
         raise TooShortError("no fingerprint could be extracted (silence?)")
     digest = hashlib.sha256()
@@ -109,7 +108,7 @@ def _results(
         for item in items:
             yield item, _extract_safe(item, params, max_seconds)
         return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         pending: dict[Future[NewTrack | str], IngestItem] = {}
         todo = iter(items)
         while True:

@@ -19,9 +19,10 @@ import numpy as np
 
 from soundmark.audio.decode import decode
 from soundmark.errors import SoundmarkError, TooShortError
-from soundmark.fingerprint.extract import fingerprint_samples
 from soundmark.fingerprint.params import FingerprintParams
+from soundmark.fingerprint.stream import fingerprint_source
 from soundmark.match.recognizer import MatchSettings, Recognizer
+from soundmark.proc import die_with_parent
 from soundmark.store import Store
 
 MIN_QUERY_SECONDS = 1.0
@@ -84,11 +85,12 @@ def _recognize_samples(samples: np.ndarray) -> list[WorkerMatch]:
 def _extract(data: bytes, max_seconds: float) -> Extracted:
     w = _Worker.current
     assert w is not None
-    samples = decode(data, w.store.params.sample_rate, max_seconds=max_seconds)
-    fp = fingerprint_samples(samples, w.store.params)
+    # Streamed: a small file that decodes to hours costs its fingerprint, never its samples,
+    # and one longer than ``max_seconds`` is refused while it decodes.
+    fp, seconds = fingerprint_source(data, w.store.params, max_seconds)
     if len(fp.hashes) == 0:
         raise TooShortError("no fingerprint could be extracted (silence or too short)")
-    return Extracted(len(samples) / w.store.params.sample_rate, fp.hashes, fp.times, fp.peaks)
+    return Extracted(seconds, fp.hashes, fp.times, fp.peaks)
 
 
 class Overloaded(SoundmarkError):
@@ -101,8 +103,8 @@ class RecognitionPool:
         self._executor = ProcessPoolExecutor(
             max_workers=n,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init,
-            initargs=(str(db), min_score, min_votes),
+            initializer=die_with_parent,  # no worker outlives a killed server
+            initargs=(os.getpid(), _init, str(db), min_score, min_votes),
         )
         self._slots = asyncio.Semaphore(max_inflight)
         self.workers = n

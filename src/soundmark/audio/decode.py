@@ -14,7 +14,7 @@ from typing import BinaryIO
 import av
 import numpy as np
 
-from soundmark.errors import AudioError, EmptyAudioError
+from soundmark.errors import AudioError, DurationLimitError, EmptyAudioError
 
 Source = str | os.PathLike[str] | bytes | BinaryIO
 
@@ -50,11 +50,15 @@ def iter_blocks(
     *,
     max_seconds: float | None = None,
     block_seconds: float = 10.0,
+    refuse_longer: bool = False,
 ) -> Iterator[np.ndarray]:
     """Yield mono float32 blocks (about ``block_seconds`` long) of the first audio stream.
 
-    Stops after ``max_seconds`` of output when given. Raises AudioError when the input has no
-    audio stream or its data cannot be decoded, EmptyAudioError when it decodes to nothing.
+    Stops after ``max_seconds`` of output when given; with ``refuse_longer`` it raises
+    DurationLimitError instead, as soon as the decoded audio passes ``max_seconds`` (a small
+    file that decodes to hours is refused while it decodes, never held whole). Raises AudioError
+    when the input has no audio stream or its data cannot be decoded, EmptyAudioError when it
+    decodes to nothing.
     """
     limit = None if max_seconds is None else int(max_seconds * sample_rate)
     block = int(block_seconds * sample_rate)
@@ -72,7 +76,9 @@ def iter_blocks(
                 for out in resampler.resample(frame):
                     pending.append(out.to_ndarray().reshape(-1))
                     pending_n += out.samples
-                if limit is not None and produced + pending_n >= limit:
+                if limit is not None and produced + pending_n > limit and refuse_longer:
+                    raise DurationLimitError(_too_long(limit / sample_rate))
+                if limit is not None and produced + pending_n >= limit and not refuse_longer:
                     break
                 if pending_n >= block:
                     chunk = np.concatenate(pending)
@@ -83,6 +89,8 @@ def iter_blocks(
                 for out in resampler.resample(None):
                     pending.append(out.to_ndarray().reshape(-1))
                     pending_n += out.samples
+                if limit is not None and produced + pending_n > limit and refuse_longer:
+                    raise DurationLimitError(_too_long(limit / sample_rate))
         except av.FFmpegError as exc:
             if produced + pending_n == 0:
                 reason = getattr(exc, "strerror", None) or type(exc).__name__
@@ -97,6 +105,12 @@ def iter_blocks(
                 yield chunk
     if produced == 0:
         raise EmptyAudioError("the file contains no audio samples")
+
+
+def _too_long(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"the audio lasts longer than {seconds / 3600:g} h, the longest accepted"
+    return f"the audio lasts longer than {seconds:g} s, the longest accepted"
 
 
 def _frames(container: av.container.InputContainer, stream: av.AudioStream) -> Iterator[av.AudioFrame]:

@@ -33,6 +33,7 @@ from soundmark.fingerprint.peaks import find_peaks
 from soundmark.fingerprint.spectrogram import band_bins, log_spectrogram
 from soundmark.match.recognizer import MatchSettings, Recognizer
 from soundmark.match.tracklist import ScanSettings, Tracklist, TrackSegment, WindowHit
+from soundmark.proc import die_with_parent
 from soundmark.store import Store
 
 ProgressFn = Callable[[float, float | None], None]
@@ -349,8 +350,8 @@ def scan(
             executor = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(str(db), s),
+                initializer=die_with_parent,  # no scan worker outlives a killed server
+                initargs=(os.getpid(), _init_worker, str(db), s),
             )
         else:
             local = _Analyzer(str(db), s)

@@ -28,7 +28,7 @@ from soundmark.api.typed import Flag, Id, Params, Text, parse
 from soundmark.audio.fetch import fetch_url
 from soundmark.catalog.lyrics import search_lyrics
 from soundmark.catalog.models import TrackMeta
-from soundmark.errors import SoundmarkError, TooLongError
+from soundmark.errors import DurationLimitError, SoundmarkError, TooLongError
 from soundmark.store import NewTrack
 
 log = logging.getLogger("soundmark.api")
@@ -180,6 +180,8 @@ async def audio_bytes(state: AppState, api: ApiRequest) -> bytes:
 
 
 def engine_error(exc: SoundmarkError, settings_limit_mb: int) -> ApiError:
+    if isinstance(exc, DurationLimitError):
+        return ApiError(400, f"{exc}.")
     if isinstance(exc, TooLongError):
         return ApiError(400, f"the audio file is too big. {settings_limit_mb} MB is the maximum.")
     if isinstance(exc, Overloaded):
