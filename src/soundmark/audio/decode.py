@@ -109,8 +109,12 @@ def iter_blocks(
 
 def _too_long(seconds: float) -> str:
     if seconds >= 3600:
-        return f"the audio lasts longer than {seconds / 3600:g} h, the longest accepted"
-    return f"the audio lasts longer than {seconds:g} s, the longest accepted"
+        span = f"{seconds / 3600:.4g} h"
+    elif seconds >= 60:
+        span = f"{seconds / 60:.4g} min"
+    else:
+        span = f"{seconds:.4g} s"
+    return f"the audio lasts longer than {span}, the longest this server accepts"
 
 
 def _frames(container: av.container.InputContainer, stream: av.AudioStream) -> Iterator[av.AudioFrame]:
