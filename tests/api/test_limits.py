@@ -16,7 +16,8 @@ import audd
 import httpx
 import pytest
 from live_server import HostRewrite, Server, start_server, stop_server
-from long_audio import RATE, bursts, descendants, peak_rss_mb, write_flac
+from long_audio import RATE, bursts, write_flac
+from procs import descendants, peak_rss_mb
 
 CAP_HOURS = 0.75
 # Decoding an hour whole and fingerprinting the array took a worker past 1.1 GB; streamed, the

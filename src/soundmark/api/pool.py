@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -26,6 +28,7 @@ from soundmark.proc import die_with_parent
 from soundmark.store import Store
 
 MIN_QUERY_SECONDS = 1.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ class RecognitionPool:
         self.workers = n
         self.inflight = 0
 
-    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
         if self._slots.locked():
             raise Overloaded("too many requests in flight")
         async with self._slots:
