@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from soundmark.audio.decode import decode, iter_blocks
-from soundmark.errors import AudioError, EmptyAudioError
+from soundmark.errors import AudioError, DurationLimitError, EmptyAudioError
+from soundmark.fingerprint.extract import fingerprint_samples
 from soundmark.fingerprint.params import FingerprintParams
+from soundmark.fingerprint.stream import fingerprint_source
 from soundmark.match.recognizer import Recognizer
 from support import PIECE_RATE, resample
 
@@ -238,6 +240,33 @@ def test_max_seconds_caps_exactly(pieces, seconds: float) -> None:
 def test_max_seconds_beyond_length_returns_everything(pieces) -> None:
     path = pieces[0].path
     assert len(decode(path, RATE, max_seconds=100)) == len(decode(path, RATE))
+
+
+def test_refuse_longer_raises_past_the_cap_and_accepts_up_to_it(pieces) -> None:
+    path = pieces[0].path  # 40 s
+    with pytest.raises(DurationLimitError, match=r"longer than 39\.5 s"):
+        for _ in iter_blocks(path, RATE, max_seconds=39.5, refuse_longer=True, block_seconds=5):
+            pass
+    exact = len(decode(path, RATE)) / RATE
+    kept = list(iter_blocks(path, RATE, max_seconds=exact, refuse_longer=True))
+    np.testing.assert_array_equal(np.concatenate(kept), decode(path, RATE))
+
+
+@pytest.mark.parametrize("name", ["flac", "mp3"])
+def test_fingerprint_source_streams_to_the_whole_file_fingerprint(name: str, encoded) -> None:
+    """What ingest and uploads store (decode streamed into the fingerprinter) is the fingerprint
+    of the whole decoded file."""
+    params = FingerprintParams()
+    path = encoded(name)
+    samples = decode(path, RATE)
+    fp, seconds = fingerprint_source(path, params, 3600)
+    whole = fingerprint_samples(samples, params)
+    assert seconds == len(samples) / RATE and len(whole.hashes) > 100
+    np.testing.assert_array_equal(fp.hashes, whole.hashes)
+    np.testing.assert_array_equal(fp.times, whole.times)
+    np.testing.assert_array_equal(fp.peaks, whole.peaks)
+    with pytest.raises(DurationLimitError):
+        fingerprint_source(path, params, 5.0)
 
 
 # --------------------------------------------------------------------------------------------------
