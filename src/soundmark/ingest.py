@@ -113,10 +113,10 @@ def _results(
         todo = iter(items)
         while True:
             while len(pending) < 2 * jobs:
-                item = next(todo, None)
-                if item is None:
+                queued = next(todo, None)
+                if queued is None:
                     break
-                pending[pool.submit(_extract_safe, item, params, max_seconds)] = item
+                pending[pool.submit(_extract_safe, queued, params, max_seconds)] = queued
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -266,9 +266,9 @@ def _flush(
                 by_hash[track.content_hash] = tid
     known = []
     for src, twin in pending.duplicates:
-        tid = twin if isinstance(twin, int) else by_hash.get(twin)
-        if tid is not None:
-            known.append((src, tid))
+        known_id = twin if isinstance(twin, int) else by_hash.get(twin)
+        if known_id is not None:
+            known.append((src, known_id))
     writer.remember_sources(known)
     pending.duplicates.clear()
     batch.clear()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import Message
 
 from soundmark.api.errors import ApiError
 
@@ -77,7 +78,7 @@ def limit_body(request: Request, max_bytes: int) -> None:
     receive = request._receive
     seen = 0
 
-    async def limited():  # type: ignore[no-untyped-def]
+    async def limited() -> Message:
         nonlocal seen
         message = await receive()
         if message["type"] == "http.request":

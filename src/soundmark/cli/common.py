@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -11,8 +13,10 @@ from soundmark.fingerprint.params import FingerprintParams
 from soundmark.settings import Settings
 from soundmark.store import Store
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def db_option(func):  # type: ignore[no-untyped-def]
+
+def db_option(func: F) -> F:
     return click.option(
         "--db",
         "db",
@@ -24,7 +28,9 @@ def db_option(func):  # type: ignore[no-untyped-def]
 
 
 def load_settings(**overrides: object) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    # Each override is a CLI flag of the matching Settings field; pydantic validates the values.
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**given)
 
 
 def open_store(db: Path, *, create: bool = False) -> Store:

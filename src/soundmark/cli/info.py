@@ -18,6 +18,7 @@ def info_command(db: Path | None, as_json: bool) -> None:
     settings = load_settings(db=db)
     with open_store(settings.db) as store:
         info = store.info()
+    per_hour = round(info.bytes_on_disk / info.hours) if info.hours else 0
     data = {
         "db": str(settings.db),
         "tracks": info.tracks,
@@ -25,7 +26,7 @@ def info_command(db: Path | None, as_json: bool) -> None:
         "fingerprints": info.postings,
         "segments": info.segments,
         "bytes_on_disk": info.bytes_on_disk,
-        "bytes_per_hour": round(info.bytes_on_disk / info.hours) if info.hours else 0,
+        "bytes_per_hour": per_hour,
         "fingerprint_params": info.params_signature,
     }
     if as_json:
@@ -35,7 +36,7 @@ def info_command(db: Path | None, as_json: bool) -> None:
     click.echo(f"tracks         {info.tracks}")
     click.echo(f"audio          {info.hours:.2f} h")
     click.echo(f"fingerprints   {info.postings:,} in {info.segments} segment(s)")
-    click.echo(f"on disk        {human_bytes(info.bytes_on_disk)} ({human_bytes(data['bytes_per_hour'])}/h)")
+    click.echo(f"on disk        {human_bytes(info.bytes_on_disk)} ({human_bytes(per_hour)}/h)")
     click.echo(f"parameters     {info.params_signature}")
 
 

@@ -47,6 +47,7 @@ def recognize_command(
     with store:
         for f in files:
             t0 = time.perf_counter()
+            line: dict[str, object]
             try:
                 if not f.is_file():
                     missing.append(f)

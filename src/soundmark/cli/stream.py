@@ -12,10 +12,19 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from soundmark.cli.common import db_option, load_settings, open_store
+
+if TYPE_CHECKING:  # imported lazily at run time, as in the functions below
+    import numpy as np
+
+    from soundmark.api.pool import WorkerMatch
+    from soundmark.settings import Settings
+    from soundmark.streams.monitor import StreamJob
+    from soundmark.streams.tracker import Play
 
 
 def _account(db: Path | None, token: str) -> tuple[Path, int, str]:
@@ -161,7 +170,7 @@ def _watch_longpoll(server: str, category: str, as_json: bool) -> None:
     since: int | None = None
     with httpx.Client(timeout=70) as client:
         while True:
-            params: dict[str, object] = {"category": category, "timeout": 50}
+            params: dict[str, str | int] = {"category": category, "timeout": 50}
             if since is not None:
                 params["since_time"] = since
             try:
@@ -177,7 +186,7 @@ def _watch_longpoll(server: str, category: str, as_json: bool) -> None:
                 _print(body["events"][0]["data"], as_json)
 
 
-async def _watch_direct(settings, url: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+async def _watch_direct(settings: Settings, url: str, as_json: bool) -> None:
     from soundmark.api.pool import WorkerMatch
     from soundmark.match.recognizer import MatchSettings, Recognizer
     from soundmark.streams.callbacks import notification_payload, result_payload, song_dict
@@ -186,7 +195,7 @@ async def _watch_direct(settings, url: str, as_json: bool) -> None:  # type: ign
     store = open_store(settings.db)
     recognizer = Recognizer(store, MatchSettings(min_score=settings.min_score, min_votes=settings.min_votes))
 
-    async def recognize(samples):  # type: ignore[no-untyped-def]
+    async def recognize(samples: np.ndarray) -> list[WorkerMatch]:
         found = await asyncio.to_thread(recognizer.recognize, samples)
         return [WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate) for m in found]
 
@@ -195,8 +204,8 @@ async def _watch_direct(settings, url: str, as_json: bool) -> None:  # type: ign
         return None if track is None else track.duration
 
     class Printer:
-        async def song(self, job, play, final):  # type: ignore[no-untyped-def]
-            songs = []
+        async def song(self, job: StreamJob, play: Play, final: bool) -> None:
+            songs: list[dict[str, object]] = []
             for m in [play.best, *play.alternatives]:
                 track = store.catalog.get_track(m.track_id)
                 if track is not None:
@@ -204,10 +213,10 @@ async def _watch_direct(settings, url: str, as_json: bool) -> None:  # type: ign
             if songs:
                 _print(result_payload(0, play, songs, settings.callback_timezone, with_length=final), as_json)
 
-        async def notify(self, job, code, message, running):  # type: ignore[no-untyped-def]
+        async def notify(self, job: StreamJob, code: int, message: str, running: bool) -> None:
             _print(notification_payload(0, code, message, running), as_json)
 
-        async def status(self, job, running):  # type: ignore[no-untyped-def]
+        async def status(self, job: StreamJob, running: bool) -> None:
             pass
 
     config = MonitorConfig.from_settings(settings, store.params.sample_rate)

@@ -140,7 +140,11 @@ def build_demo_catalog(out_dir: Path, seconds: float = 60.0) -> Path:
         rel = track_filename(i)
         seed = int(track["seed"])
         key = f"v{GENERATOR_VERSION}:piece:{seed}:{seconds!r}:{sr}"
-        ensure(rel, key, lambda seed=seed: _wav_bytes(compose_piece(seed, seconds, sr), sr))
+
+        def render_piece(seed: int = seed) -> bytes:
+            return _wav_bytes(compose_piece(seed, seconds, sr), sr)
+
+        ensure(rel, key, render_piece)
         rows.append({"path": rel, **{f: str(track[f]) for f in MANIFEST_FIELDS[1:]}})
 
     clip_seed = int(DEMO_TRACKS[DEMO_CLIP_TRACK]["seed"])

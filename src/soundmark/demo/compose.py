@@ -196,7 +196,7 @@ def _compose(seed: int, seconds: float) -> _Score:
     lead, bass, arp = _Line.empty(), _Line.empty(), _Line.empty()
     pad = [_Line.empty() for _ in range(4 if sevenths else 3)]
     drums: dict[str, list[tuple[float, float]]] = {"kick": [], "snare": [], "hat": [], "open": []}
-    mel_idx = None
+    mel_idx: int | None = None
     prev_chord = 0
     phrase_rest = False
 
@@ -312,7 +312,8 @@ def _compose(seed: int, seconds: float) -> _Score:
                     mel_idx = int(np.clip(mel_idx, 0, len(pitches) - 1))
                     if s % 4 == 0 and r_mel.random() < 0.6:  # strong beats lean on chord tones
                         tones = [i for i, p in enumerate(pitches) if p % 12 in chord_pcs]
-                        mel_idx = min(tones, key=lambda i: abs(i - mel_idx))
+                        here = mel_idx
+                        mel_idx = min(tones, key=lambda i: abs(i - here))
                     vel = (1.0 if s % 4 == 0 else 0.8) * r_mel.uniform(0.8, 1.0)
                     legato = r_mel.uniform(0.6, 0.95)
                     jitter = r_mel.normal(0.0, 0.004)
@@ -392,7 +393,7 @@ def _render_line(line: _Line, timbre: _Timbre, n: int, sr: int) -> np.ndarray:
         weight = np.ones(n, dtype=np.float32) if fade is not None else None
         for amp in timbre.harmonics[1:n_h]:
             s_prev, s_cur = s_cur, c2 * s_cur - s_prev
-            if weight is not None:
+            if weight is not None and fade is not None:
                 weight *= fade
                 out += np.float32(amp) * weight * s_cur
             else:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -155,7 +155,8 @@ class StreamWorker:
                         "stream reader failed", extra={"fields": {"radio_id": self.job.radio_id, "error": reason}}
                     )
                 return connected, reason
-            samples, received = item  # type: ignore[misc]
+            # Neither _END nor an exception: a block from read_stream (see source.Blocks).
+            samples, received = cast(tuple[np.ndarray, float], item)
             if not connected:
                 connected = True
                 await self._connected()
