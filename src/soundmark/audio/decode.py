@@ -114,7 +114,7 @@ def _too_long(seconds: float) -> str:
         span = f"{seconds / 60:.4g} min"
     else:
         span = f"{seconds:.4g} s"
-    return f"the audio lasts longer than {span}, the longest this server accepts"
+    return f"the audio lasts longer than {span}, the longest accepted"
 
 
 def _frames(container: av.container.InputContainer, stream: av.AudioStream) -> Iterator[av.AudioFrame]:
