@@ -19,7 +19,8 @@ from soundmark.api.errors import ApiError
 
 # The largest integer any id or count may take: SQLite's INTEGER is a signed 64-bit value.
 MAX_INT64 = 2**63 - 1
-_DIGITS = re.compile(r"[+]?[0-9]{1,19}")
+# Up to 40 digits are read (cheap), so a too-large value is told its bound, not its spelling.
+_DIGITS = re.compile(r"[+]?[0-9]{1,40}")
 _NUMBER = re.compile(r"[+-]?([0-9]{1,12}(\.[0-9]{0,6})?|\.[0-9]{1,6})")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
