@@ -127,6 +127,11 @@ class JobStore:
             rows = self.conn.execute("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_at", ACTIVE).fetchall()
         return [_row_to_job(r) for r in rows]
 
+    def count_active(self) -> int:
+        with self._lock:
+            row = self.conn.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", ACTIVE).fetchone()
+        return int(row[0])
+
     def start_attempt(self, job_id: str) -> None:
         """Mark ``job_id`` running and count the start (persistently, before any work)."""
         with self._lock:

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     max_enterprise_download_bytes: int = Field(
         512 * 1024 * 1024, ge=1, description="largest audio fetched for an enterprise `url`"
     )
+    max_queued_jobs: int = Field(
+        16,
+        ge=1,
+        description="enterprise jobs queued or running at once (each keeps its audio on disk); more get 611",
+    )
     job_keep_days: float = Field(7.0, gt=0, description="days a finished job and its result are kept")
     max_job_hours: float = Field(
         24.0, gt=0, le=24 * 366, description="hours of a recording a job analyses at most; the rest is ignored"

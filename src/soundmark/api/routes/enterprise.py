@@ -186,6 +186,9 @@ async def enterprise(state: AppState, request: Request, api: ApiRequest) -> obje
     p = parse(EnterpriseParams, api.params)
     params = job_params(p, state.settings.max_job_hours * 3600)
     params["hop_seconds"] = state.settings.scan_hop_seconds
+    # No await between the count and the insert: concurrent requests cannot both pass the cap.
+    if jobs.count_active() >= state.settings.max_queued_jobs:
+        raise ApiError(611, "too many long-recording jobs are queued; retry later.")
     job = jobs.create("enterprise", None, params, info.id if info is not None else None)
     try:
         source = await _store_audio(state, api, jobs.audio_path(job.id))
