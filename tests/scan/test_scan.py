@@ -17,6 +17,8 @@ from soundmark.match.segments import (
     plan_windows,
     scan,
 )
+from soundmark.match.tracklist import Tracklist
+from soundmark.store import Store
 
 
 def _by_title(rec: Recording, segments: list[TrackSegment]) -> dict[str, list[TrackSegment]]:
@@ -138,3 +140,13 @@ def test_chunks_stay_on_the_input_clock_across_gaps() -> None:
     assert [t.windows[0][0] for t in tasks] == [0, 36 * sr, 72 * sr]
     for t in tasks:
         assert t.samples[0] == t.start_sample and t.samples[-1] == t.start_sample + len(t.samples) - 1
+
+
+def test_finish_clips_to_the_duration_and_drops_what_starts_past_it(store: Store) -> None:
+    tl = Tracklist(store, ScanSettings())
+    inside = TrackSegment(1, 10.0, 50.0, 0.0, 40.0, 1.0, 20.0, 8)
+    past = TrackSegment(2, 72.0, 90.0, 5.0, 23.0, 1.0, 12.0, 4)
+    tl.done = [inside, past]
+    segments = tl.finish(duration=60.03)
+    assert [(s.track_id, s.start, s.end) for s in segments] == [(1, 10.0, 50.0)]
+    assert all(s.end > s.start for s in segments)

@@ -193,7 +193,10 @@ class Tracklist:
             if not clash:
                 kept.append(seg)
         if duration is not None:
+            # Clip to the audio decoded; a segment that would start past it is dropped, never
+            # reported with an end before its start.
             kept = [dataclasses.replace(k, end=min(k.end, duration)) if k.end > duration else k for k in kept]
+            kept = [k for k in kept if k.end > k.start]
         self.done = sorted(kept, key=lambda x: (x.start, x.end))
         return self.done
 
