@@ -190,6 +190,21 @@ def test_connects_to_the_ip_and_sends_the_original_host(servers: Servers) -> Non
     assert guard.hosts == ["127.0.0.1"]
 
 
+def test_download_into_a_sink_keeps_nothing_in_memory(servers: Servers) -> None:
+    import io
+
+    sink = io.BytesIO()
+    url = f"http://localhost:{servers.main.port}/redirect"
+    assert fetch(url, allow_private=True, sink=sink) == b""
+    assert sink.getvalue() == SMALL  # the redirect's own body is never written
+    big = io.BytesIO()
+    assert fetch(f"http://127.0.0.1:{servers.main.port}/large", allow_private=True, sink=big) == b""
+    assert big.getvalue() == LARGE
+    with pytest.raises(TooLongError):
+        url = f"http://127.0.0.1:{servers.main.port}/large-unsized"
+        fetch(url, allow_private=True, max_bytes=1024, sink=io.BytesIO())
+
+
 @pytest.mark.parametrize("path", ["/large", "/large-chunked", "/large-unsized"])
 def test_byte_cap(servers: Servers, path: str) -> None:
     with pytest.raises(TooLongError):

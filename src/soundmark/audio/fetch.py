@@ -13,6 +13,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Callable
+from typing import BinaryIO
 
 import httpx
 
@@ -82,7 +83,7 @@ async def resolve_checked(url: httpx.URL, allowed: Callable[[IPAddress], bool] |
 
 
 async def _get_once(
-    client: httpx.AsyncClient, url: httpx.URL, ips: list[IPAddress], max_bytes: int
+    client: httpx.AsyncClient, url: httpx.URL, ips: list[IPAddress], max_bytes: int, sink: BinaryIO | None
 ) -> httpx.URL | bytes:
     """GET ``url`` from the first reachable of its checked ``ips``: the body, or where it redirects."""
     headers = {"Host": url.netloc.decode("ascii"), "Accept-Encoding": "identity", "User-Agent": "soundmark"}
@@ -91,14 +92,15 @@ async def _get_once(
         pinned = url.copy_with(host=str(ip))
         try:
             async with client.stream("GET", pinned, headers=headers, extensions=extensions) as resp:
-                return await _read(resp, url, max_bytes)
+                return await _read(resp, url, max_bytes, sink)
         except httpx.ConnectError:
             if n == len(ips) - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-async def _read(resp: httpx.Response, url: httpx.URL, max_bytes: int) -> httpx.URL | bytes:
+async def _read(resp: httpx.Response, url: httpx.URL, max_bytes: int, sink: BinaryIO | None) -> httpx.URL | bytes:
+    """The body (or, with ``sink``, b"" once the body is written there), or where it redirects."""
     if resp.status_code in _REDIRECTS and "location" in resp.headers:
         try:
             return url.join(resp.headers["location"])
@@ -112,11 +114,16 @@ async def _read(resp: httpx.Response, url: httpx.URL, max_bytes: int) -> httpx.U
     if length.isdigit() and int(length) > max_bytes:
         raise TooLongError(f"download is {int(length)} bytes; the limit is {max_bytes}")
     body = bytearray()
+    seen = 0
     async for chunk in resp.aiter_raw():
-        body += chunk
-        if len(body) > max_bytes:
+        seen += len(chunk)
+        if seen > max_bytes:
             raise TooLongError(f"download exceeds the limit of {max_bytes} bytes")
-    if not body:
+        if sink is None:
+            body += chunk
+        else:
+            sink.write(chunk)  # local disk: a short blocking write per network chunk
+    if not seen:
         raise FetchError("download is empty")
     return bytes(body)
 
@@ -130,8 +137,10 @@ async def fetch_url(
     ip_allowed: Callable[[IPAddress], bool] | None = None,
     max_redirects: int = 5,
     transport: httpx.AsyncBaseTransport | None = None,
+    sink: BinaryIO | None = None,
 ) -> bytes:
-    """Download ``url`` (http/https only) and return its body.
+    """Download ``url`` (http/https only) and return its body — or, with ``sink``, write the body
+    there as it arrives (memory stays flat whatever ``max_bytes``) and return b"".
 
     Every hop's host must resolve only to addresses that ``ip_allowed`` accepts (default: public
     ones, see :func:`is_public_ip`); ``allow_private`` lifts that check. ``timeout`` bounds connecting
@@ -154,7 +163,7 @@ async def fetch_url(
         async with asyncio.timeout(2 * timeout), client:
             for _ in range(max_redirects + 1):
                 check_url(current)
-                result = await _get_once(client, current, await resolve_checked(current, allowed), max_bytes)
+                result = await _get_once(client, current, await resolve_checked(current, allowed), max_bytes, sink)
                 if isinstance(result, bytes):
                     return result
                 current = result

@@ -159,15 +159,16 @@ async def _store_audio(state: AppState, api: ApiRequest, dst: Path) -> str:
         source = "audio"
     elif api.get("url"):
         try:
-            data = await fetch_url(
-                api.get("url"), max_bytes=s.max_enterprise_download_bytes, timeout=s.download_timeout,
-                allow_private=s.allow_private_urls,
-            )  # fmt: skip
+            with dst.open("wb") as sink:  # streamed to the job's folder: memory stays flat
+                await fetch_url(
+                    api.get("url"), max_bytes=s.max_enterprise_download_bytes, timeout=s.download_timeout,
+                    allow_private=s.allow_private_urls, sink=sink,
+                )  # fmt: skip
         except SoundmarkError as exc:
             if exc.code == 400:
                 raise ApiError(400, f"the audio file is too big: {exc}.") from exc
             raise ApiError(501, f"no audio could be fetched from the url: {exc}.") from exc
-        source = api.get("url")
+        return api.get("url")
     else:
         raise ApiError(700)
     if len(data) > s.max_enterprise_bytes:
