@@ -48,17 +48,20 @@ class IndexStats:
 
 
 class FingerprintIndex(Protocol):
+    """The reads matching needs. Writing (and making other processes' commits visible) is each
+    backend's own API: ``SegmentIndex.write``/``load`` under ``Store``, ``MemoryIndex.add``/``remove``.
+    ``tests/index/contract.py`` holds the behaviour every backend must show."""
+
     def lookup(self, hashes: np.ndarray, max_postings_per_hash: int) -> Hits:
         """Postings of every hash (uint32, unique), skipping hashes with more postings than the cap
         and tracks that were removed."""
         ...
 
     def track_peaks(self, track_id: int) -> np.ndarray:
-        """The stored peaks (int32 (n, 2): frame, bin, sorted by frame) of one track."""
+        """The stored peaks (int32 (n, 2): frame, bin, sorted by frame) of one track; (0, 2) when
+        the track is unknown."""
         ...
 
-    def stats(self) -> IndexStats: ...
-
-    def refresh(self) -> None:
-        """Make commits by other processes visible (cheap when nothing changed)."""
+    def postings(self) -> int:
+        """How many postings are stored (segments keep counting a removed track's until compaction)."""
         ...
