@@ -9,6 +9,7 @@ of an unfinished batch is deleted by the next writer.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -51,6 +52,38 @@ class StoreInfo:
     segments: int
     bytes_on_disk: int
     params_signature: str
+
+
+def recorded_params(root: str | os.PathLike[str], base: FingerprintParams | None = None) -> FingerprintParams:
+    """The fingerprint parameters the store at ``root`` was built with (its recorded index
+    fields over ``base``'s query-only fields), so that every entry point serves the store it is
+    given; ``base`` (default: this engine's) when the store is new or records none.
+
+    Raises ParamsMismatchError when the store's hash layout version is not this engine's: such a
+    store's hashes cannot be computed by this code, whatever its other parameters.
+    """
+    base = base or FingerprintParams()
+    path = Path(root) / CATALOG_FILE
+    if not path.exists():
+        return base
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'fingerprint_params'").fetchone()
+    except sqlite3.OperationalError:  # a catalog not yet migrated to having the meta table
+        row = None
+    finally:
+        conn.close()
+    if row is None:
+        return base
+    stored = json.loads(row[0])
+    if stored.get("hash_version") != base.hash_version:
+        raise ParamsMismatchError(
+            f"the store at {root} uses hash layout v{stored.get('hash_version')}, this soundmark computes "
+            f"v{base.hash_version}: re-ingest the catalog into a new store"
+        )
+    fields = {f.name: f for f in dataclasses.fields(FingerprintParams)}
+    known = {k: v for k, v in stored.items() if k in fields}
+    return dataclasses.replace(base, **known)
 
 
 def _dir_bytes(root: Path) -> int:

@@ -25,9 +25,8 @@ from soundmark.api.results import operator
 from soundmark.api.routes import enterprise, methods, pages, streams, ws
 from soundmark.api.state import AppState, Metrics
 from soundmark.auth.tokens import TokenStore
-from soundmark.fingerprint.params import FingerprintParams
 from soundmark.settings import Settings
-from soundmark.store import Store
+from soundmark.store import Store, recorded_params
 
 log = logging.getLogger("soundmark.api")
 
@@ -42,7 +41,7 @@ DOCS_ASSETS = "/docs-assets"
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.db, FingerprintParams(), create=True)
+        store = Store(settings.db, recorded_params(settings.db), create=True)
         pool = RecognitionPool(
             settings.db, workers=settings.workers, max_inflight=settings.max_inflight,
             min_score=settings.min_score, min_votes=settings.min_votes,

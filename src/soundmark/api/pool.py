@@ -21,11 +21,10 @@ import numpy as np
 
 from soundmark.audio.decode import decode
 from soundmark.errors import SoundmarkError, TooShortError
-from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.stream import fingerprint_source
 from soundmark.match.recognizer import MatchSettings, Recognizer
 from soundmark.proc import die_with_parent
-from soundmark.store import Store
+from soundmark.store import Store, recorded_params
 
 MIN_QUERY_SECONDS = 1.0
 T = TypeVar("T")
@@ -56,7 +55,7 @@ class _Worker:
     current: _Worker | None = None  # one per process: worker state cannot travel through pickling
 
     def __init__(self, db: str, min_score: float, min_votes: int):
-        self.store = Store(db, FingerprintParams())
+        self.store = Store(db, recorded_params(db))
         self.recognizer = Recognizer(self.store, MatchSettings(min_score=min_score, min_votes=min_votes))
 
 

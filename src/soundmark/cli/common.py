@@ -9,9 +9,8 @@ from typing import Any, TypeVar
 import click
 
 from soundmark.errors import StoreError
-from soundmark.fingerprint.params import FingerprintParams
 from soundmark.settings import Settings
-from soundmark.store import Store
+from soundmark.store import Store, recorded_params
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,7 +34,7 @@ def load_settings(**overrides: object) -> Settings:
 
 def open_store(db: Path, *, create: bool = False) -> Store:
     try:
-        return Store(db, FingerprintParams(), create=create)
+        return Store(db, recorded_params(db), create=create)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -34,7 +34,7 @@ from soundmark.fingerprint.spectrogram import band_bins, log_spectrogram
 from soundmark.match.recognizer import MatchSettings, Recognizer
 from soundmark.match.tracklist import ScanSettings, Tracklist, TrackSegment, WindowHit
 from soundmark.proc import die_with_parent
-from soundmark.store import Store
+from soundmark.store import Store, recorded_params
 
 ProgressFn = Callable[[float, float | None], None]
 
@@ -46,7 +46,7 @@ def scan_params(base: FingerprintParams, speeds: Iterable[float]) -> Fingerprint
 
 def open_scan_store(db: str | os.PathLike[str], speeds: Iterable[float]) -> Store:
     """The store at ``db`` opened with this engine's parameters and the scan's speed grid."""
-    return Store(db, scan_params(FingerprintParams(), speeds))
+    return Store(db, scan_params(recorded_params(db), speeds))
 
 
 @dataclass
