@@ -17,7 +17,7 @@ from audd.models import (
 )
 from pydantic import BaseModel
 
-from soundmark.api.metadata import _BUILDERS, parse_return, provider_blocks
+from soundmark.audd.metadata import _BUILDERS, parse_return, provider_blocks
 from soundmark.catalog.models import EXTERNAL_PROVIDERS, Track, TrackMeta
 
 FIXTURE = Path(__file__).parents[3] / "shared/audd-reference/fixtures/recognize_with_metadata.json"
@@ -400,12 +400,12 @@ def test_whole_object_market_variant_and_local_link() -> None:
 @pytest.mark.parametrize("bad", ["{not json", "null", "42", '"str"', "[]", "{}", '[{"id": 1}]'])
 def test_bad_whole_objects_are_ignored(bad: str, caplog: pytest.LogCaptureFixture) -> None:
     ext = {name: bad for name in ("spotify", "apple_music", "deezer", "napster")}
-    with caplog.at_level(logging.DEBUG, logger="soundmark.api.metadata"):
+    with caplog.at_level(logging.DEBUG, logger="soundmark.audd.metadata"):
         assert provider_blocks(make_track(ext), ALL) == {}
         # ... and the flat keys still work when the whole object is unusable
         blocks = provider_blocks(make_track({**ext, "deezer_id": "5"}), ["deezer"])
     assert blocks["deezer"]["id"] == 5  # type: ignore[index]
-    assert any(r.name == "soundmark.api.metadata" and r.levelno == logging.DEBUG for r in caplog.records)
+    assert any(r.name == "soundmark.audd.metadata" and r.levelno == logging.DEBUG for r in caplog.records)
 
 
 @pytest.mark.parametrize(

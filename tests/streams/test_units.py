@@ -10,10 +10,10 @@ from pathlib import Path
 from audd._callbacks import derive_longpoll_category, parse_callback
 from click.testing import CliRunner
 
-from soundmark.api.pool import WorkerMatch
 from soundmark.auth.tokens import TokenStore
 from soundmark.cli.main import cli
 from soundmark.fingerprint.params import FingerprintParams
+from soundmark.services.recognition_pool import WorkerMatch
 from soundmark.store import Store
 from soundmark.streams.callbacks import notification_payload, percent_score, result_payload
 from soundmark.streams.longpoll import LongpollHub

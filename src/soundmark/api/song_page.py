@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import urlparse
 
-from soundmark.api.metadata import provider_blocks
+from soundmark.audd.metadata import provider_blocks
 from soundmark.catalog.models import Track
 
 _CSS = """

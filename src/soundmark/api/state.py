@@ -10,8 +10,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import HTTPConnection
 
-from soundmark.api.pool import RecognitionPool
 from soundmark.auth.tokens import TokenStore
+from soundmark.services.recognition_pool import RecognitionPool
 from soundmark.settings import Settings
 from soundmark.store import Store
 

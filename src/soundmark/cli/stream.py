@@ -21,7 +21,7 @@ from soundmark.cli.common import db_option, load_settings, open_store
 if TYPE_CHECKING:  # imported lazily at run time, as in the functions below
     import numpy as np
 
-    from soundmark.api.pool import WorkerMatch
+    from soundmark.services.recognition_pool import WorkerMatch
     from soundmark.settings import Settings
     from soundmark.streams.monitor import StreamJob
     from soundmark.streams.tracker import Play
@@ -187,8 +187,8 @@ def _watch_longpoll(server: str, category: str, as_json: bool) -> None:
 
 
 async def _watch_direct(settings: Settings, url: str, as_json: bool) -> None:
-    from soundmark.api.pool import WorkerMatch
     from soundmark.match.recognizer import MatchSettings, Recognizer
+    from soundmark.services.recognition_pool import WorkerMatch
     from soundmark.streams.callbacks import notification_payload, result_payload, song_dict
     from soundmark.streams.monitor import MonitorConfig, StreamJob, StreamWorker
 

@@ -19,11 +19,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from soundmark.api.metadata import parse_return
-from soundmark.api.pool import WorkerMatch
-from soundmark.api.results import recognition_result
+from soundmark.audd.metadata import parse_return
+from soundmark.audd.presenter import recognition_result
 from soundmark.audio.fetch import FetchError, check_url, is_public_ip, resolve_checked
 from soundmark.catalog.models import Track
+from soundmark.services.recognition_pool import WorkerMatch
 from soundmark.settings import Settings
 from soundmark.streams.monitor import StreamJob
 from soundmark.streams.store import DELIVERED, SKIPPED, StreamStore

@@ -19,8 +19,8 @@ from typing import Protocol, cast
 
 import numpy as np
 
-from soundmark.api.pool import Overloaded, WorkerMatch
 from soundmark.errors import SoundmarkError
+from soundmark.services.recognition_pool import Overloaded, WorkerMatch
 from soundmark.settings import Settings
 from soundmark.streams.source import SourceOptions, StreamError, read_stream
 from soundmark.streams.store import StreamRow, StreamStore

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from soundmark.api.pool import WorkerMatch
+from soundmark.services.recognition_pool import WorkerMatch
 
 EXACT_OFFSET = 0.5  # seconds: an offset above this was not clamped, so the start it gives is exact
 SAME_PLAY_SLACK = 6.0  # seconds: a re-heard song whose start agrees this well is the play already reported

@@ -19,16 +19,17 @@ from starlette.responses import JSONResponse, Response
 
 from soundmark.api.auth import authorize
 from soundmark.api.errors import ApiError, RequestEcho, error_body
-from soundmark.api.metadata import parse_return
 from soundmark.api.params import ApiRequest, BodyTooLarge, decode_base64_audio, read_request
-from soundmark.api.pool import Extracted, Overloaded, WorkerMatch
-from soundmark.api.results import base_url, lyrics_hit, operator, recognition_result
+from soundmark.api.results import base_url, operator
 from soundmark.api.state import AppState, app_state
 from soundmark.api.typed import Flag, Id, Params, Text, parse
+from soundmark.audd.metadata import parse_return
+from soundmark.audd.presenter import lyrics_hit, recognition_result
 from soundmark.audio.fetch import fetch_url
 from soundmark.catalog.lyrics import search_lyrics
 from soundmark.catalog.models import TrackMeta
 from soundmark.errors import DurationLimitError, SoundmarkError, TooLongError
+from soundmark.services.recognition_pool import Extracted, Overloaded, WorkerMatch
 from soundmark.store import NewTrack
 
 log = logging.getLogger("soundmark.api")
