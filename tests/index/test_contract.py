@@ -61,15 +61,6 @@ class TestSegmentIndex(IndexContract):
     def backend(self, tmp_path: Path) -> Backend:
         return SegmentBackend(tmp_path / "db")
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="SegmentIndex.track_peaks still serves a tombstoned track's peaks until compaction "
-        "(its _where map is built from every track of the live segments); matching never asks, since "
-        "lookup already hides the track",
-    )
-    def test_removed_track_has_no_peaks(self, backend: Backend) -> None:
-        super().test_removed_track_has_no_peaks(backend)
-
 
 class TestMemoryIndex(IndexContract):
     @pytest.fixture()

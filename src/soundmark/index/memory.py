@@ -14,7 +14,7 @@ the first read that follows an ``add`` or ``remove``.
 
 Where it differs from ``SegmentIndex`` by design: ``remove`` frees a track's postings at once, so
 the per-hash cap of ``lookup`` counts live postings only (segments keep counting a removed
-track's postings until compaction), and ``track_peaks`` of a removed track is empty.
+track's postings until compaction); ``track_peaks`` of a removed track is empty in both.
 """
 
 from __future__ import annotations

@@ -128,8 +128,15 @@ class SegmentIndex:
         for name in wanted:
             fresh[name] = self._segments.get(name) or self._open(name)
         self._segments = fresh
-        self._where = {int(tid): (seg, i) for seg in fresh.values() for i, tid in enumerate(seg.tracks.tolist())}
-        self._removed = np.array(sorted(set(removed_tracks)), dtype=np.int64)
+        removed = set(removed_tracks)
+        # A tombstoned track's peaks are hidden at once, like its postings (compaction drops the bytes).
+        self._where = {
+            int(tid): (seg, i)
+            for seg in fresh.values()
+            for i, tid in enumerate(seg.tracks.tolist())
+            if int(tid) not in removed
+        }
+        self._removed = np.array(sorted(removed), dtype=np.int64)
 
     def _open(self, name: str) -> _Segment:
         d = self.root / name
