@@ -27,10 +27,9 @@ from soundmark.audd.metadata import parse_return
 from soundmark.audd.presenter import lyrics_hit, recognition_result
 from soundmark.audio.fetch import fetch_url
 from soundmark.catalog.lyrics import search_lyrics
-from soundmark.catalog.models import TrackMeta
 from soundmark.errors import DurationLimitError, SoundmarkError, TooLongError
-from soundmark.services.recognition_pool import Extracted, Overloaded, WorkerMatch
-from soundmark.store import NewTrack
+from soundmark.services.catalog import replace_upload_slot
+from soundmark.services.recognition_pool import Overloaded, WorkerMatch
 
 log = logging.getLogger("soundmark.api")
 router = APIRouter()
@@ -244,22 +243,8 @@ async def upload(state: AppState, request: Request, api: ApiRequest) -> object:
     except SoundmarkError as exc:
         raise engine_error(exc, limit_mb) from exc
     async with state.write_lock:
-        await asyncio.to_thread(_replace_slot, state, audio_id, extracted, api.get("url") or "upload")
+        await asyncio.to_thread(replace_upload_slot, state.store, audio_id, extracted, api.get("url") or "upload")
     return None
-
-
-def _replace_slot(state: AppState, audio_id: int, ex: Extracted, source: str) -> None:
-    """Put the new audio under ``audio_id``, keeping metadata set earlier for that id."""
-    with state.store.writer() as writer:
-        old_id = writer.catalog.find_by_audio_id(audio_id)
-        meta = TrackMeta(audio_id=audio_id)
-        if old_id is not None:
-            old = writer.catalog.get_track(old_id)
-            if old is not None:
-                meta = old.meta
-        # content_hash None: the same recording may sit under two audio ids, as AudD allows.
-        new = NewTrack(meta, ex.duration, source, None, ex.hashes, ex.times, ex.peaks)
-        writer.commit([new], replacing=[old_id] if old_id is not None else [])
 
 
 HANDLERS: dict[str, Handler] = {
