@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from soundmark.api.errors import ApiError, masked_params
 from soundmark.api.logs import redact
 from soundmark.api.routes.methods import FindLyricsParams, RecognizeParams, UploadParams
-from soundmark.api.typed import parse
+from soundmark.audd.errors import ApiError, masked_params
+from soundmark.audd.typed import parse
 
 
 @pytest.mark.parametrize("value", ["-5", "1_0", "1e3", "inf", "nan", "1.5", "0x10", "１", str(2**63), "9" * 40, "x"])

@@ -18,11 +18,11 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
 
 from soundmark import __version__
-from soundmark.api.errors import RequestEcho, error_body
 from soundmark.api.logs import AccessLog
 from soundmark.api.results import operator
 from soundmark.api.routes import enterprise, methods, pages, streams, ws
 from soundmark.api.state import AppState, Metrics
+from soundmark.audd.errors import RequestEcho, error_body
 from soundmark.auth.tokens import TokenStore
 from soundmark.services.recognition_pool import RecognitionPool
 from soundmark.settings import Settings

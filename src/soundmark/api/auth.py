@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from soundmark.api.errors import ApiError
 from soundmark.api.state import AppState
+from soundmark.audd.errors import ApiError
 from soundmark.auth.tokens import TokenInfo
 
 

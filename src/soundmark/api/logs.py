@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from soundmark.api.errors import is_secret_key
+from soundmark.audd.errors import is_secret_key
 
 
 class JsonFormatter(logging.Formatter):

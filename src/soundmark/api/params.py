@@ -19,7 +19,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message
 
-from soundmark.api.errors import ApiError
+from soundmark.audd.errors import ApiError
 
 
 class BodyTooLarge(Exception):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from soundmark.api.errors import DEFAULT_CONTACT, DEFAULT_DOCS_PATH, Operator
+from soundmark.audd.errors import DEFAULT_CONTACT, DEFAULT_DOCS_PATH, Operator
 from soundmark.settings import Settings
 
 

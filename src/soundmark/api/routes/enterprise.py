@@ -39,13 +39,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from soundmark.api.auth import authorize
-from soundmark.api.errors import ApiError
 from soundmark.api.params import ApiRequest
 from soundmark.api.results import base_url
 from soundmark.api.state import AppState, app_state
-from soundmark.api.typed import Flag, Int, Params, Text, parse
+from soundmark.audd.errors import ApiError
 from soundmark.audd.metadata import parse_return, provider_blocks
 from soundmark.audd.presenter import song_link
+from soundmark.audd.typed import Flag, Int, Params, Text, parse
 from soundmark.audio.fetch import fetch_url
 from soundmark.catalog.models import Track
 from soundmark.errors import SoundmarkError

@@ -18,13 +18,13 @@ from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from soundmark.api.auth import authorize
-from soundmark.api.errors import ApiError, RequestEcho, error_body
 from soundmark.api.params import ApiRequest, BodyTooLarge, decode_base64_audio, read_request
 from soundmark.api.results import base_url, operator
 from soundmark.api.state import AppState, app_state
-from soundmark.api.typed import Flag, Id, Params, Text, parse
+from soundmark.audd.errors import ApiError, RequestEcho, error_body
 from soundmark.audd.metadata import parse_return
 from soundmark.audd.presenter import lyrics_hit, recognition_result
+from soundmark.audd.typed import Flag, Id, Params, Text, parse
 from soundmark.audio.fetch import fetch_url
 from soundmark.catalog.lyrics import search_lyrics
 from soundmark.errors import DurationLimitError, SoundmarkError, TooLongError

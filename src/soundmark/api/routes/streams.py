@@ -2,7 +2,7 @@
 getStreams, deleteStream), ``GET /longpoll/``, ``GET /lastSong/getChannelById/`` (the recent results
 audd-cli reads), and the monitor + callback delivery run in ``lifespan``.
 
-Every parameter goes through one pydantic model per method (api/typed.py): a malformed or huge
+Every parameter goes through one pydantic model per method (audd/typed.py): a malformed or huge
 value is AudD's error 50 (golongpoll's ``{"error": ...}`` on ``/longpoll/``), never a 500.
 
 Streams live in the store (streams/store.py), so they survive restarts and may also be added with
@@ -23,11 +23,11 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from soundmark.api import typed
 from soundmark.api.auth import authorize
-from soundmark.api.errors import ApiError
 from soundmark.api.params import ApiRequest
 from soundmark.api.state import AppState, app_state
+from soundmark.audd import typed
+from soundmark.audd.errors import ApiError
 from soundmark.streams.callbacks import NO_OP_RECEIVERS, CallbackDeliverer, EventSink
 from soundmark.streams.longpoll import DEFAULT_TIMEOUT, MAX_TIMEOUT, LongpollHub
 from soundmark.streams.monitor import MonitorConfig, StreamManager
@@ -61,7 +61,7 @@ def _account(state: AppState, request: Request, api: ApiRequest) -> tuple[int, s
     return info.id, token_md5(token)
 
 
-# --- parameter models (one per method; api/typed.py) -------------------------------------------
+# --- parameter models (one per method; audd/typed.py) ------------------------------------------
 class TokenParams(typed.Params):
     api_token: typed.Text = ""
 

@@ -13,11 +13,11 @@ import contextlib
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from soundmark.api.auth import authorize
-from soundmark.api.errors import ApiError, RequestEcho, error_body
 from soundmark.api.results import operator
 from soundmark.api.routes.methods import RecognizeParams, engine_error, match_results
 from soundmark.api.state import AppState, app_state
-from soundmark.api.typed import parse
+from soundmark.audd.errors import ApiError, RequestEcho, error_body
+from soundmark.audd.typed import parse
 from soundmark.errors import SoundmarkError
 
 router = APIRouter()

@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from soundmark.api.errors import ApiError
+from soundmark.audd.errors import ApiError
 
 # The largest integer any id or count may take: SQLite's INTEGER is a signed 64-bit value.
 MAX_INT64 = 2**63 - 1
