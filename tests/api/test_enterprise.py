@@ -121,6 +121,8 @@ def test_enterprise_url_and_errors(
     assert r["status"] == "error" and r["error"]["error_code"] == 700
     # AudD's enterprise host echoes method "recognize" and times every answer (issue 9, item 14).
     assert r["requested_params"]["method"] == "recognize" and "request_params" not in r
+    # As AudD's enterprise host: the bare sentence, no "Recognition failed:"-style method phrase.
+    assert r["error"]["error_message"].startswith("You haven't sent a file"), r["error"]
     assert r["execution_time"].endswith("ms") and float(r["execution_time"][:-2]) >= 0
     r = httpx.post(f"{ent_server.url}/enterprise/", data={"url": f"{base}/missing.wav"}, timeout=30).json()
     assert r["status"] == "error" and r["error"]["error_code"] == 501

@@ -110,11 +110,11 @@ def error_body(
     code: int, message: str, echo: RequestEcho, *, enterprise: bool = False, operator: Operator | None = None
 ) -> dict[str, object]:
     operator = operator or Operator()
-    phrase = METHOD_PHRASES.get(echo.method, "Request failed")
-    body: dict[str, object] = {
-        "status": "error",
-        "error": {"error_code": code, "error_message": f"{phrase}: {message}"},
-    }
+    if enterprise:  # AudD's enterprise host answers the bare sentence, without a method phrase
+        text = message[:1].upper() + message[1:]
+    else:
+        text = f"{METHOD_PHRASES.get(echo.method, 'Request failed')}: {message}"
+    body: dict[str, object] = {"status": "error", "error": {"error_code": code, "error_message": text}}
     if enterprise:
         # AudD's enterprise host echoes the method as "recognize" unless the client named one.
         echoed = masked_params(echo.params)
