@@ -37,7 +37,6 @@ log = logging.getLogger("soundmark.jobs")
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 ACTIVE = (QUEUED, RUNNING)
 JOBS_DIR = "jobs"
-DEFAULT_MAX_SECONDS = 24 * 3600.0  # settings.max_job_hours
 
 
 @dataclass
@@ -220,7 +219,7 @@ def run_job(
     workers: int | None,
     stop: threading.Event | None = None,
     *,
-    max_seconds: float = DEFAULT_MAX_SECONDS,
+    max_seconds: float,
 ) -> None:
     """Analyse one job to its end (blocking), recording progress and the outcome; at most the
     first ``max_seconds`` of its audio are analysed."""
@@ -270,9 +269,7 @@ def run_job(
 class JobRunner:
     """Runs jobs in the background (``max_jobs`` at once) and lets requests wait for them."""
 
-    def __init__(
-        self, jobs: JobStore, db: Path, *, max_jobs: int, scan_workers: int, max_seconds: float = DEFAULT_MAX_SECONDS
-    ):
+    def __init__(self, jobs: JobStore, db: Path, *, max_jobs: int, scan_workers: int, max_seconds: float):
         self.jobs = jobs
         self.db = db
         self.max_seconds = max_seconds
