@@ -81,8 +81,8 @@ def recorded_params(root: str | os.PathLike[str], base: FingerprintParams | None
             f"the store at {root} uses hash layout v{stored.get('hash_version')}, this soundmark computes "
             f"v{base.hash_version}: re-ingest the catalog into a new store"
         )
-    fields = {f.name: f for f in dataclasses.fields(FingerprintParams)}
-    known = {k: v for k, v in stored.items() if k in fields}
+    names = {f.name for f in dataclasses.fields(FingerprintParams)}
+    known = {k: v for k, v in stored.items() if k in names}
     return dataclasses.replace(base, **known)
 
 
@@ -244,13 +244,11 @@ class StoreWriter:
                 info = self.index.write(postings)
                 written = info.name
                 self.catalog.add_segment(info.name, info.postings, info.tracks, info.bytes)
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             if written is not None:
                 self.index.discard(written)
-            raise StoreError(f"could not commit to the catalog of {self.store.root}: {exc}") from exc
-        except BaseException:
-            if written is not None:
-                self.index.discard(written)
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"could not commit to the catalog of {self.store.root}: {exc}") from exc
             raise
         self.store.refresh(force=True)
         return ids
