@@ -6,6 +6,7 @@ Fingerprint parameters are not here: they belong to the index (see fingerprint/p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,12 @@ class Settings(BaseSettings):
     min_votes: int = Field(4, ge=1, description="aligned hashes a candidate needs to be verified")
 
     # --- HTTP server --------------------------------------------------------------------------
+    role: Literal["api", "monitor", "jobs", "all"] = Field(
+        "all",
+        description="what `serve` runs: api (the HTTP/WebSocket API, no background work), monitor (live "
+        "streams + callbacks), jobs (enterprise jobs), all (everything); monitor and jobs serve only "
+        "/healthz and /metrics",
+    )
     host: str = Field("127.0.0.1", description="address the server listens on")
     port: int = Field(8080, ge=1, le=65535, description="port the server listens on")
     workers: int = Field(0, ge=0, description="recognition worker processes; 0 = one per core")

@@ -170,10 +170,14 @@ def test_cli_add_list_remove(tmp_path: Path) -> None:
     with Store(db, FingerprintParams(), create=True) as store:
         token, _ = TokenStore(store.catalog).create("radio")
     run = CliRunner().invoke
-    res = run(cli, ["stream", "add", "--db", str(db), "--token", token, "--radio-id", "5", "http://radio.example/live"])
+    # The API's rules: a loopback URL is refused unless private addresses are allowed.
+    add = ["stream", "add", "--db", str(db), "--token", token, "--radio-id", "5", "http://127.0.0.1:9/live"]
+    res = run(cli, add)
+    assert res.exit_code != 0 and "non-public address" in res.output
+    res = run(cli, add, env={"SOUNDMARK_ALLOW_PRIVATE_URLS": "1"})
     assert res.exit_code == 0, res.output
     res = run(cli, ["stream", "list", "--db", str(db), "--json"])
-    assert json.loads(res.output) == [{"radio_id": 5, "url": "http://radio.example/live", "stream_running": False,
+    assert json.loads(res.output) == [{"radio_id": 5, "url": "http://127.0.0.1:9/live", "stream_running": False,
                                        "longpoll_category": derive_longpoll_category(token, 5)}]  # fmt: skip
     res = run(cli, ["stream", "remove", "--db", str(db), "--token", token, "--radio-id", "5"])
     assert res.exit_code == 0 and "removed" in res.output

@@ -1,8 +1,9 @@
 """soundmark stream: live stream monitoring from the command line.
 
-``add`` / ``list`` / ``remove`` work on the store directly (a running ``serve`` picks the change up
-within ``SOUNDMARK_STREAM_SYNC_SECONDS``); streams belong to an API token, as with AudD's
-``addStream``. ``watch`` prints songs as they play: from a server's longpoll (``--server``), or by
+``add`` / ``list`` / ``remove`` call the stream use cases (services/streams.py) on the store, with
+the rules AudD's ``addStream`` has over HTTP (the URL check, the per-token limit); a running
+``serve`` picks the change up within ``SOUNDMARK_STREAM_SYNC_SECONDS``. Streams belong to an API
+token, as with AudD's ``addStream``. ``watch`` prints songs as they play: from a server's longpoll (``--server``), or by
 monitoring a stream URL itself against the store (``--db``), without any server.
 """
 
@@ -11,32 +12,51 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from soundmark.cli.common import db_option, load_settings, open_store
+from soundmark.services.errors import ServiceError
 
 if TYPE_CHECKING:  # imported lazily at run time, as in the functions below
-    import numpy as np
 
     from soundmark.services.recognition_pool import WorkerMatch
+    from soundmark.services.streams import StreamAccount, StreamService
     from soundmark.settings import Settings
+    from soundmark.store import Store
     from soundmark.streams.monitor import StreamJob
     from soundmark.streams.tracker import Play
 
 
-def _account(db: Path | None, token: str) -> tuple[Path, int, str]:
-    from soundmark.auth.tokens import TokenStore
-    from soundmark.streams.store import token_md5
+@contextmanager
+def _service(db: Path | None) -> Iterator[tuple[Store, StreamService]]:
+    """The store and the stream use cases over it, closed afterwards."""
+    from soundmark.services.streams import StreamService
+    from soundmark.streams.store import StreamStore
 
     settings = load_settings(db=db)
     with open_store(settings.db) as store:
-        info = TokenStore(store.catalog).authenticate(token)
-    if info is None or not info.has_scope("streams"):
-        raise click.ClickException("unknown or revoked token, or it lacks the `streams` scope")
-    return settings.db, info.id, token_md5(token)
+        streams = StreamStore(settings.db)
+        try:
+            yield store, StreamService(streams, settings)
+        finally:
+            streams.close()
+
+
+def _account(store: Store, token: str) -> StreamAccount:
+    from soundmark.auth.tokens import TokenStore
+    from soundmark.services.accounts import AccountService
+    from soundmark.services.streams import StreamAccount
+
+    try:
+        info = AccountService(TokenStore(store.catalog)).authenticate(token, "streams")
+    except ServiceError as exc:
+        raise click.ClickException(f"{exc}: the token must be active and have the `streams` scope") from exc
+    return StreamAccount.of(info.id, token)
 
 
 _token_option = click.option(
@@ -48,7 +68,8 @@ _token_option = click.option(
 def stream_group() -> None:
     """Monitor live streams (Icecast/Shoutcast, HTTP audio, HLS) and report every song played.
 
-    `add`, `list` and `remove` change the store directly: a running `soundmark serve` on the same
+    `add`, `list` and `remove` change the store with the rules of AudD's stream methods (URL
+    check, per-token limit): a running `soundmark serve` (role `monitor` or `all`) on the same
     store picks changes up within SOUNDMARK_STREAM_SYNC_SECONDS and reports songs to the token's
     callback URL and longpoll (AudD's streams API). `watch` prints songs as they play.
     """
@@ -61,17 +82,16 @@ def stream_group() -> None:
 @click.option("--before", is_flag=True, help="Report songs as they start (AudD's callbacks=before), not when they end.")
 @click.argument("url")
 def add_command(db: Path | None, token: str, radio_id: int, before: bool, url: str) -> None:
-    """Add (or replace) the stream URL under RADIO_ID; a running server starts monitoring it."""
-    from soundmark.streams.store import StreamStore
+    """Add (or replace) the stream URL under RADIO_ID; a running server starts monitoring it.
 
-    root, token_id, md5 = _account(db, token)
-    if not url.lower().startswith(("http://", "https://")):
-        raise click.ClickException("the stream URL must be http(s)")
-    store = StreamStore(root)
-    try:
-        store.add_stream(token_id, md5, radio_id, url, "before" if before else None)
-    finally:
-        store.close()
+    The rules of AudD's addStream apply: the URL must be http(s) and reach a public address
+    (SOUNDMARK_ALLOW_PRIVATE_URLS=1 allows private ones), and a token monitors at most
+    SOUNDMARK_STREAMS_PER_TOKEN streams."""
+    with _service(db) as (store, service):
+        try:
+            service.add_stream(_account(store, token), radio_id, url, "before" if before else None)
+        except ServiceError as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"added stream {radio_id}: {url}")
 
 
@@ -81,16 +101,8 @@ def add_command(db: Path | None, token: str, radio_id: int, before: bool, url: s
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (AudD's getStreams result) instead of a table.")
 def list_command(db: Path | None, token: str | None, as_json: bool) -> None:
     """List monitored streams with their state and longpoll category."""
-    from soundmark.streams.store import StreamStore
-
-    token_id = _account(db, token)[1] if token else None
-    root = load_settings(db=db).db
-    open_store(root).close()
-    store = StreamStore(root)
-    try:
-        rows = store.streams(token_id)
-    finally:
-        store.close()
+    with _service(db) as (store, service):
+        rows = service.streams(_account(store, token) if token else None)
     if as_json:
         out = [{"radio_id": r.radio_id, "url": r.url, "stream_running": r.running,
                 "longpoll_category": r.category} for r in rows]  # fmt: skip
@@ -107,16 +119,11 @@ def list_command(db: Path | None, token: str | None, as_json: bool) -> None:
 @click.option("--radio-id", type=int, required=True, help="The stream to stop monitoring.")
 def remove_command(db: Path | None, token: str, radio_id: int) -> None:
     """Stop monitoring a stream and forget it."""
-    from soundmark.streams.store import StreamStore
-
-    root, token_id, _ = _account(db, token)
-    store = StreamStore(root)
-    try:
-        found = store.delete_stream(token_id, radio_id)
-    finally:
-        store.close()
-    if not found:
-        raise click.ClickException(f"no stream {radio_id} for this token")
+    with _service(db) as (store, service):
+        try:
+            service.delete_stream(_account(store, token), radio_id)
+        except ServiceError as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"removed stream {radio_id}")
 
 
@@ -187,6 +194,7 @@ def _watch_longpoll(server: str, category: str, as_json: bool) -> None:
 
 
 async def _watch_direct(settings: Settings, url: str, as_json: bool) -> None:
+    from soundmark.fingerprint.extract import QueryPrint
     from soundmark.match.recognizer import MatchSettings, Recognizer
     from soundmark.services.recognition_pool import WorkerMatch
     from soundmark.streams.callbacks import notification_payload, result_payload, song_dict
@@ -195,8 +203,8 @@ async def _watch_direct(settings: Settings, url: str, as_json: bool) -> None:
     store = open_store(settings.db)
     recognizer = Recognizer(store, MatchSettings(min_score=settings.min_score, min_votes=settings.min_votes))
 
-    async def recognize(samples: np.ndarray) -> list[WorkerMatch]:
-        found = await asyncio.to_thread(recognizer.recognize, samples)
+    async def recognize(qp: QueryPrint) -> list[WorkerMatch]:
+        found = await asyncio.to_thread(recognizer.recognize_print, qp)
         return [WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate) for m in found]
 
     def duration(track_id: int) -> float | None:
@@ -219,7 +227,7 @@ async def _watch_direct(settings: Settings, url: str, as_json: bool) -> None:
         async def status(self, job: StreamJob, running: bool) -> None:
             pass
 
-    config = MonitorConfig.from_settings(settings, store.params.sample_rate)
+    config = MonitorConfig.from_settings(settings, store.params)
     worker = StreamWorker(StreamJob(0, 0, url), config, recognize, duration, Printer())
     try:
         await worker.run()

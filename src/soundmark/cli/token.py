@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-from soundmark.auth.tokens import DEFAULT_SCOPES, TokenInfo, TokenStore
+from soundmark.auth.tokens import DEFAULT_SCOPES, TokenStore
 from soundmark.cli.common import db_option, load_settings, open_store
+from soundmark.services.accounts import AccountService
+from soundmark.services.errors import ServiceError
+from soundmark.store import Store
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
-
-
-def _describe(info: TokenInfo) -> dict[str, object]:
-    """What may be shown about a token: never the token or its hash."""
-    return {
-        "id": info.id,
-        "name": info.name,
-        "prefix": info.prefix,
-        "scopes": sorted(info.scopes),
-        "limit_per_month": info.limit_per_month,
-        "used_this_month": info.used_this_month,
-        "created_at": _iso(info.created_at),
-        "revoked_at": _iso(info.revoked_at),
-    }
+def _accounts(store: Store) -> AccountService:
+    return AccountService(TokenStore(store.catalog))
 
 
 @click.group("token")
@@ -63,11 +52,10 @@ def create_command(db: Path | None, name: str, limit_per_month: int | None, scop
     scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
     with open_store(settings.db, create=True) as store:
         try:
-            token, info = TokenStore(store.catalog).create(
-                name, limit_per_month=limit_per_month, scopes=scope_list, value=value
-            )
-        except ValueError as exc:
+            new = _accounts(store).create(name, limit_per_month=limit_per_month, scopes=scope_list, value=value)
+        except ServiceError as exc:
             raise click.UsageError(str(exc)) from exc
+    token, info = new.token, new.view
     limit = "unlimited" if info.limit_per_month is None else f"{info.limit_per_month}/month"
     scope_text = ",".join(sorted(info.scopes))
     click.echo(
@@ -85,13 +73,13 @@ def list_command(db: Path | None, as_json: bool) -> None:
     """List tokens with their prefix, name, scopes, monthly limit and this month's usage."""
     settings = load_settings(db=db)
     with open_store(settings.db) as store:
-        tokens = TokenStore(store.catalog).list()
+        tokens = _accounts(store).list()
     for info in tokens:
         if as_json:
-            click.echo(json.dumps(_describe(info)))
+            click.echo(json.dumps({**asdict(info), "scopes": list(info.scopes)}))
             continue
         limit = "unlimited" if info.limit_per_month is None else str(info.limit_per_month)
-        state = f"revoked {_iso(info.revoked_at)}" if info.revoked else "active"
+        state = f"revoked {info.revoked_at}" if info.revoked else "active"
         click.echo(
             f"{info.id:>4}  {info.prefix}  {info.name}  used {info.used_this_month}/{limit} this month"
             f"  [{','.join(sorted(info.scopes))}]  {state}"
@@ -106,9 +94,7 @@ def revoke_command(db: Path | None, id_or_prefix: str) -> None:
     settings = load_settings(db=db)
     with open_store(settings.db) as store:
         try:
-            done = TokenStore(store.catalog).revoke(id_or_prefix)
-        except ValueError as exc:
+            _accounts(store).revoke(id_or_prefix)
+        except ServiceError as exc:
             raise click.ClickException(str(exc)) from exc
-    if not done:
-        raise click.ClickException(f"no active token {id_or_prefix!r}")
     click.echo(f"revoked token {id_or_prefix}")

@@ -14,22 +14,23 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
 from pydantic import Field
-from starlette.requests import ClientDisconnect, HTTPConnection, Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from soundmark.api.auth import authorize
+from soundmark.api.errors import api_error
 from soundmark.api.params import ApiRequest, BodyTooLarge, decode_base64_audio, read_request
+from soundmark.api.recognition import RecognizeParams, present, recognition_service
 from soundmark.api.results import base_url, operator
 from soundmark.api.state import AppState, app_state
 from soundmark.audd.errors import ApiError, RequestEcho, error_body
-from soundmark.audd.metadata import parse_return
-from soundmark.audd.presenter import lyrics_hit, recognition_result
-from soundmark.audd.typed import Flag, Id, Params, Text, parse
-from soundmark.audio.fetch import fetch_url
+from soundmark.audd.presenter import lyrics_hit
+from soundmark.audd.typed import Id, Params, Text, parse
 from soundmark.catalog.lyrics import search_lyrics
-from soundmark.errors import DurationLimitError, SoundmarkError, TooLongError
+from soundmark.errors import SoundmarkError
 from soundmark.services.catalog import replace_upload_slot
-from soundmark.services.recognition_pool import Overloaded, WorkerMatch
+
+__all__ = ["HANDLERS", "RecognizeParams", "router"]
 
 log = logging.getLogger("soundmark.api")
 router = APIRouter()
@@ -58,15 +59,6 @@ _FORM_SCHEMA = {
         }
     }
 }
-
-
-class RecognizeParams(Params):
-    """What ``recognize`` (HTTP and WebSocket) reads besides the audio."""
-
-    api_token: Text = ""
-    return_: Text = Field("", alias="return")
-    market: str = Field("us", max_length=16)  # a country code (apple_music / spotify links)
-    all: Flag = False  # AudD's legacy option: every match, as an array
 
 
 class FindLyricsParams(Params):
@@ -115,7 +107,10 @@ async def answer(request: Request, method_hint: str | None) -> Response:
         handler = state.handlers.get(method)
         if handler is None:
             raise ApiError(50, f"unknown API method `{method}`.")
-        result = await handler(state, request, api)
+        try:
+            result = await handler(state, request, api)
+        except SoundmarkError as exc:  # a use case refused it: AudD's code and sentence
+            raise api_error(exc) from exc
         body: dict[str, object] = {"status": "success", "result": result}
         outcome = "success"
     except ApiError as exc:
@@ -162,63 +157,21 @@ def canonical_method(state: AppState, name: str) -> str:
 
 async def audio_bytes(state: AppState, api: ApiRequest) -> bytes:
     """The audio of a request from ``file``, ``audio`` (base64) or ``url``; AudD 700 if none."""
-    s = state.settings
     if api.file:
-        data = api.file
-    elif api.get("audio"):
-        data = decode_base64_audio(api.params["audio"])
-    elif api.get("url"):
-        data = await fetch_url(
-            api.get("url"), max_bytes=s.max_download_bytes, timeout=s.download_timeout,
-            allow_private=s.allow_private_urls,
-        )  # fmt: skip
-    else:
-        raise ApiError(700)
-    if len(data) > s.max_upload_bytes:
-        raise TooLongError(f"{s.max_upload_bytes // (1024 * 1024)} MB")
-    return data
-
-
-def engine_error(exc: SoundmarkError, settings_limit_mb: int) -> ApiError:
-    if isinstance(exc, DurationLimitError):
-        return ApiError(400, f"{exc}.")
-    if isinstance(exc, TooLongError):
-        return ApiError(400, f"the audio file is too big. {settings_limit_mb} MB is the maximum.")
-    if isinstance(exc, Overloaded):
-        return ApiError(611)
-    if exc.code == 500:
-        return ApiError(500, f"the file you sent is not a valid or supported audio file ({exc}).")
-    if exc.code == 600:
-        return ApiError(600, f"the audio URL couldn't be downloaded: {exc}.")
-    return ApiError(exc.code, None)
+        return api.file
+    if api.get("audio"):
+        return decode_base64_audio(api.params["audio"])
+    if api.get("url"):
+        return await recognition_service(state).download(api.get("url"))
+    raise ApiError(700)
 
 
 async def recognize(state: AppState, request: Request, api: ApiRequest) -> object:
     authorize(state, request, api.get("api_token"), scope="recognize", allow_demo=True)
     p = parse(RecognizeParams, api.params)
-    limit_mb = state.settings.max_upload_bytes // (1024 * 1024)
-    try:
-        data = await audio_bytes(state, api)
-        matches = await state.pool.recognize(data, state.settings.query_seconds)
-    except SoundmarkError as exc:
-        raise engine_error(exc, limit_mb) from exc
-    state.metrics.matches.labels("match" if matches else "no_match").inc()
-    return match_results(state, request, matches, p)
-
-
-def match_results(state: AppState, conn: HTTPConnection, matches: list[WorkerMatch], p: RecognizeParams) -> object:
-    """The ``result`` of a recognition: the best match, or with AudD's ``all=true`` every
-    match, best first, as an array."""
-    wanted = parse_return(p.return_)
-    base = base_url(conn, state.settings.public_url)
-    results = []
-    for match in matches if p.all else matches[:1]:
-        track = state.store.catalog.get_track(match.track_id)
-        if track is not None:
-            results.append(recognition_result(match, track, base, wanted, p.market or "us"))
-    if p.all:
-        return results
-    return results[0] if results else None
+    found = await recognition_service(state).recognize(await audio_bytes(state, api), p.options)
+    state.metrics.matches.labels("match" if found else "no_match").inc()
+    return present(found, p, request, state.settings)
 
 
 async def recognize_with_offset(state: AppState, request: Request, api: ApiRequest) -> object:
@@ -236,12 +189,7 @@ async def upload(state: AppState, request: Request, api: ApiRequest) -> object:
     """AudD's custom catalog: fingerprint the audio and store it under ``audio_id``."""
     authorize(state, request, api.get("api_token"), scope="catalog:write", count=False)
     audio_id = parse(UploadParams, api.params).audio_id
-    limit_mb = state.settings.max_upload_bytes // (1024 * 1024)
-    try:
-        data = await audio_bytes(state, api)
-        extracted = await state.pool.extract(data, state.settings.max_track_hours * 3600)
-    except SoundmarkError as exc:
-        raise engine_error(exc, limit_mb) from exc
+    extracted = await recognition_service(state).extract(await audio_bytes(state, api))
     async with state.write_lock:
         await asyncio.to_thread(replace_upload_slot, state.store, audio_id, extracted, api.get("url") or "upload")
     return None

@@ -28,37 +28,40 @@ from soundmark.api.params import ApiRequest
 from soundmark.api.state import AppState, app_state
 from soundmark.audd import typed
 from soundmark.audd.errors import ApiError
-from soundmark.streams.callbacks import NO_OP_RECEIVERS, CallbackDeliverer, EventSink
+from soundmark.services.streams import StreamAccount, StreamService
+from soundmark.streams.callbacks import CallbackDeliverer, EventSink
+from soundmark.streams.event_watch import EventWatcher
 from soundmark.streams.longpoll import DEFAULT_TIMEOUT, MAX_TIMEOUT, LongpollHub
 from soundmark.streams.monitor import MonitorConfig, StreamManager
-from soundmark.streams.source import StreamError, check_stream_url
-from soundmark.streams.store import RECENT_RESULTS, StreamStore, token_md5
+from soundmark.streams.store import RECENT_RESULTS, StreamStore
 
 log = logging.getLogger("soundmark.streams")
 router = APIRouter()
-
-STREAM_LIMIT_MESSAGE = (
-    "authorization failed: the limit was reached. (This api_token may monitor {limit} streams; "
-    "ask the server's operator for more.)"
-)
-UNSUPPORTED_SHORTCUTS = ("twitch:", "youtube:", "youtube-ch:")
-
+EVENT_POLL_SECONDS = 0.5  # how soon an `api` node's longpoll sees an event another node wrote
 
 def _streams(state: AppState) -> StreamStore:
     store: StreamStore = state.extras["streams.store"]
     return store
 
 
+def _service(state: AppState) -> StreamService:
+    service: StreamService = state.extras["streams.service"]
+    return service
+
+
 async def _sync(state: AppState) -> None:
-    manager: StreamManager = state.extras["streams.manager"]
-    await manager.sync()
+    """Start / stop monitoring at once when this node monitors; a node that does not (role
+    ``api``) leaves it to the monitor node, which syncs every ``stream_sync_seconds``."""
+    manager: StreamManager | None = state.extras.get("streams.manager")
+    if manager is not None:
+        await manager.sync()
 
 
-def _account(state: AppState, request: Request, api: ApiRequest) -> tuple[int, str]:
+def _account(state: AppState, request: Request, api: ApiRequest) -> StreamAccount:
     token = api.get("api_token")
     info = authorize(state, request, token, scope="streams", count=False)
     assert info is not None  # the streams scope always needs a token
-    return info.id, token_md5(token)
+    return StreamAccount.of(info.id, token)
 
 
 # --- parameter models (one per method; audd/typed.py) ------------------------------------------
@@ -97,76 +100,47 @@ class ChannelParams(typed.Params):
     ch_id: str = Field(pattern=r"^-?[0-9A-Za-z]{1,64}$")
 
 
-async def _checked_url(state: AppState, url: str, what: str) -> str:
-    if not url:
-        raise ApiError(50, "the `url` parameter is required.")
-    if url.lower().startswith(UNSUPPORTED_SHORTCUTS):
-        raise ApiError(50, "twitch:/youtube: stream shortcuts are not supported by this server.")
-    if what == "callback" and any(x in url for x in NO_OP_RECEIVERS):
-        return url
-    try:
-        await asyncio.to_thread(check_stream_url, url, state.settings.allow_private_urls)
-    except StreamError as exc:
-        raise ApiError(600 if what == "stream" else 50, f"the {what} URL is refused: {exc}.") from exc
-    return url
-
-
 async def set_callback_url(state: AppState, request: Request, api: ApiRequest) -> object:
     p = typed.parse(UrlParams, api.params)
-    token_id, md5 = _account(state, request, api)
-    url = await _checked_url(state, p.url, "callback")
-    await asyncio.to_thread(_streams(state).set_callback_url, token_id, md5, url)
+    account = _account(state, request, api)
+    await asyncio.to_thread(_service(state).set_callback_url, account, p.url)
     return None
 
 
 async def get_callback_url(state: AppState, request: Request, api: ApiRequest) -> object:
     typed.parse(TokenParams, api.params)
-    token_id, _ = _account(state, request, api)
-    url = await asyncio.to_thread(_streams(state).callback_url, token_id)
-    if not url:
-        raise ApiError(19)
-    return url
+    account = _account(state, request, api)
+    return await asyncio.to_thread(_service(state).callback_url, account)
 
 
 async def add_stream(state: AppState, request: Request, api: ApiRequest) -> object:
-    token_id, md5 = _account(state, request, api)
+    account = _account(state, request, api)
     p = AddStreamParams.from_request(api.params)
-    radio_id, callbacks = p.radio_id, p.callbacks
-    url = await _checked_url(state, p.url, "stream")
-    store = _streams(state)
-    limit = state.settings.streams_per_token
-    exists = await asyncio.to_thread(store.has_stream, token_id, radio_id)
-    if not exists and await asyncio.to_thread(store.count_streams, token_id) >= limit:
-        raise ApiError(902, STREAM_LIMIT_MESSAGE.format(limit=limit))
-    await asyncio.to_thread(store.add_stream, token_id, md5, radio_id, url, callbacks)
+    await asyncio.to_thread(_service(state).add_stream, account, p.radio_id, p.url, p.callbacks)
     await _sync(state)
     return None
 
 
 async def set_stream_url(state: AppState, request: Request, api: ApiRequest) -> object:
-    token_id, _ = _account(state, request, api)
+    account = _account(state, request, api)
     p = typed.parse(StreamUrlParams, api.params)
-    radio_id = p.radio_id
-    url = await _checked_url(state, p.url, "stream")
-    if not await asyncio.to_thread(_streams(state).set_stream_url, token_id, radio_id, url):
-        raise ApiError(50, f"there is no stream with radio_id {radio_id}.")
+    await asyncio.to_thread(_service(state).set_stream_url, account, p.radio_id, p.url)
     await _sync(state)
     return None
 
 
 async def delete_stream(state: AppState, request: Request, api: ApiRequest) -> object:
-    token_id, _ = _account(state, request, api)
+    account = _account(state, request, api)
     radio_id = typed.parse(StreamParams, api.params).radio_id
-    if not await asyncio.to_thread(_streams(state).delete_stream, token_id, radio_id):
-        raise ApiError(50, f"there is no stream with radio_id {radio_id}.")
+    await asyncio.to_thread(_service(state).delete_stream, account, radio_id)
     await _sync(state)
     return None
 
 
 async def get_streams(state: AppState, request: Request, api: ApiRequest) -> object:
     typed.parse(TokenParams, api.params)
-    token_id, _ = _account(state, request, api)
-    rows = await asyncio.to_thread(_streams(state).streams, token_id)
+    account = _account(state, request, api)
+    rows = await asyncio.to_thread(_service(state).streams, account)
     return [
         {"radio_id": r.radio_id, "url": r.url, "stream_running": r.running, "longpoll_category": r.category}
         for r in rows
@@ -223,30 +197,39 @@ async def get_channel_by_id(request: Request) -> JSONResponse:
 
 @asynccontextmanager
 async def lifespan(state: AppState) -> AsyncIterator[None]:
+    """The stream store and longpoll hub on every node; the monitor and callback delivery only on
+    a node whose role monitors (``monitor``, ``all``); on a node that serves the API but does not
+    monitor (``api``), a watcher that wakes longpoll when another process writes an event."""
     s = state.settings
     store = StreamStore(s.db)
     hub = LongpollHub(store)
-    deliverer = CallbackDeliverer(store, s)
+    state.extras.update({"streams.store": store, "streams.hub": hub, "streams.service": StreamService(store, s)})
+    tasks = []
+    manager: StreamManager | None = None
+    if s.role in ("monitor", "all"):
+        deliverer = CallbackDeliverer(store, s)
 
-    def published() -> None:
-        hub.published()
-        deliverer.poke()
+        def published() -> None:
+            hub.published()
+            deliverer.poke()
 
-    base = s.public_url.rstrip("/") or f"http://{s.host}:{s.port}"
-    sink = EventSink(store, s, state.store.catalog.get_track, base, published)
+        base = s.public_url.rstrip("/") or f"http://{s.host}:{s.port}"
+        sink = EventSink(store, s, state.store.catalog.get_track, base, published)
 
-    def duration(track_id: int) -> float | None:
-        track = state.store.catalog.get_track(track_id)
-        return None if track is None else track.duration
+        def duration(track_id: int) -> float | None:
+            track = state.store.catalog.get_track(track_id)
+            return None if track is None else track.duration
 
-    config = MonitorConfig.from_settings(s, state.store.params.sample_rate)
-    manager = StreamManager(store, config, state.pool.recognize_samples, duration, sink)
-    state.extras.update({"streams.store": store, "streams.hub": hub, "streams.manager": manager,
-                         "streams.deliverer": deliverer})  # fmt: skip
-    tasks = [
-        asyncio.create_task(deliverer.run(), name="stream-callbacks"),
-        asyncio.create_task(manager.run(s.stream_sync_seconds), name="stream-sync"),
-    ]
+        config = MonitorConfig.from_settings(s, state.store.params)
+        manager = StreamManager(store, config, state.pool.recognize_print, duration, sink)
+        state.extras.update({"streams.manager": manager, "streams.deliverer": deliverer})
+        tasks += [
+            asyncio.create_task(deliverer.run(), name="stream-callbacks"),
+            asyncio.create_task(manager.run(s.stream_sync_seconds), name="stream-sync"),
+        ]
+    elif s.role == "api":
+        watcher = EventWatcher(s.db, hub.published)
+        tasks.append(asyncio.create_task(watcher.run(EVENT_POLL_SECONDS), name="stream-event-watch"))
     try:
         yield
     finally:
@@ -255,5 +238,6 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await manager.close()
+        if manager is not None:
+            await manager.close()
         store.close()

@@ -13,8 +13,9 @@ import contextlib
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from soundmark.api.auth import authorize
+from soundmark.api.errors import api_error
+from soundmark.api.recognition import RecognizeParams, present, recognition_service
 from soundmark.api.results import operator
-from soundmark.api.routes.methods import RecognizeParams, engine_error, match_results
 from soundmark.api.state import AppState, app_state
 from soundmark.audd.errors import ApiError, RequestEcho, error_body
 from soundmark.audd.typed import parse
@@ -32,11 +33,10 @@ async def _answer_frame(state: AppState, ws: WebSocket, data: bytes, params: dic
         authorize(state, ws, params.get("api_token", "").strip(), scope="recognize", allow_demo=True)
         p = parse(RecognizeParams, params)
         try:
-            matches = await state.pool.recognize(data, state.settings.query_seconds)
+            found = await recognition_service(state).recognize(data, p.options)
         except SoundmarkError as exc:
-            raise engine_error(exc, state.settings.max_upload_bytes // (1024 * 1024)) from exc
-        result = match_results(state, ws, matches, p)
-        return {"status": "success", "result": result}
+            raise api_error(exc) from exc
+        return {"status": "success", "result": present(found, p, ws, state.settings)}
     except ApiError as exc:
         return error_body(exc.code, exc.message, echo, operator=operator(ws, state.settings))
 

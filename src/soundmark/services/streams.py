@@ -1,0 +1,99 @@
+"""Stream use cases: the callback URL and the streams of an account, with ONE set of rules for
+every transport (AudD's stream methods over HTTP, ``soundmark stream`` on the command line).
+
+The rules: a URL is required; AudD's ``twitch:``/``youtube:`` shortcuts are refused; a stream or
+callback URL passes the SSRF check (``url_check``: today ``streams.source.check_stream_url``,
+the seam where net/'s one URL validation plugs in); a token monitors at most
+``streams_per_token`` streams (replacing one it has is always allowed).
+
+Every method blocks (SQLite, DNS): call it through ``asyncio.to_thread`` from an event loop. A
+refused request raises ``ServiceError`` with AudD's code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from soundmark.services.errors import ServiceError
+from soundmark.settings import Settings
+from soundmark.streams.callbacks import NO_OP_RECEIVERS
+from soundmark.streams.source import StreamError, check_stream_url
+from soundmark.streams.store import StreamRow, StreamStore, token_md5
+
+STREAM_LIMIT_MESSAGE = (
+    "authorization failed: the limit was reached. (This api_token may monitor {limit} streams; "
+    "ask the server's operator for more.)"
+)
+UNSUPPORTED_SHORTCUTS = ("twitch:", "youtube:", "youtube-ch:")
+
+UrlCheck = Callable[[str, bool], None]  # (url, allow_private) -> None, or raises StreamError
+Callbacks = Literal["before"] | None  # AudD's ``callbacks=before``: report songs as they start
+
+
+@dataclass(frozen=True)
+class StreamAccount:
+    """The owner of streams: a token's id and the md5 of the token (its longpoll categories)."""
+
+    token_id: int
+    token_md5: str
+
+    @classmethod
+    def of(cls, token_id: int, token: str) -> StreamAccount:
+        return cls(token_id, token_md5(token))
+
+
+class StreamService:
+    def __init__(self, store: StreamStore, settings: Settings, url_check: UrlCheck = check_stream_url):
+        self._store, self._settings, self._url_check = store, settings, url_check
+
+    # --- callback URL -------------------------------------------------------------------------
+    def set_callback_url(self, account: StreamAccount, url: str) -> None:
+        self._store.set_callback_url(account.token_id, account.token_md5, self.checked_url(url, "callback"))
+
+    def callback_url(self, account: StreamAccount) -> str:
+        url = self._store.callback_url(account.token_id)
+        if not url:
+            raise ServiceError(19)
+        return url
+
+    # --- streams ------------------------------------------------------------------------------
+    def add_stream(self, account: StreamAccount, radio_id: int, url: str, callbacks: Callbacks = None) -> None:
+        """Add (or replace) the stream ``radio_id`` of the account."""
+        url = self.checked_url(url, "stream")
+        limit = self._settings.streams_per_token
+        store = self._store
+        if not store.has_stream(account.token_id, radio_id) and store.count_streams(account.token_id) >= limit:
+            raise ServiceError(902, STREAM_LIMIT_MESSAGE.format(limit=limit))
+        store.add_stream(account.token_id, account.token_md5, radio_id, url, callbacks)
+
+    def set_stream_url(self, account: StreamAccount, radio_id: int, url: str) -> None:
+        url = self.checked_url(url, "stream")
+        if not self._store.set_stream_url(account.token_id, radio_id, url):
+            raise ServiceError(50, f"there is no stream with radio_id {radio_id}.")
+
+    def delete_stream(self, account: StreamAccount, radio_id: int) -> None:
+        if not self._store.delete_stream(account.token_id, radio_id):
+            raise ServiceError(50, f"there is no stream with radio_id {radio_id}.")
+
+    def streams(self, account: StreamAccount | None) -> list[StreamRow]:
+        """The account's streams (every account's with None: the operator's view)."""
+        return self._store.streams(None if account is None else account.token_id)
+
+    # --- the rules ----------------------------------------------------------------------------
+    def checked_url(self, url: str, what: Literal["stream", "callback"]) -> str:
+        """``url`` when the rules let it be a stream / callback URL, else a ``ServiceError``:
+        50 for a malformed or refused callback, 600 for a refused stream (as AudD answers)."""
+        url = url.strip()
+        if not url:
+            raise ServiceError(50, "the `url` parameter is required.")
+        if url.lower().startswith(UNSUPPORTED_SHORTCUTS):
+            raise ServiceError(50, "twitch:/youtube: stream shortcuts are not supported by this server.")
+        if what == "callback" and any(x in url for x in NO_OP_RECEIVERS):
+            return url
+        try:
+            self._url_check(url, self._settings.allow_private_urls)
+        except StreamError as exc:
+            raise ServiceError(600 if what == "stream" else 50, f"the {what} URL is refused: {exc}.") from exc
+        return url
