@@ -78,9 +78,13 @@ class Recognizer:
 
     def recognize(self, samples: np.ndarray) -> list[Match]:
         """Matches for mono float32 samples at the engine rate, best first; empty when unknown."""
+        return self.recognize_print(query_fingerprint(samples, self.params))
+
+    def recognize_print(self, qp: QueryPrint) -> list[Match]:
+        """Matches for a query print made elsewhere (a live stream's window), best first."""
         self.store.refresh()
         s = self.settings
-        accepted = [x for x in self.score(samples) if x.score >= s.min_score]
+        accepted = [x for x in self.score_print(qp) if x.score >= s.min_score]
         if not accepted:
             return []
         tracks = self.store.catalog.get_tracks(x.candidate.track_id for x in accepted)

@@ -26,13 +26,12 @@ import numpy as np
 
 from soundmark.audio.decode import Source, iter_blocks
 from soundmark.catalog.models import Track
-from soundmark.fingerprint.extract import QueryPrint, QueryWarp, warp_peaks
-from soundmark.fingerprint.hashes import pair_hashes
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.peaks import find_peaks
-from soundmark.fingerprint.spectrogram import band_bins, log_spectrogram
+from soundmark.fingerprint.spectrogram import log_spectrogram
 from soundmark.match.recognizer import MatchSettings, Recognizer
 from soundmark.match.tracklist import ScanSettings, Tracklist, TrackSegment, WindowHit
+from soundmark.match.windows import PeakWindows
 from soundmark.proc import die_with_parent
 from soundmark.store import Store, recorded_params
 
@@ -155,7 +154,6 @@ class _Analyzer:
         self.recognizer = Recognizer(
             self.store, MatchSettings(min_score=settings.extend_score, min_votes=settings.min_votes)
         )
-        self.lo = band_bins(self.params)[0]
 
     def close(self) -> None:
         self.store.close()
@@ -166,25 +164,13 @@ class _Analyzer:
         spec = log_spectrogram(task.samples, p)
         peaks = find_peaks(spec, p, p.query_peaks_per_second)
         frames = peaks[:, 0].astype(np.int64)
-        warps = []
-        for rate, frate in p.warp_grid:
-            t, f = warp_peaks(peaks, rate, frate, self.lo)
-            h, at = pair_hashes(t, f, p, p.query_fanout)
-            # Anchor frames back in query time, to select the hashes of each window.
-            warps.append((h, at.astype(np.int64), np.rint(at / rate).astype(np.int64), rate, frate))
+        cut = PeakWindows(peaks, p)  # hashed once under the speed grid; every window cuts its print
         hits: list[WindowHit] = []
         sr = p.sample_rate
         for w0, w1 in task.windows:
             f0 = (w0 - task.start_sample) // hop
             f1 = max(f0 + 1, (w1 - task.start_sample - p.n_fft) // hop + 1)
-            i0, i1 = np.searchsorted(frames, [f0, f1])
-            wpeaks = peaks[i0:i1].copy()
-            wpeaks[:, 0] -= f0
-            qw = []
-            for h, at, q, rate, frate in warps:
-                sel = (q >= f0) & (q < f1)
-                qw.append(QueryWarp(h[sel], (at[sel] - round(f0 * rate)).astype(np.int32), rate, frate))
-            qp = QueryPrint(wpeaks, f1 - f0, qw)
+            qp = cut.window(f0, f1)
             start = (task.start_sample + f0 * hop) / sr
             end = w1 / sr
             for x in self.recognizer.score_print(qp)[: 1 + 3]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from soundmark.audio.decode import decode
 from soundmark.errors import SoundmarkError, TooShortError
+from soundmark.fingerprint.extract import QueryPrint
 from soundmark.fingerprint.stream import fingerprint_source
 from soundmark.match.recognizer import MatchSettings, Recognizer
 from soundmark.proc import die_with_parent
@@ -84,6 +85,15 @@ def _recognize_samples(samples: np.ndarray) -> list[WorkerMatch]:
     ]
 
 
+def _recognize_print(qp: QueryPrint) -> list[WorkerMatch]:
+    w = _Worker.current
+    assert w is not None
+    return [
+        WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate)
+        for m in w.recognizer.recognize_print(qp)
+    ]
+
+
 def _extract(data: bytes, max_seconds: float) -> Extracted:
     w = _Worker.current
     assert w is not None
@@ -127,8 +137,14 @@ class RecognitionPool:
         return result
 
     async def recognize_samples(self, samples: np.ndarray) -> list[WorkerMatch]:
-        """Recognise already-decoded mono float32 samples at the engine rate (live streams)."""
+        """Recognise already-decoded mono float32 samples at the engine rate."""
         result: list[WorkerMatch] = await self._run(_recognize_samples, samples)
+        return result
+
+    async def recognize_print(self, qp: QueryPrint) -> list[WorkerMatch]:
+        """Recognise a query print made in this process (a live stream's window: peaks and
+        hashes travel to the worker, not audio)."""
+        result: list[WorkerMatch] = await self._run(_recognize_print, qp)
         return result
 
     async def extract(self, data: bytes, max_seconds: float) -> Extracted:

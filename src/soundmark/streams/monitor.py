@@ -1,6 +1,10 @@
 """Monitor live streams: one asyncio task per stream, reading it in a thread, recognising a sliding
 window through the worker pool and reporting each song played once (see tracker.py).
 
+The reader thread feeds every block to the worker's ``QueryStream`` (fingerprint/query_stream.py):
+each sample is analysed once, and every hop the thread cuts the print of the last window (peaks
+and hashes), which the task sends to the pool — the audio itself never leaves the thread.
+
 A worker reconnects with exponential backoff and reports an outage once (650), the stream
 coming back (0), and long silence (651). ``StreamManager`` keeps one worker per stream row of
 the store, picking up streams added, changed or removed elsewhere (the CLI) on every ``sync``.
@@ -17,9 +21,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-import numpy as np
-
 from soundmark.errors import SoundmarkError
+from soundmark.fingerprint.extract import QueryPrint
+from soundmark.fingerprint.params import FingerprintParams
+from soundmark.fingerprint.query_stream import QueryStream, StreamWindow
 from soundmark.services.recognition_pool import Overloaded, WorkerMatch
 from soundmark.settings import Settings
 from soundmark.streams.source import SourceOptions, StreamError, read_stream
@@ -35,24 +40,31 @@ MSG_STOPPED = "Recognition failed: the audiostream stopped"
 MSG_NOISE = "Recognition failed: only noise or silence, no music detected"
 MSG_RESUMED = "Recognition resumed: the audiostream is running"
 
-Recognize = Callable[[np.ndarray], Awaitable[list[WorkerMatch]]]
+Recognize = Callable[[QueryPrint], Awaitable[list[WorkerMatch]]]
 Duration = Callable[[int], float | None]
 
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    sample_rate: int = 8000
-    window: float = 10.0
-    hop: float = 5.0
-    gap: float = 12.0
-    silence: float = 60.0
-    read_timeout: float = 15.0
-    reconnect_max: float = 60.0
-    allow_private: bool = False
+    """What a stream worker needs, all of it from ``Settings`` (``from_settings``) and the store's
+    fingerprint parameters: no defaults of its own to contradict the settings."""
+
+    params: FingerprintParams  # the store's: query prints are made with them
+    window: float  # seconds recognised at once (stream_window_seconds)
+    hop: float  # seconds between two recognitions (stream_hop_seconds)
+    gap: float  # stream_song_gap_seconds
+    silence: float  # stream_silence_seconds
+    read_timeout: float  # stream_read_timeout
+    reconnect_max: float  # stream_reconnect_max_seconds
+    allow_private: bool  # allow_private_urls
+
+    @property
+    def sample_rate(self) -> int:
+        return self.params.sample_rate
 
     @classmethod
-    def from_settings(cls, s: Settings, sample_rate: int) -> MonitorConfig:
-        return cls(sample_rate, s.stream_window_seconds, s.stream_hop_seconds, s.stream_song_gap_seconds,
+    def from_settings(cls, s: Settings, params: FingerprintParams) -> MonitorConfig:
+        return cls(params, s.stream_window_seconds, s.stream_hop_seconds, s.stream_song_gap_seconds,
                    s.stream_silence_seconds, s.stream_read_timeout, s.stream_reconnect_max_seconds,
                    s.allow_private_urls)  # fmt: skip
 
@@ -90,6 +102,7 @@ class StreamWorker:
         self.running = False
         self.windows = 0  # analysed windows (for benchmarks)
         self.lag = 0.0  # seconds the analysis runs behind the stream
+        self.stage = QueryStream(config.params, config.window)  # used by the reader thread only
 
     def stop(self) -> None:
         self._stop.set()
@@ -124,12 +137,22 @@ class StreamWorker:
         """Read the stream until it ends or fails: (audio was received, why it ended)."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
-        opts = SourceOptions(self.config.sample_rate, self.config.allow_private, 10.0, self.config.read_timeout)
+        cfg = self.config
+        opts = SourceOptions(cfg.sample_rate, cfg.allow_private, 10.0, cfg.read_timeout)
+        win_n, hop_n = int(cfg.window * cfg.sample_rate), int(cfg.hop * cfg.sample_rate)
+        first_n = min(win_n, 2 * hop_n)  # audio needed before the first window
 
         def pump() -> None:
+            stage, since = self.stage, 0
+            stage.reset()
             try:
-                for item in read_stream(self.job.url, opts, self._stop):
-                    loop.call_soon_threadsafe(queue.put_nowait, item)
+                for samples, received in read_stream(self.job.url, opts, self._stop):
+                    stage.feed(samples)  # the FFTs and peak picking run here, off the event loop
+                    since += len(samples)
+                    cut = None
+                    if since >= hop_n and stage.samples >= first_n:
+                        since, cut = 0, stage.window()
+                    loop.call_soon_threadsafe(queue.put_nowait, (len(samples), received, cut))
                 loop.call_soon_threadsafe(queue.put_nowait, _END)
             except Exception as exc:  # handed to the task: any failure ends the session
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
@@ -141,7 +164,6 @@ class StreamWorker:
     async def _consume(self, queue: asyncio.Queue[object]) -> tuple[bool, str]:
         cfg, rate = self.config, self.config.sample_rate
         win_n, hop_n = int(cfg.window * rate), int(cfg.hop * rate)
-        buf = np.zeros(0, np.float32)
         total, since, anchor, last_t = 0, 0, 0.0, 0.0
         connected, silent_for, noise_reported = False, 0.0, False
         while True:
@@ -155,29 +177,31 @@ class StreamWorker:
                         "stream reader failed", extra={"fields": {"radio_id": self.job.radio_id, "error": reason}}
                     )
                 return connected, reason
-            # Neither _END nor an exception: a block from read_stream (see source.Blocks).
-            samples, received = cast(tuple[np.ndarray, float], item)
+            # Neither _END nor an exception: a block read (its length, when it arrived) and, every
+            # hop, the print of the window ending with it (see pump in _session).
+            n, received, cut = cast(tuple[int, float, StreamWindow | None], item)
             if not connected:
                 connected = True
                 await self._connected()
-            total += len(samples)
+            total += n
             # The clock of the stream: the earliest (received − position) seen, relaxed slowly so a
             # sender slower than real time does not drift away (bursts on connect are backdated).
             candidate = received - total / rate
-            anchor = candidate if total == len(samples) else min(anchor + 0.002 * (received - last_t), candidate)
+            anchor = candidate if total == n else min(anchor + 0.002 * (received - last_t), candidate)
             last_t = received
-            buf = np.concatenate([buf, samples])[-win_n:]
-            since += len(samples)
+            since += n
+            if cut is None:
+                continue
             behind = queue.qsize() > 2
             stride = win_n if behind else hop_n
-            if since < stride or len(buf) < min(win_n, 2 * hop_n):
+            if since < stride:
                 continue
             since = 0
-            t1 = anchor + total / rate
-            t0 = t1 - len(buf) / rate
+            t1 = anchor + cut.end_sample / rate
+            t0 = t1 - cut.seconds
             self.lag = max(0.0, time.time() - t1)
-            if float(np.sqrt(np.mean(buf.astype(np.float64) ** 2))) < SILENCE_RMS:
-                silent_for += len(buf) / rate if not silent_for else stride / rate
+            if cut.rms < SILENCE_RMS:
+                silent_for += cut.seconds if not silent_for else stride / rate
                 await self._emit(self.tracker.nothing(t0, t1))
                 if silent_for >= cfg.silence and not noise_reported:
                     noise_reported = True
@@ -187,7 +211,7 @@ class StreamWorker:
             if noise_reported:
                 noise_reported = False
                 await self._sink.notify(self.job, CODE_OK, MSG_RESUMED, True)
-            await self._analyse(buf.copy(), t0, t1)
+            await self._analyse(cut.print, t0, t1)
 
     async def _connected(self) -> None:
         if self._reported_down:
@@ -197,7 +221,7 @@ class StreamWorker:
         self._was_connected = True
         await self._sink.status(self.job, True)
 
-    async def _analyse(self, window: np.ndarray, t0: float, t1: float) -> None:
+    async def _analyse(self, window: QueryPrint, t0: float, t1: float) -> None:
         try:
             matches = await self._recognize(window)
         except Overloaded:
