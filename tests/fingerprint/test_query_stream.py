@@ -126,7 +126,7 @@ def test_a_streamed_window_is_recognised_like_its_samples(store: Store, pieces: 
     streamed = recognizer.recognize_print(window.print)
     whole = recognizer.recognize(_whole(stage, samples)[1])
     assert streamed and whole
-    assert streamed[0].track.title == whole[0].track.title == piece.title
+    assert streamed[0].track.meta.title == whole[0].track.meta.title == piece.title
     assert streamed[0].offset_seconds == pytest.approx(whole[0].offset_seconds, abs=P.frame_seconds)
     start = (stage.frames - stage.window_frames) * P.frame_seconds
     assert streamed[0].offset_seconds == pytest.approx(start, abs=0.1)
