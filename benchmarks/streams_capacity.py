@@ -136,6 +136,8 @@ def run(n_streams: int, seconds: float, warmup: float) -> dict[str, object]:
             "latency_max": round(latencies[-1], 1) if latencies else None,
             "within_15s": round(sum(1 for x in latencies if x <= 15) / max(1, expected), 3),
             "server_cpu_cores": round((cpu1 - cpu0) / (t1 - t0), 2),
+            # CPU seconds of the soundmark tree (server + recognition workers) per minute of one stream
+            "cpu_s_per_stream_minute": round((cpu1 - cpu0) / (n_streams * (t1 - t0) / 60), 3),
             "load_before": [round(x, 2) for x in load0],
             "load_after": [round(x, 2) for x in load1],
             "cpus": os.cpu_count(),
