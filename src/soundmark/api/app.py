@@ -34,6 +34,10 @@ log = logging.getLogger("soundmark.api")
 # `lifespan(state)` (an async context manager for its background work).
 FEATURES = (enterprise, streams)
 
+# Process roles that serve the HTTP/WebSocket API; the others (monitor, jobs) do background work
+# and answer only /healthz and /metrics. What each feature's lifespan starts depends on the role.
+API_ROLES = ("api", "all")
+
 # Swagger UI's files, from the pinned swagger-ui-bundle package: /docs works offline.
 DOCS_ASSETS = "/docs-assets"
 
@@ -54,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.soundmark = state
         tracks, hours = store.catalog.totals()
         log.info("ready", extra={"fields": {"db": str(settings.db), "tracks": tracks, "hours": round(hours, 2),
-                                            "workers": pool.workers}})  # fmt: skip
+                                            "workers": pool.workers, "role": settings.role}})  # fmt: skip
         try:
             async with AsyncExitStack() as stack:
                 for feature in FEATURES:
@@ -100,6 +104,10 @@ def create_app(settings: Settings) -> FastAPI:
         )  # fmt: skip
 
     app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+    if settings.role not in API_ROLES:  # a background node: probes only (see cli/serve.py's roles)
+        app.add_api_route("/healthz", pages.healthz, methods=["GET"], summary="liveness and catalog size")
+        app.add_api_route("/metrics", pages.metrics, methods=["GET"], summary="Prometheus metrics")
+        return app
     app.include_router(pages.router)
     app.include_router(ws.router)
     for feature in FEATURES:

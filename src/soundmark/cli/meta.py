@@ -1,14 +1,17 @@
-"""soundmark meta: show or change a track's metadata (e.g. a custom-catalog upload's)."""
+"""soundmark meta: show or change a track's metadata (e.g. a custom-catalog upload's), through the
+catalog use case ``services.catalog.edit_metadata``."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from soundmark.cli.common import db_option, load_settings, open_store
+from soundmark.services.catalog import MetaEdit, TrackRef, edit_metadata
+from soundmark.services.errors import ServiceError
 
 
 @click.command("meta")
@@ -33,43 +36,24 @@ def meta_command(
     lyrics_file: Path | None, externals: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Show a track's metadata as JSON, or change the fields given (others stay as they are)."""
-    if (track_id is None) == (audio_id is None):
-        raise click.UsageError("name the track with exactly one of --track-id or --audio-id")
+    try:
+        ref = TrackRef(track_id=track_id, audio_id=audio_id)
+    except ValueError as exc:
+        raise click.UsageError("name the track with exactly one of --track-id or --audio-id") from exc
+    external: dict[str, str] = {}
+    for item in externals:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.UsageError(f"--external needs KEY=VALUE, got {item!r}")
+        external[key.strip()] = value
+    edit = MetaEdit(
+        title=title, artist=artist, album=album, release_date=release_date, label=label, isrc=isrc, upc=upc,
+        lyrics=lyrics_file.read_text(encoding="utf-8") if lyrics_file is not None else None, external=external,
+    )  # fmt: skip
     settings = load_settings(db=db)
     with open_store(settings.db) as store:
-        tid = track_id if track_id is not None else store.catalog.find_by_audio_id(int(audio_id or 0))
-        track = store.catalog.get_track(tid) if tid is not None else None
-        if track is None:
-            raise click.ClickException("no such track")
-        changes: dict[str, object] = {
-            k: v
-            for k, v in {
-                "title": title,
-                "artist": artist,
-                "album": album,
-                "release_date": release_date,
-                "label": label,
-                "isrc": isrc,
-                "upc": upc,
-            }.items()
-            if v is not None
-        }
-        if lyrics_file is not None:
-            changes["lyrics"] = lyrics_file.read_text(encoding="utf-8")
-        if externals:
-            ext = dict(track.meta.external)
-            for item in externals:
-                key, sep, value = item.partition("=")
-                if not sep or not key.strip():
-                    raise click.UsageError(f"--external needs KEY=VALUE, got {item!r}")
-                if value:
-                    ext[key.strip()] = value
-                else:
-                    ext.pop(key.strip(), None)
-            changes["external"] = ext
-        meta = track.meta
-        if changes:
-            meta = replace(track.meta, **changes)  # type: ignore[arg-type]
-            with store.writer() as writer:
-                writer.update_meta(track.id, meta)
-    click.echo(json.dumps({"id": track.id, **asdict(meta)}, ensure_ascii=False))
+        try:
+            track = edit_metadata(store, ref, edit)
+        except ServiceError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({"id": track.id, **asdict(track.meta)}, ensure_ascii=False))

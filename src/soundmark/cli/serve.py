@@ -1,4 +1,5 @@
-"""soundmark serve: the AudD-compatible HTTP API on uvicorn."""
+"""soundmark serve: the AudD-compatible HTTP API on uvicorn, and the background work (live stream
+monitoring, callbacks, enterprise jobs) as the process role (``--role``) asks."""
 
 from __future__ import annotations
 
@@ -8,9 +9,21 @@ import click
 
 from soundmark.cli.common import db_option, load_settings
 
+ROLES_HELP = (
+    "What this process runs [env SOUNDMARK_ROLE; default all]. "
+    "api: the HTTP/WebSocket API only (recognize, upload, stream methods, longpoll, enterprise requests), "
+    "no background work: added streams are monitored and queued enterprise jobs run on other nodes. "
+    "monitor: the live stream monitor and the callback deliverer, serving only /healthz and /metrics. "
+    "jobs: the enterprise job runner (it resumes interrupted jobs at start and runs the jobs api nodes "
+    "queue), serving only /healthz and /metrics. "
+    "all: everything in one process. Scale out with many api nodes, one monitor and one jobs node on "
+    "one --db."
+)
+
 
 @click.command("serve")
 @db_option
+@click.option("--role", type=click.Choice(["api", "monitor", "jobs", "all"]), default=None, help=ROLES_HELP)
 @click.option("--host", default=None, help="Address to listen on [env SOUNDMARK_HOST; default 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port to listen on [env SOUNDMARK_PORT; default 8080].")
 @click.option(
@@ -50,11 +63,19 @@ from soundmark.cli.common import db_option, load_settings
 )
 @click.option("--text-logs", is_flag=True, help="Human-readable logs instead of JSON lines.")
 def serve_command(
-    db: Path | None, host: str | None, port: int | None, workers: int | None, public_url: str | None,
+    db: Path | None, role: str | None, host: str | None, port: int | None, workers: int | None, public_url: str | None,
     allow_private_urls: bool | None, require_token: bool | None, anonymous_per_day: int | None,
     max_upload_mb: float | None, demo_token: bool | None, text_logs: bool,
 ) -> None:  # fmt: skip
-    """Serve the AudD-compatible HTTP API (recognize, upload, findLyrics, WebSocket, song pages).
+    """Serve the AudD-compatible HTTP API (recognize, upload, findLyrics, WebSocket, song pages)
+    and run the background work, as --role says.
+
+    \b
+    Roles (--role / SOUNDMARK_ROLE):
+      api      the HTTP/WebSocket API, without background work
+      monitor  live stream monitoring + callback delivery (/healthz, /metrics)
+      jobs     enterprise jobs: resumes interrupted ones, runs queued ones (/healthz, /metrics)
+      all      everything in one process (the default)
 
     The store is created if it does not exist yet. Create tokens with `soundmark token create`.
     """
@@ -65,7 +86,7 @@ def serve_command(
 
     max_bytes = int(max_upload_mb * 1024 * 1024) if max_upload_mb else None
     settings = load_settings(
-        db=db, host=host, port=port, workers=workers, public_url=public_url,
+        db=db, role=role, host=host, port=port, workers=workers, public_url=public_url,
         allow_private_urls=allow_private_urls, require_token=require_token,
         anonymous_per_day=anonymous_per_day, max_upload_bytes=max_bytes, max_download_bytes=max_bytes,
         demo_token=demo_token, log_json=False if text_logs else None,

@@ -23,7 +23,6 @@ from soundmark.cli.common import db_option, load_settings, open_store
 from soundmark.services.errors import ServiceError
 
 if TYPE_CHECKING:  # imported lazily at run time, as in the functions below
-
     from soundmark.services.recognition_pool import WorkerMatch
     from soundmark.services.streams import StreamAccount, StreamService
     from soundmark.settings import Settings

@@ -25,7 +25,6 @@ import asyncio
 import csv
 import io
 import math
-import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -52,6 +51,7 @@ from soundmark.errors import SoundmarkError
 from soundmark.jobs import DONE, FAILED, Job, JobRunner, JobStore
 from soundmark.match.recognizer import format_timecode
 from soundmark.match.segments import TrackSegment, segment_record
+from soundmark.services.jobs import JobService
 
 router = APIRouter()
 
@@ -178,38 +178,30 @@ async def _store_audio(state: AppState, api: ApiRequest, dst: Path) -> str:
     return source
 
 
-def _jobs(state: AppState) -> tuple[JobStore, JobRunner]:
-    return state.extras["jobs"], state.extras["job_runner"]
+def _jobs(state: AppState) -> JobService:
+    service: JobService = state.extras["jobs.service"]
+    return service
 
 
 async def enterprise(state: AppState, request: Request, api: ApiRequest) -> object:
     info = authorize(state, request, api.get("api_token"), scope="recognize")
-    jobs, runner = _jobs(state)
+    jobs = _jobs(state)
     p = parse(EnterpriseParams, api.params)
     params = job_params(p, state.settings.max_job_hours * 3600)
     params["hop_seconds"] = state.settings.scan_hop_seconds
-    # No await between the count and the insert: concurrent requests cannot both pass the cap.
-    if jobs.count_active() >= state.settings.max_queued_jobs:
-        raise ApiError(611, "too many long-recording jobs are queued; retry later.")
-    job = jobs.create("enterprise", None, params, info.id if info is not None else None)
+    job = jobs.open("enterprise", params, info.id if info is not None else None)
     try:
-        source = await _store_audio(state, api, jobs.audio_path(job.id))
+        source = await _store_audio(state, api, jobs.jobs.audio_path(job.id))
     except BaseException as exc:
-        jobs.audio_path(job.id).unlink(missing_ok=True)
-        code = exc.code if isinstance(exc, ApiError) else 1000
-        jobs.update(job.id, status=FAILED, error_code=code, error_message=str(exc))
+        jobs.abandon(job.id, exc.code if isinstance(exc, ApiError) else 1000, str(exc))
         raise
     finally:
         api.discard_file()
-    jobs.update(job.id, source=source)
-    done = runner.submit(job.id)
+    jobs.start(job.id, source)
     if p.async_:
         base = base_url(request, state.settings.public_url)
         return {"job_id": job.id, "status": "queued", "status_url": f"{base}/jobs/{job.id}"}
-    await asyncio.shield(done)
-    finished = jobs.get(job.id)
-    if finished is None:
-        raise ApiError(1000, "the job disappeared.")
+    finished = await jobs.wait(job.id)
     if finished.status == FAILED:
         raise ApiError(finished.error_code or 1000, finished.error_message)
     chunks = chunk_result(state, request, finished)
@@ -324,8 +316,7 @@ def job_view(state: AppState, request: Request, job: Job) -> dict[str, object]:
 @router.get("/enterprise/jobs/{job_id}", include_in_schema=False)
 async def get_job(request: Request, job_id: str) -> JSONResponse:
     state = app_state(request)
-    jobs, _ = _jobs(state)
-    job = jobs.get(job_id)
+    job = await asyncio.to_thread(_jobs(state).get, job_id)
     if job is None:
         body = {"status": "error", "error": {"error_code": 50, "error_message": f"no job `{job_id}`."}}
         return JSONResponse(body)
@@ -337,23 +328,28 @@ HANDLERS = {"enterprise": enterprise}
 
 @asynccontextmanager
 async def lifespan(state: AppState) -> AsyncIterator[None]:
+    """The job store on every node; the runner, the resumption of interrupted jobs and the
+    pick-up of jobs other nodes queued only where the role runs jobs (``jobs``, ``all``)."""
     s = state.settings
     jobs = await asyncio.to_thread(JobStore, s.db)
-    jobs.purge(s.job_keep_days)
-    runner = JobRunner(jobs, Path(s.db), max_jobs=s.max_jobs, scan_workers=s.scan_workers,
-                       max_seconds=s.max_job_hours * 3600)  # fmt: skip
-    state.extras["jobs"] = jobs
-    state.extras["job_runner"] = runner
-    resumed = jobs.recover(s.job_max_attempts)
-    live = set(resumed)
-    for f in jobs.dir.glob("*.audio"):  # audio of jobs that no longer exist
-        if f.stem not in live:
-            with suppress(OSError):
-                os.unlink(f)
-    for job_id in resumed:
-        runner.submit(job_id)
+    runner = None
+    if s.role in ("jobs", "all"):
+        runner = JobRunner(
+            jobs, Path(s.db), max_jobs=s.max_jobs, scan_workers=s.scan_workers, max_seconds=s.max_job_hours * 3600
+        )
+    service = JobService(jobs, runner, s)
+    state.extras["jobs.service"] = service
+    pick_up = None
+    if runner is not None:
+        service.resume()
+        pick_up = asyncio.create_task(service.pick_up(), name="job-pick-up")
     try:
         yield
     finally:
-        await asyncio.to_thread(runner.close)
+        if pick_up is not None:
+            pick_up.cancel()
+            with suppress(asyncio.CancelledError):
+                await pick_up
+        if runner is not None:
+            await asyncio.to_thread(runner.close)
         jobs.close()

@@ -1,0 +1,109 @@
+"""Enterprise (long-recording) jobs as a use case: open a job under the queue cap, start it once
+its audio is in place, wait for its end; and, on a node that runs jobs, resume the jobs a
+restart interrupted and pick up the jobs other nodes queued.
+
+The runner (``soundmark.jobs.JobRunner``) exists only where the process role runs jobs (``jobs``,
+``all``). A node without one (``api``) only queues: a ``jobs`` node picks its jobs up within
+``JOB_PICKUP_SECONDS``, and a request that waits for its result polls the job's row. One node per
+store runs jobs: two would both start the same queued job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+from soundmark.jobs import FAILED, QUEUED, Job, JobRunner, JobStore
+from soundmark.services.errors import ServiceError
+from soundmark.settings import Settings
+
+log = logging.getLogger("soundmark.jobs")
+
+JOB_PICKUP_SECONDS = 1.0  # how soon a jobs node starts a job another node queued
+JOB_POLL_SECONDS = 0.5  # how often a request waiting on another node's job looks at it
+
+
+class JobService:
+    def __init__(self, jobs: JobStore, runner: JobRunner | None, settings: Settings):
+        self.jobs, self.runner, self._settings = jobs, runner, settings
+        self._done: dict[str, asyncio.Future[None]] = {}  # jobs this process runs → their end
+        self._submitted: set[str] = set()
+
+    # --- the request side ---------------------------------------------------------------------
+    def open(self, kind: str, params: dict[str, Any], token_id: int | None) -> Job:
+        """A new queued job, without its audio yet (not started until ``start``); ServiceError
+        611 when ``max_queued_jobs`` jobs are already queued or running. Call it with no await
+        between it and the caller's check of the count, so concurrent requests cannot both pass."""
+        if self.jobs.count_active() >= self._settings.max_queued_jobs:
+            raise ServiceError(611, "too many long-recording jobs are queued; retry later.")
+        return self.jobs.create(kind, None, params, token_id)
+
+    def abandon(self, job_id: str, code: int, message: str) -> None:
+        """The job's audio could not be put in place: it fails at once and its file goes."""
+        self.jobs.audio_path(job_id).unlink(missing_ok=True)
+        self.jobs.update(job_id, status=FAILED, error_code=code, error_message=message)
+
+    def start(self, job_id: str, source: str) -> None:
+        """The job's audio is in place (``jobs.audio_path``): record where it came from and run
+        it here when this node runs jobs (else a jobs node picks it up)."""
+        self.jobs.update(job_id, source=source)
+        if self.runner is not None:
+            self._submit(job_id)
+
+    async def wait(self, job_id: str) -> Job:
+        """The job once it has ended (done or failed)."""
+        done = self._done.get(job_id)
+        if done is not None:
+            await asyncio.shield(done)
+        while True:
+            job = await asyncio.to_thread(self.jobs.get, job_id)
+            if job is None:
+                raise ServiceError(1000, "the job disappeared.")
+            if job.finished:
+                return job
+            await asyncio.sleep(JOB_POLL_SECONDS)
+
+    def get(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    # --- the runner side ----------------------------------------------------------------------
+    def resume(self) -> list[str]:
+        """At start on a node that runs jobs: drop old finished jobs, queue again the jobs a
+        restart interrupted (``JobStore.recover``), delete audio no job owns, and run them."""
+        if self.runner is None:
+            raise RuntimeError("resume() needs a job runner: this node's role does not run jobs")
+        s = self._settings
+        self.jobs.purge(s.job_keep_days)
+        resumed = self.jobs.recover(s.job_max_attempts)
+        live = set(resumed)
+        for f in self.jobs.dir.glob("*.audio"):  # audio of jobs that no longer exist
+            if f.stem not in live:
+                with contextlib.suppress(OSError):
+                    os.unlink(f)
+        for job_id in resumed:
+            self._submit(job_id)
+        return resumed
+
+    async def pick_up(self, interval: float = JOB_PICKUP_SECONDS) -> None:
+        """Run the jobs other nodes queued (their audio in place), every ``interval`` seconds."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                active = await asyncio.to_thread(self.jobs.active)
+            except Exception:  # keep picking up whatever happened in one round
+                log.exception("job pick-up failed")
+                continue
+            self._submitted &= {j.id for j in active}
+            for job in active:
+                if job.status == QUEUED and job.source is not None and job.id not in self._submitted:
+                    self._submit(job.id)
+
+    def _submit(self, job_id: str) -> None:
+        assert self.runner is not None
+        self._submitted.add(job_id)
+        done = self.runner.submit(job_id)
+        self._done[job_id] = done
+        done.add_done_callback(lambda _: self._done.pop(job_id, None))
