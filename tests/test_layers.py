@@ -32,3 +32,14 @@ def test_the_lower_layers_are_found() -> None:
 def test_no_lower_module_imports_a_transport(path: Path) -> None:
     bad = sorted(n for n in _imports(path) if n.startswith(TRANSPORTS))
     assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
+
+
+SERVICES = sorted((PACKAGE / "services").rglob("*.py"))
+WEB_FRAMEWORKS = ("starlette", "fastapi", "uvicorn", "click")
+
+
+@pytest.mark.parametrize("path", SERVICES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_services_are_transport_agnostic(path: Path) -> None:
+    """A use case knows no web framework nor CLI toolkit: transports call it, never the reverse."""
+    bad = sorted(n for n in _imports(path) if n.split(".")[0] in WEB_FRAMEWORKS or n.startswith(TRANSPORTS))
+    assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
