@@ -6,11 +6,12 @@ Fingerprint parameters are not here: they belong to the index (see fingerprint/p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from soundmark.net.addresses import parse_networks
 from soundmark.streams.zone import AUDD_ZONE, parse_zone
 
 
@@ -44,6 +45,11 @@ class Settings(BaseSettings):
     max_download_bytes: int = Field(10 * 1024 * 1024, ge=1, description="largest audio fetched for a url")
     download_timeout: float = Field(15.0, gt=0, description="seconds to connect to and read a url")
     allow_private_urls: bool = Field(False, description="let `url` reach loopback/private addresses")
+    allowed_networks: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="networks (comma-separated CIDRs, e.g. 127.0.0.0/8,10.1.2.0/24) that urls, streams and "
+        "callbacks may reach besides public addresses",
+    )
     max_inflight: int = Field(64, ge=1, description="recognitions queued or running at once; more get 611")
     anonymous_per_day: int = Field(10, ge=0, description="requests per client IP per day without api_token")
     require_token: bool = Field(False, description="refuse every request without a valid api_token")
@@ -103,6 +109,15 @@ class Settings(BaseSettings):
         description="time zone of the `timestamp` in stream results: an IANA name or an offset such as +03:00 "
         "(default: UTC+3, the zone AudD's own clients read them in)",
     )
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):  # the environment variable: a comma-separated list
+            value = tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, list | tuple):
+            parse_networks(str(v) for v in value)  # a typo fails at start, not at the first request
+        return value
 
     @field_validator("callback_timezone")
     @classmethod

@@ -15,8 +15,8 @@ import live_server
 import pytest
 from live_server import Server
 
-from soundmark.audio.fetch import is_public_ip
 from soundmark.demo import compose_piece, write_wav
+from soundmark.net import is_public_ip
 from support import PIECE_RATE, Piece
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "audd-reference" / "fixtures"

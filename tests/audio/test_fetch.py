@@ -1,4 +1,4 @@
-"""Tests for soundmark.audio.fetch against real local HTTP servers.
+"""Tests for soundmark.audio.fetch (downloads through net/'s transport) against real local HTTP servers.
 
 Every fetch goes through a guard transport that fails the test if asked to connect anywhere but
 loopback, so no test ever sends traffic off this machine: the private-address cases must be
@@ -22,8 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from soundmark.audio.fetch import FetchError, fetch_url, is_public_ip
+from soundmark.audio.fetch import fetch_url
 from soundmark.errors import TooLongError
+from soundmark.net import AddressPolicy, NetError, parse_networks
 
 SMALL = bytes(range(256)) * 4  # 1 KiB of binary data
 LARGE = b"\x01\x02\x03\x04" * (3 * 1024 * 1024 // 4)  # 3 MiB
@@ -221,7 +222,7 @@ def test_byte_cap_allows_exactly_max(servers: Servers) -> None:
 def test_lying_content_length(servers: Servers) -> None:
     base = f"http://127.0.0.1:{servers.main.port}"
     assert fetch(f"{base}/lie-short", allow_private=True, max_bytes=1000) == b"y" * 100
-    with pytest.raises(FetchError):
+    with pytest.raises(NetError):
         fetch(f"{base}/lie-long", allow_private=True)
 
 
@@ -260,7 +261,7 @@ PRIVATE_URLS = [
 @pytest.mark.parametrize("template", PRIVATE_URLS)
 def test_private_addresses_refused_before_connecting(servers: Servers, template: str) -> None:
     guard = GuardTransport()
-    with pytest.raises(FetchError, match="non-public"):
+    with pytest.raises(NetError, match="non-public"):
         fetch(template.format(port=servers.main.port), guard)
     assert guard.hosts == []
     assert servers.main.requests == []
@@ -282,17 +283,10 @@ def test_private_addresses_refused_before_connecting(servers: Servers, template:
 )
 def test_bad_urls_refused(servers: Servers, url: str) -> None:
     guard = GuardTransport()
-    with pytest.raises(FetchError):
+    with pytest.raises(NetError):
         fetch(url, guard, allow_private=True)
     assert guard.hosts == []
     assert servers.main.requests == []
-
-
-def test_public_ip_predicate() -> None:
-    for ip in ("8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::8.8.8.8"):
-        assert is_public_ip(ipaddress.ip_address(ip)), ip
-    for ip in ("127.0.0.2", "::7f00:1", "100.127.255.255", "198.18.0.1", "192.0.2.1", "ff02::1"):
-        assert not is_public_ip(ipaddress.ip_address(ip)), ip
 
 
 # --- redirects, errors, timeouts --------------------------------------------------------------
@@ -301,12 +295,12 @@ def test_public_ip_predicate() -> None:
 def test_redirect_to_refused_address(servers: Servers) -> None:
     if servers.alt is None:
         pytest.skip("cannot bind 127.0.0.2")
-    only_alt = {"ip_allowed": lambda ip: str(ip) == "127.0.0.2"}
+    only_alt = {"policy": AddressPolicy(networks=parse_networks(["127.0.0.2/32"]))}
     base = f"http://127.0.0.2:{servers.alt.port}"
     assert fetch(f"{base}/small", **only_alt) == SMALL
     assert fetch(f"{base}/redirect", **only_alt) == SMALL
     guard = GuardTransport()
-    with pytest.raises(FetchError, match="non-public"):
+    with pytest.raises(NetError, match="non-public"):
         fetch(f"{base}/to-127.0.0.1", guard, **only_alt)
     assert guard.hosts == ["127.0.0.2"]
     assert servers.main.requests == []
@@ -315,23 +309,23 @@ def test_redirect_to_refused_address(servers: Servers) -> None:
 
 def test_too_many_redirects(servers: Servers) -> None:
     base = f"http://127.0.0.1:{servers.main.port}"
-    with pytest.raises(FetchError, match="too many redirects"):
+    with pytest.raises(NetError, match="too many redirects"):
         fetch(f"{base}/chain/0", allow_private=True, max_redirects=9)
     assert servers.main.requests == [f"/chain/{i}" for i in range(10)]
-    with pytest.raises(FetchError, match="too many redirects"):
+    with pytest.raises(NetError, match="too many redirects"):
         fetch(f"{base}/redirect", allow_private=True, max_redirects=0)
 
 
 @pytest.mark.parametrize(("path", "match"), [("/missing", "404"), ("/empty", "empty")])
 def test_http_errors(servers: Servers, path: str, match: str) -> None:
-    with pytest.raises(FetchError, match=match):
+    with pytest.raises(NetError, match=match):
         fetch(f"http://127.0.0.1:{servers.main.port}{path}", allow_private=True)
 
 
 @pytest.mark.parametrize("path", ["/slow", "/drip"])
 def test_timeouts(servers: Servers, path: str) -> None:
     start = time.monotonic()
-    with pytest.raises(FetchError, match="timed out"):
+    with pytest.raises(NetError, match="timed out"):
         fetch(f"http://127.0.0.1:{servers.main.port}{path}", allow_private=True)
     assert time.monotonic() - start < 2 * TIMEOUT + 0.5
 
@@ -340,7 +334,7 @@ def test_connection_refused() -> None:
     srv = Server("127.0.0.1")
     port = srv.port
     srv.server_close()  # the port is now closed
-    with pytest.raises(FetchError, match="ConnectError"):
+    with pytest.raises(NetError, match="ConnectError"):
         fetch(f"http://127.0.0.1:{port}/small", allow_private=True)
 
 
@@ -363,7 +357,7 @@ def test_https_verifies_the_hostname_while_connecting_to_the_ip(tmp_path: Path) 
         assert body == f"localhost:{srv.port}".encode()
         assert guard.hosts == ["127.0.0.1"]  # connected to the address, verified the name
         guard = GuardTransport(verify=ssl.create_default_context(cafile=str(cert)))
-        with pytest.raises(FetchError, match="ConnectError"):  # the cert does not name 127.0.0.1
+        with pytest.raises(NetError, match="ConnectError"):  # the cert does not name 127.0.0.1
             fetch(f"https://127.0.0.1:{srv.port}/host", guard, allow_private=True)
     finally:
         srv.stop.set()

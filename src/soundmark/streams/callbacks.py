@@ -21,8 +21,9 @@ import httpx
 
 from soundmark.audd.metadata import parse_return
 from soundmark.audd.presenter import recognition_result
-from soundmark.audio.fetch import FetchError, check_url, is_public_ip, resolve_checked
 from soundmark.catalog.models import Track
+from soundmark.net.addresses import AddressPolicy
+from soundmark.net.transport import AsyncPinnedClient, Limits, NetError
 from soundmark.services.recognition_pool import WorkerMatch
 from soundmark.settings import Settings
 from soundmark.streams.monitor import StreamJob
@@ -137,10 +138,8 @@ class CallbackDeliverer:
         self._wake.set()
 
     async def run(self) -> None:
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(self._s.callback_timeout), follow_redirects=False, trust_env=False,
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )  # fmt: skip
+        timeout = self._s.callback_timeout
+        client = AsyncPinnedClient(AddressPolicy.from_settings(self._s), Limits(connect=timeout, read=timeout))
         last_prune = 0.0
         async with client:
             while True:
@@ -167,7 +166,7 @@ class CallbackDeliverer:
         if expired or deleted:
             log.warning("stream events pruned", extra={"fields": {"expired": expired, "deleted": deleted}})
 
-    async def _round(self, client: httpx.AsyncClient) -> None:
+    async def _round(self, client: AsyncPinnedClient) -> None:
         events = await asyncio.to_thread(self._store.due_events, time.time())
         urls: dict[int, str | None] = {}
         blocked: set[int] = set()
@@ -180,7 +179,7 @@ class CallbackDeliverer:
             if not url or any(x in url for x in NO_OP_RECEIVERS):
                 await asyncio.to_thread(self._store.mark, ev.id, SKIPPED)
                 continue
-            error = await post_json(client, url, ev.payload, allow_private=self._s.allow_private_urls)
+            error = await post_json(client, url, ev.payload)
             if error is None:
                 self.delivered += 1
                 await asyncio.to_thread(self._store.mark, ev.id, DELIVERED)
@@ -191,26 +190,12 @@ class CallbackDeliverer:
             blocked.add(ev.token_id)
 
 
-async def post_json(
-    client: httpx.AsyncClient, url: str, payload: dict[str, object], *, allow_private: bool
-) -> str | None:
-    """POST ``payload`` as JSON to ``url`` (its query string kept) through the SSRF guard of
-    audio/fetch.py; None on a 2xx answer, else why it failed."""
+async def post_json(client: AsyncPinnedClient, url: str, payload: dict[str, object]) -> str | None:
+    """POST ``payload`` as JSON to ``url`` (its query string kept) through net/'s SSRF-safe transport;
+    None on a 2xx answer, else why it failed (a redirect is a failure: it is not followed)."""
+    body = httpx.Request("POST", "http://x/", json=payload).content
     try:
-        target = httpx.URL(url)
-        check_url(target)
-        ips = await resolve_checked(target, None if allow_private else is_public_ip)
-    except (httpx.InvalidURL, FetchError) as exc:
+        resp = await client.post(url, body, {"Content-Type": "application/json"})
+    except NetError as exc:
         return str(exc)
-    headers = {"Host": target.netloc.decode("ascii"), "User-Agent": "soundmark", "Content-Type": "application/json"}
-    ext = {"sni_hostname": target.raw_host.decode("ascii")} if target.scheme == "https" else {}
-    body = httpx.Request("POST", url, json=payload).content
-    error = "no address"
-    for ip in ips:
-        try:
-            resp = await client.post(target.copy_with(host=str(ip)), content=body, headers=headers, extensions=ext)
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            continue
-        return None if resp.is_success else f"HTTP {resp.status_code}"
-    return error
+    return None if resp.is_success else f"HTTP {resp.status_code}"
