@@ -177,3 +177,18 @@ def test_ip_literal_forms_are_resolved_before_the_check() -> None:
         with pytest.raises(NetError, match="non-public address"):
             get(url, ONLY_127_0_0_2)
     assert ipaddress.ip_address("127.0.0.1") not in parse_networks(["127.0.0.2/32"])[0]
+
+
+def test_messages_never_carry_the_query_string(server: FileServer) -> None:
+    closed = FileServer("127.0.0.1")
+    closed.close()  # its port is now closed
+    secret = "s3cr3t-token"
+    urls = [
+        (f"{server.url}/a?secret={secret}", AddressPolicy()),  # refused address
+        (f"{server.url}/missing?secret={secret}", ONLY_127_0_0_1),  # HTTP 404
+        (f"{closed.url}/hook?secret={secret}", ONLY_127_0_0_1),  # connection refused
+    ]
+    for url, policy in urls:
+        with pytest.raises(NetError) as info:
+            get(url, policy)
+        assert secret not in str(info.value) and "127.0.0.1" in str(info.value), str(info.value)

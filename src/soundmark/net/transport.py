@@ -8,7 +8,7 @@ connection then goes to that very address (no DNS-rebinding window) while the ``
 TLS SNI / certificate check keep the real name. Redirects are not left to httpx: each hop is checked the
 same way, up to a hop limit. Bodies are read raw (``Accept-Encoding: identity``; a compressed answer is
 refused) under a byte cap that holds whatever ``Content-Length`` claims, with per-read timeouts and,
-for bounded transfers, a deadline for the whole. Error messages name the host, never the query string
+for downloads, a deadline for the whole. Error messages name the host, never the query string
 (callback URLs carry their receiver's secrets).
 """
 
@@ -63,11 +63,6 @@ def parse_url(url: str | httpx.URL) -> httpx.URL:
     if not parsed.raw_host:
         raise NetError("url has no host")
     return parsed
-
-
-def describe(url: httpx.URL) -> str:
-    """The url for a message or a log line: scheme, host, port and path — no query, no fragment."""
-    return str(url.copy_with(query=None, fragment=None))
 
 
 def _host_port(url: httpx.URL) -> tuple[str, int]:
@@ -156,9 +151,14 @@ def _client_kwargs(limits: Limits) -> dict[str, Any]:
 
 
 def _failure(exc: httpx.HTTPError) -> NetError:
+    """A transport failure as a NetError naming the address it happened with (never the query)."""
+    try:
+        where = f" ({exc.request.url.host})"
+    except RuntimeError:  # raised before any request was built
+        where = ""
     if isinstance(exc, httpx.TimeoutException):
-        return NetError("timed out")
-    return NetError(f"{type(exc).__name__}: {exc}")
+        return NetError(f"timed out{where}")
+    return NetError(f"{type(exc).__name__}: {exc}{where}")
 
 
 class BodyCap:
