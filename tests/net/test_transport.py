@@ -192,3 +192,21 @@ def test_messages_never_carry_the_query_string(server: FileServer) -> None:
         with pytest.raises(NetError) as info:
             get(url, policy)
         assert secret not in str(info.value) and "127.0.0.1" in str(info.value), str(info.value)
+
+
+def test_stream_callbacks_post_through_the_allow_list(server: FileServer, other: FileServer) -> None:
+    from soundmark.settings import Settings
+    from soundmark.streams.callbacks import post_json
+
+    server.routes["/hook"] = Route(b"OK")
+    other.routes["/hook"] = Route(b"OK")
+    settings = Settings(allowed_networks=("127.0.0.1/32",))
+
+    async def post(url: str) -> str | None:
+        async with AsyncPinnedClient(AddressPolicy.from_settings(settings), LIMITS) as client:
+            return await post_json(client, url, {"status": "-", "time": 1})
+
+    assert asyncio.run(post(f"{server.url}/hook?secret=s3")) is None
+    error = asyncio.run(post(f"{other.url}/hook?secret=s3"))
+    assert error is not None and "non-public address (127.0.0.2)" in error and "s3" not in error
+    assert server.posted == [b'{"status":"-","time":1}'] and other.seen == []
