@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from soundmark import __version__
 from soundmark.api.logs import AccessLog
 from soundmark.api.results import operator
-from soundmark.api.routes import enterprise, methods, pages, streams, ws
+from soundmark.api.routes import enterprise, method_paths, methods, pages, streams, ws
 from soundmark.api.state import AppState, Metrics
 from soundmark.audd.errors import RequestEcho, error_body
 from soundmark.auth.tokens import TokenStore
@@ -112,5 +112,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ws.router)
     for feature in FEATURES:
         app.include_router(feature.router)
+    method_paths.install(app)
     app.include_router(methods.router)
     return app

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from soundmark.api.results import base_url
 from soundmark.api.state import AppState
 from soundmark.audd.metadata import parse_return
+from soundmark.audd.models import wire
 from soundmark.audd.presenter import recognition_result
 from soundmark.audd.typed import Flag, Params, Text
 from soundmark.services.recognition import RecognitionOptions, RecognitionService, Recognized
@@ -34,7 +35,7 @@ def present(found: list[Recognized], p: RecognizeParams, conn: HTTPConnection, s
     best first, as an array."""
     wanted = parse_return(p.return_)
     base = base_url(conn, settings.public_url)
-    results = [recognition_result(r.match, r.track, base, wanted, p.market or "us") for r in found]
+    results = [wire(recognition_result(r.match, r.track, base, wanted, p.market or "us")) for r in found]
     if p.all:
         return results
     return results[0] if results else None

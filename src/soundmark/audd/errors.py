@@ -1,4 +1,4 @@
-"""AudD's error codes and the error envelope, in one table.
+"""AudD's error codes in one table, and the error envelope (models.py ``ErrorEnvelope``).
 
 Every API answer is HTTP 200 with AudD's ``status`` envelope; an error carries the code and a
 message prefixed by the method's phrase ("Recognition failed: ..."), the request's parameters
@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from soundmark.audd.models import ErrorDetail, ErrorEnvelope, wire
 from soundmark.auth.tokens import mask_token
 
 # What error bodies name under "contact us" / "see api documentation" when the operator set
@@ -114,15 +115,16 @@ def error_body(
         text = message[:1].upper() + message[1:]
     else:
         text = f"{METHOD_PHRASES.get(echo.method, 'Request failed')}: {message}"
-    body: dict[str, object] = {"status": "error", "error": {"error_code": code, "error_message": text}}
+    fields: dict[str, object] = {"status": "error", "error": ErrorDetail(error_code=code, error_message=text)}
     if enterprise:
         # AudD's enterprise host echoes the method as "recognize" unless the client named one.
         echoed = masked_params(echo.params)
-        body["requested_params"] = {**echoed, "method": echoed.get("method") or "recognize"}
+        fields["requested_params"] = {**echoed, "method": echoed.get("method") or "recognize"}
     else:
-        body["request_params"] = masked_params(echo.params)
-        body["request_api_method"] = echo.method
-        body["request_http_method"] = echo.http_method
-    body["see api documentation"] = operator.docs_url
-    body["contact us"] = operator.contact
+        fields["request_params"] = masked_params(echo.params)
+        fields["request_api_method"] = echo.method
+        fields["request_http_method"] = echo.http_method
+    fields["see_api_documentation"] = operator.docs_url
+    fields["contact_us"] = operator.contact
+    body: dict[str, object] = wire(ErrorEnvelope.model_validate(fields))
     return body

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import click
 
+from soundmark.audd.models import wire
+from soundmark.audd.presenter import match_record
 from soundmark.audio.decode import decode
 from soundmark.cli.common import db_option, load_settings, open_store
 from soundmark.errors import SoundmarkError
 from soundmark.match.recognizer import Match, MatchSettings, Recognizer
-from soundmark.results import match_to_result
 
 
 @click.command("recognize")
@@ -80,9 +81,10 @@ def recognize_command(
 def _result(matches: list[Match]) -> dict[str, object] | None:
     if not matches:
         return None
-    result = match_to_result(matches[0])
+    record = match_record(matches[0])
     if len(matches) > 1:
-        result["alternatives"] = [match_to_result(m) for m in matches[1:]]
+        record.alternatives = [match_record(m) for m in matches[1:]]
+    result: dict[str, object] = wire(record)
     return result
 
 

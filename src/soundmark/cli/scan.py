@@ -14,10 +14,12 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from soundmark.audd.models import wire
+from soundmark.audd.presenter import tracklist_entry
 from soundmark.audio.decode import probe_duration
 from soundmark.cli.common import db_option, load_settings
 from soundmark.errors import SoundmarkError, StoreError
-from soundmark.match.segments import ScanResult, ScanSettings, clock, open_scan_store, scan, segment_record
+from soundmark.match.segments import ScanResult, ScanSettings, clock, open_scan_store, scan
 
 CSV_FIELDS = (
     "start_time", "end_time", "start", "end", "artist", "title", "album", "isrc", "track_id",
@@ -104,7 +106,7 @@ def render(result: ScanResult, db: Path, fmt: str | None, source: str) -> str:
         tracks = store.catalog.get_tracks({s.track_id for s in result.segments})
     finally:
         store.close()
-    records = [segment_record(s, tracks.get(s.track_id)) for s in result.segments]
+    records: list[dict[str, object]] = [wire(tracklist_entry(s, tracks.get(s.track_id))) for s in result.segments]
     if fmt == "json":
         body = {
             "file": source,

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from soundmark.audio.decode import Source, iter_blocks
-from soundmark.catalog.models import Track
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.peaks import find_peaks
 from soundmark.fingerprint.spectrogram import log_spectrogram
@@ -384,15 +383,3 @@ def clock(seconds: float) -> str:
     """HH:MM:SS for tracklists."""
     s = max(0, round(seconds))
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def segment_record(seg: TrackSegment, track: Track | None) -> dict[str, object]:
-    """One tracklist entry with the track's metadata (CLI JSON, API job results)."""
-    out: dict[str, object] = {"start_time": clock(seg.start), "end_time": clock(seg.end), **seg.to_dict()}
-    if track is not None:
-        meta = track.meta
-        for key in ("artist", "title", "album", "release_date", "label", "isrc", "upc", "audio_id"):
-            value = getattr(meta, key)
-            if value not in (None, ""):
-                out[key] = value
-    return out

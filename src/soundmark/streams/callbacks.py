@@ -20,7 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from soundmark.audd.metadata import parse_return
-from soundmark.audd.presenter import recognition_result
+from soundmark.audd.models import wire
+from soundmark.audd.presenter import stream_song
 from soundmark.catalog.models import Track
 from soundmark.net.addresses import AddressPolicy
 from soundmark.net.transport import AsyncPinnedClient, Limits, NetError
@@ -53,9 +54,12 @@ def callback_options(url: str | None) -> tuple[list[str], str]:
     return parse_return((qs.get("return") or [""])[0]), (qs.get("market") or ["us"])[0]
 
 
-def song_dict(match: WorkerMatch, track: Track, base: str, wanted: list[str], market: str, min_score: float) -> dict:
-    song = recognition_result(match, track, base, wanted, market)
-    song["score"] = percent_score(match.score, min_score)
+def song_dict(
+    match: WorkerMatch, track: Track, base: str, wanted: list[str], market: str, min_score: float
+) -> dict[str, object]:
+    """A callback's song object (audd/presenter.py), as the JSON stored in the event queue."""
+    score = percent_score(match.score, min_score)
+    song: dict[str, object] = wire(stream_song(match, track, base, wanted, market, score))
     return song
 
 

@@ -42,15 +42,14 @@ from soundmark.api.params import ApiRequest
 from soundmark.api.results import base_url
 from soundmark.api.state import AppState, app_state
 from soundmark.audd.errors import ApiError
-from soundmark.audd.metadata import parse_return, provider_blocks
-from soundmark.audd.presenter import song_link
+from soundmark.audd.metadata import parse_return
+from soundmark.audd.models import EnterpriseChunk, JobError, JobView, wire
+from soundmark.audd.presenter import enterprise_song, tracklist_entry
 from soundmark.audd.typed import Flag, Int, Params, Text, parse
 from soundmark.audio.fetch import fetch_url
-from soundmark.catalog.models import Track
 from soundmark.errors import SoundmarkError
 from soundmark.jobs import DONE, FAILED, Job, JobRunner, JobStore
 from soundmark.match.recognizer import format_timecode
-from soundmark.match.segments import TrackSegment, segment_record
 from soundmark.services.jobs import JobService
 
 router = APIRouter()
@@ -210,105 +209,57 @@ async def enterprise(state: AppState, request: Request, api: ApiRequest) -> obje
     return chunks
 
 
-def chunks_csv(chunks: list[dict[str, object]]) -> str:
+def chunks_csv(chunks: list[EnterpriseChunk]) -> str:
     """AudD's chunk list as CSV: a header, then one row per song of each chunk (best first)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     for chunk in chunks:
-        for song in chunk["songs"]:  # type: ignore[attr-defined]
-            writer.writerow({"offset": chunk["offset"], **song})
+        for song in chunk.songs:
+            writer.writerow({"offset": chunk.offset, **wire(song)})
     return out.getvalue()
 
 
-def _song(
-    seg: TrackSegment, track: Track, chunk_start: float, chunk_end: float, base: str, job: Job
-) -> dict[str, object]:
-    p = job.params
-    meta = track.meta
-    overlap_start = max(seg.start, chunk_start)
-    ref_at = seg.ref_start + (overlap_start - seg.start) * seg.speed
-    song: dict[str, object] = {}
-    has_meta = any((meta.title, meta.artist, meta.album))
-    if has_meta or meta.audio_id is None:
-        song.update(
-            {
-                "artist": meta.artist or "",
-                "title": meta.title or "",
-                "album": meta.album or "",
-                "release_date": meta.release_date or "",
-                "label": meta.label or "",
-            }
-        )
-        if meta.isrc:
-            song["isrc"] = meta.isrc
-        if meta.upc:
-            song["upc"] = meta.upc
-        song["song_link"] = song_link(base, track)
-    if meta.audio_id is not None:
-        song["audio_id"] = meta.audio_id
-    song["score"] = min(100, round(seg.score))
-    song["timecode"] = format_timecode(ref_at)
-    if p.get("accurate_offsets"):
-        # Milliseconds inside the chunk: where the track starts and ends within it.
-        chunk_ms = round((chunk_end - chunk_start) * 1000)
-        song["start_offset"] = min(chunk_ms, max(0, round((seg.start - chunk_start) * 1000)))
-        song["end_offset"] = min(chunk_ms, max(0, round((seg.end - chunk_start) * 1000)))
-    if abs(seg.speed - 1.0) >= 0.005:
-        song["speed"] = round(seg.speed, 4)
-    if has_meta:
-        song.update(provider_blocks(track, parse_return(p.get("return")), p.get("market") or "us"))
-    return song
-
-
-def chunk_result(state: AppState, request: Request, job: Job) -> list[dict[str, object]]:
+def chunk_result(state: AppState, request: Request, job: Job) -> list[EnterpriseChunk]:
     """AudD's list of chunks with the songs playing in each."""
     segments = job.segments()
     if not segments or not job.result:
         return []
     tracks = state.store.catalog.get_tracks({s.track_id for s in segments})
     base = base_url(request, state.settings.public_url)
-    chunk = float(job.params.get("chunk_seconds") or CHUNK_SECONDS)
-    out: list[dict[str, object]] = []
+    p = job.params
+    wanted, market, accurate = parse_return(p.get("return")), p.get("market") or "us", bool(p.get("accurate_offsets"))
+    chunk = float(p.get("chunk_seconds") or CHUNK_SECONDS)
+    out: list[EnterpriseChunk] = []
     for a, b in job.result.get("scanned", []):
         t = float(a)
         while t < float(b) - 0.5:
             end = min(t + chunk, float(b))
             songs = [
-                _song(s, tracks[s.track_id], t, end, base, job)
+                enterprise_song(
+                    s, tracks[s.track_id], t, end, base, accurate_offsets=accurate, wanted=wanted, market=market
+                )
                 for s in sorted(segments, key=lambda x: -x.score)
                 if s.track_id in tracks and min(s.end, end) - max(s.start, t) >= min(1.0, (end - t) / 2)
             ]
             if songs:
-                out.append({"offset": format_timecode(t), "songs": songs})
+                out.append(EnterpriseChunk(offset=format_timecode(t), songs=songs))
             t += chunk
     return out
 
 
-def job_view(state: AppState, request: Request, job: Job) -> dict[str, object]:
-    view: dict[str, object] = {
-        "job_id": job.id,
-        "status": job.status,
-        "progress": round(job.progress, 4),
-        "audio_seconds": job.audio_seconds,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-    }
+def job_view(state: AppState, request: Request, job: Job) -> JobView:
+    view = JobView(job_id=job.id, status=job.status, progress=round(job.progress, 4), audio_seconds=job.audio_seconds,
+                   created_at=job.created_at, updated_at=job.updated_at)  # fmt: skip
     if job.status == FAILED:
-        view["error"] = {"error_code": job.error_code, "error_message": job.error_message}
+        view.error = JobError(error_code=job.error_code, error_message=job.error_message)
     if job.status == DONE and job.result is not None:
         segments = job.segments()
         tracks = state.store.catalog.get_tracks({s.track_id for s in segments})
         base = base_url(request, state.settings.public_url)
-        view["duration"] = job.result.get("duration")
-        tracklist = []
-        for s in segments:
-            rec = segment_record(s, tracks.get(s.track_id))
-            if s.track_id in tracks:
-                rec["song_link"] = song_link(base, tracks[s.track_id])
-            tracklist.append(rec)
-        view["tracklist"] = tracklist
-        view["result"] = chunk_result(state, request, job)
+        view.duration = job.result.get("duration")
+        view.tracklist = [tracklist_entry(s, tracks.get(s.track_id), base) for s in segments]
+        view.result = chunk_result(state, request, job)
     return view
 
 
@@ -320,7 +271,7 @@ async def get_job(request: Request, job_id: str) -> JSONResponse:
     if job is None:
         body = {"status": "error", "error": {"error_code": 50, "error_message": f"no job `{job_id}`."}}
         return JSONResponse(body)
-    return JSONResponse({"status": "success", "result": job_view(state, request, job)})
+    return JSONResponse({"status": "success", "result": wire(job_view(state, request, job))})
 
 
 HANDLERS = {"enterprise": enterprise}

@@ -23,8 +23,11 @@ from soundmark.api.params import ApiRequest, BodyTooLarge, decode_base64_audio, 
 from soundmark.api.recognition import RecognizeParams, present, recognition_service
 from soundmark.api.results import base_url, operator
 from soundmark.api.state import AppState, app_state
+from soundmark.audd import models
 from soundmark.audd.errors import ApiError, RequestEcho, error_body
+from soundmark.audd.models import wire
 from soundmark.audd.presenter import lyrics_hit
+from soundmark.audd.schema import form_body
 from soundmark.audd.typed import Id, Params, Text, parse
 from soundmark.catalog.lyrics import search_lyrics
 from soundmark.errors import SoundmarkError
@@ -37,28 +40,6 @@ router = APIRouter()
 
 Handler = Callable[[AppState, Request, ApiRequest], Awaitable[object]]
 ENTERPRISE = "enterprise"
-
-_FORM_SCHEMA = {
-    "requestBody": {
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "api_token": {"type": "string"},
-                        "url": {"type": "string", "description": "audio to download"},
-                        "file": {"type": "string", "format": "binary"},
-                        "audio": {"type": "string", "description": "base64 audio"},
-                        "return": {"type": "string", "example": "apple_music,spotify"},
-                        "market": {"type": "string", "example": "us"},
-                        "audio_id": {"type": "integer", "description": "upload: the custom-catalog id"},
-                        "q": {"type": "string", "description": "findLyrics: the text to search"},
-                    },
-                }
-            }
-        }
-    }
-}
 
 
 class FindLyricsParams(Params):
@@ -111,7 +92,7 @@ async def answer(request: Request, method_hint: str | None) -> Response:
             result = await handler(state, request, api)
         except SoundmarkError as exc:  # a use case refused it: AudD's code and sentence
             raise api_error(exc) from exc
-        body: dict[str, object] = {"status": "success", "result": result}
+        body: dict[str, object] = {"status": "success", "result": wire(result)}
         outcome = "success"
     except ApiError as exc:
         echo = RequestEcho(method, request.method, api.params)
@@ -203,13 +184,21 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-@router.api_route("/", methods=["GET", "POST"], summary="recognize (or the method named by `method`)",
-                  openapi_extra=_FORM_SCHEMA)  # fmt: skip
+# Documented from the models (audd/schema.py); each other method has its own path (method_paths.py).
+_RECOGNIZE_DOCS = {
+    "summary": "recognize (or the method named by `method`)",
+    "openapi_extra": form_body(RecognizeParams, audio=True),
+    "responses": {200: {"model": models.RecognizeSuccess | models.ErrorEnvelope, "description": "AudD's envelope"}},
+}
+
+
+@router.post("/", operation_id="recognize", **_RECOGNIZE_DOCS)  # type: ignore[arg-type]
+@router.get("/", operation_id="recognizeGet", **_RECOGNIZE_DOCS)  # type: ignore[arg-type]
 async def root(request: Request) -> Response:
     return await answer(request, None)
 
 
-@router.api_route("/{method}", methods=["GET", "POST"], summary="any AudD method by path", openapi_extra=_FORM_SCHEMA)
+@router.api_route("/{method}", methods=["GET", "POST"], include_in_schema=False)
 @router.api_route("/{method}/", methods=["GET", "POST"], include_in_schema=False)
 async def by_path(request: Request, method: str) -> Response:
     return await answer(request, method)
