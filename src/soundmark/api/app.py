@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from soundmark import __version__
 from soundmark.api.logs import AccessLog
-from soundmark.api.results import operator
+from soundmark.api.origin import operator
 from soundmark.api.routes import enterprise, method_paths, methods, pages, streams, ws
 from soundmark.api.state import AppState, Metrics
 from soundmark.audd.errors import RequestEcho, error_body

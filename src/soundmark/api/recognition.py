@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import Field
 from starlette.requests import HTTPConnection
 
-from soundmark.api.results import base_url
+from soundmark.api.origin import base_url
 from soundmark.api.state import AppState
 from soundmark.audd.metadata import parse_return
 from soundmark.audd.models import wire

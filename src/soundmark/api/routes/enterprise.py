@@ -38,8 +38,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from soundmark.api.auth import authorize
+from soundmark.api.origin import base_url
 from soundmark.api.params import ApiRequest
-from soundmark.api.results import base_url
 from soundmark.api.state import AppState, app_state
 from soundmark.audd.errors import ApiError
 from soundmark.audd.metadata import parse_return

@@ -19,9 +19,9 @@ from starlette.responses import JSONResponse, Response
 
 from soundmark.api.auth import authorize
 from soundmark.api.errors import api_error
+from soundmark.api.origin import base_url, operator
 from soundmark.api.params import ApiRequest, BodyTooLarge, decode_base64_audio, read_request
 from soundmark.api.recognition import RecognizeParams, present, recognition_service
-from soundmark.api.results import base_url, operator
 from soundmark.api.state import AppState, app_state
 from soundmark.audd import models
 from soundmark.audd.errors import ApiError, RequestEcho, error_body

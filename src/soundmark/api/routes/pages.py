@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from soundmark.api.results import base_url
+from soundmark.api.origin import base_url
 from soundmark.api.song_page import render_not_found, render_song_page
 from soundmark.api.state import app_state
 

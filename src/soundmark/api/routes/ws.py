@@ -14,8 +14,8 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from soundmark.api.auth import authorize
 from soundmark.api.errors import api_error
+from soundmark.api.origin import operator
 from soundmark.api.recognition import RecognizeParams, present, recognition_service
-from soundmark.api.results import operator
 from soundmark.api.state import AppState, app_state
 from soundmark.audd.errors import ApiError, RequestEcho, error_body
 from soundmark.audd.typed import parse

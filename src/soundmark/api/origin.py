@@ -1,6 +1,7 @@
-"""HTTP-specific parts of answers: the base URL a ``song_link`` starts with, the operator an error names.
+"""Where this server answers from: the base URL a ``song_link`` starts with (``public_url`` or the
+request's own), and the operator an error body names.
 
-The AudD result objects themselves are built by ``soundmark.audd.presenter``."""
+The answers themselves are built by ``soundmark.audd.presenter`` as ``soundmark.audd.models``."""
 
 from __future__ import annotations
 
