@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from soundmark.catalog.sqlite import CATALOG_FILE, Catalog
+from soundmark.catalog.writer import Database, LocalDatabase
 from soundmark.errors import SoundmarkError
 from soundmark.match.segments import ScanCancelled, ScanSettings, TrackSegment, chunk_spans, scan
 
@@ -77,76 +77,100 @@ def _row_to_job(row: sqlite3.Row) -> Job:
 
 
 class JobStore:
-    """The ``jobs`` table of a store's catalog (its own connection, safe across threads)."""
+    """The ``jobs`` table of a store's catalog, safe across threads: through ``db`` (the server's
+    writer and read pool) or, without one, a connection of its own."""
 
-    def __init__(self, db: str | os.PathLike[str]):
+    def __init__(self, db: str | os.PathLike[str], database: Database | None = None):
         self.root = Path(db)
         self.dir = self.root / JOBS_DIR
         self.dir.mkdir(parents=True, exist_ok=True)
-        Catalog(self.root).close()  # creates / migrates the schema
-        self.conn = sqlite3.connect(self.root / CATALOG_FILE, check_same_thread=False, isolation_level=None)
-        self.conn.execute("PRAGMA busy_timeout=30000")
-        self.conn.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
+        self._own: LocalDatabase | None = None
+        if database is None:  # a connection of its own (it creates / migrates the schema)
+            database = self._own = LocalDatabase(self.root)
+        self._db: Database = database
 
     def close(self) -> None:
-        self.conn.close()
+        if self._own is not None:
+            self._own.close()
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> int:
+        return self._db.write(lambda c: c.execute(sql, args).rowcount)
+
+    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
+        rows: list[sqlite3.Row] = self._db.read(lambda c: c.conn.execute(sql, args).fetchall())
+        return rows
 
     def audio_path(self, job_id: str) -> Path:
         return self.dir / f"{job_id}.audio"
 
     def create(self, kind: str, source: str | None, params: dict[str, Any], token_id: int | None = None) -> Job:
+        job = self.create_bounded(kind, source, params, token_id)
+        assert job is not None
+        return job
+
+    def create_bounded(
+        self,
+        kind: str,
+        source: str | None,
+        params: dict[str, Any],
+        token_id: int | None = None,
+        *,
+        max_active: int | None = None,
+    ) -> Job | None:
+        """A new queued job; None (nothing created) when ``max_active`` jobs are queued or running
+        already (counted and inserted in one transaction, so concurrent requests cannot both pass)."""
         job_id = secrets.token_hex(12)
         now = time.time()
-        with self._lock:
-            self.conn.execute(
+
+        def write(c: sqlite3.Connection) -> bool:
+            if max_active is not None:
+                active = int(c.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", ACTIVE).fetchone()[0])
+                if active >= max_active:
+                    return False
+            c.execute(
                 "INSERT INTO jobs (id, kind, status, source, params, created_at, updated_at, token_id)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, kind, QUEUED, source, json.dumps(params), now, now, token_id),
             )
+            return True
+
+        if not self._db.write(write):
+            return None
         job = self.get(job_id)
         assert job is not None
         return job
 
     def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            row = self.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return _row_to_job(row) if row else None
+        rows = self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _row_to_job(rows[0]) if rows else None
 
     def update(self, job_id: str, **fields: Any) -> None:
         if "result" in fields and fields["result"] is not None:
             fields["result"] = json.dumps(fields["result"])
         fields["updated_at"] = time.time()
         cols = ", ".join(f"{k} = ?" for k in fields)
-        with self._lock:
-            self.conn.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*fields.values(), job_id))
+        self._write(f"UPDATE jobs SET {cols} WHERE id = ?", (*fields.values(), job_id))
 
     def active(self) -> list[Job]:
-        with self._lock:
-            rows = self.conn.execute("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_at", ACTIVE).fetchall()
+        rows = self._rows("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_at", ACTIVE)
         return [_row_to_job(r) for r in rows]
 
     def count_active(self) -> int:
-        with self._lock:
-            row = self.conn.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", ACTIVE).fetchone()
-        return int(row[0])
+        return int(self._rows("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", ACTIVE)[0][0])
 
     def start_attempt(self, job_id: str) -> None:
         """Mark ``job_id`` running and count the start (persistently, before any work)."""
-        with self._lock:
-            self.conn.execute(
-                "UPDATE jobs SET status = ?, progress = 0, attempts = attempts + 1, updated_at = ? WHERE id = ?",
-                (RUNNING, time.time(), job_id),
-            )
+        self._write(
+            "UPDATE jobs SET status = ?, progress = 0, attempts = attempts + 1, updated_at = ? WHERE id = ?",
+            (RUNNING, time.time(), job_id),
+        )
 
     def stop_attempt(self, job_id: str) -> None:
         """The server stopped ``job_id`` cleanly: queued again, and that start does not count."""
-        with self._lock:
-            self.conn.execute(
-                "UPDATE jobs SET status = ?, progress = 0, attempts = MAX(0, attempts - 1), updated_at = ?"
-                " WHERE id = ?",
-                (QUEUED, time.time(), job_id),
-            )
+        self._write(
+            "UPDATE jobs SET status = ?, progress = 0, attempts = MAX(0, attempts - 1), updated_at = ? WHERE id = ?",
+            (QUEUED, time.time(), job_id),
+        )
 
     def recover(self, max_attempts: int = 2) -> list[str]:
         """After a restart: jobs that were queued or running are queued again when their audio
@@ -170,11 +194,7 @@ class JobStore:
 
     def purge(self, older_than_days: float) -> int:
         cutoff = time.time() - older_than_days * 86400
-        with self._lock:
-            cur = self.conn.execute(
-                "DELETE FROM jobs WHERE status IN (?, ?) AND updated_at < ?", (DONE, FAILED, cutoff)
-            )
-        return cur.rowcount
+        return self._write("DELETE FROM jobs WHERE status IN (?, ?) AND updated_at < ?", (DONE, FAILED, cutoff))
 
 
 def scan_settings_for(params: dict[str, Any]) -> ScanSettings:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from audd._callbacks import derive_longpoll_category, parse_callback
@@ -109,7 +111,8 @@ def test_events_longpoll_and_prune(tmp_path: Path) -> None:
     for ev in streams.due_events(1e12, limit=100):
         streams.mark(ev.id, DELIVERED)
     streams.prune(max_events=100, max_age_s=3600)
-    rows = streams._conn.execute("SELECT state, COUNT(*) FROM stream_events GROUP BY state").fetchall()
+    with closing(sqlite3.connect(tmp_path / "db" / "catalog.sqlite")) as conn:  # what another process sees
+        rows = conn.execute("SELECT state, COUNT(*) FROM stream_events GROUP BY state").fetchall()
     counts = {r[0]: r[1] for r in rows}
     assert sum(counts.values()) == 100 and counts[PENDING] == 51  # the delivered went first
     streams.close()

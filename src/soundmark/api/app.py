@@ -21,9 +21,8 @@ from soundmark import __version__
 from soundmark.api.logs import AccessLog
 from soundmark.api.origin import operator
 from soundmark.api.routes import enterprise, method_paths, methods, pages, streams, ws
-from soundmark.api.state import AppState, Metrics
+from soundmark.api.state import AppState, Metrics, open_database, usage_counter
 from soundmark.audd.errors import RequestEcho, error_body
-from soundmark.auth.tokens import TokenStore
 from soundmark.services.recognition_pool import RecognitionPool
 from soundmark.settings import Settings
 from soundmark.store import Store, recorded_params
@@ -51,7 +50,8 @@ def create_app(settings: Settings) -> FastAPI:
             min_score=settings.min_score, min_votes=settings.min_votes,
         )  # fmt: skip
         pool.warm_up()
-        state = AppState(settings, store, pool, TokenStore(store.catalog), Metrics())
+        db = open_database(settings, store.params)  # the one SQLite writer, and the read pool
+        state = AppState(settings, store, pool, db, usage_counter(db), Metrics())
         state.handlers.update(methods.HANDLERS)
         for feature in FEATURES:
             state.handlers.update(feature.HANDLERS)
@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
                 yield
         finally:
             pool.close()
+            db.close()  # runs the writes still queued (usage counts) first
             store.close()
 
     app = FastAPI(

@@ -111,14 +111,11 @@ _SELECT_INFO = """
 
 
 class TokenStore:
-    """Tokens and quotas in a (writable) catalog."""
+    """Tokens and quotas in a catalog (or on one connection to it: the server's writer and
+    readers hand theirs in; see auth/usage.py for how the server counts requests)."""
 
-    def __init__(self, catalog: Catalog):
-        self.catalog = catalog
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        return self.catalog.conn
+    def __init__(self, catalog: Catalog | sqlite3.Connection):
+        self._conn = catalog if isinstance(catalog, sqlite3.Connection) else catalog.conn
 
     @staticmethod
     def _info(row: sqlite3.Row) -> TokenInfo:
@@ -211,6 +208,10 @@ class TokenStore:
         DO UPDATE's WHERE checks the running count), so the limit holds across processes without
         an explicit transaction, and also inside a caller's transaction.
         """
+        return self.consume_id(info.id, month_period(now), n)
+
+    def consume_id(self, token_id: int, period: str, n: int = 1) -> bool:
+        """``consume`` by token id for the usage ``period`` ('YYYY-MM')."""
         if n < 1:
             raise ValueError("n must be >= 1")
         cur = self._conn.execute(
@@ -222,19 +223,41 @@ class TokenStore:
             WHERE (SELECT limit_per_month IS NULL OR token_usage.count + excluded.count <= limit_per_month
                    FROM tokens WHERE id = token_usage.token_id)
             """,
-            (month_period(now), n, info.id, n),
+            (period, n, token_id, n),
         )
         return cur.rowcount == 1
 
-    def consume_anonymous(self, client: str, per_day: int, *, now: datetime | None = None) -> bool:
-        """Count one request without a token from ``client`` (its address) for the UTC day;
-        False (and nothing counted) once ``per_day`` requests were already allowed."""
+    def quota(self, token_id: int, *, now: datetime | None = None) -> tuple[int | None, bool, int] | None:
+        """A token's limit, whether it is revoked, and its usage this month as stored (None when
+        no such token): what ``consume`` checks, read without writing."""
+        row = self._conn.execute(
+            "SELECT t.limit_per_month, t.revoked_at IS NOT NULL, COALESCE(u.count, 0) FROM tokens t"
+            " LEFT JOIN token_usage u ON u.token_id = t.id AND u.period = ? WHERE t.id = ?",
+            (month_period(now), token_id),
+        ).fetchone()
+        return None if row is None else (None if row[0] is None else int(row[0]), bool(row[1]), int(row[2]))
+
+    def anonymous_used(self, client: str, day: str) -> int:
+        """Requests counted for ``client`` on the UTC ``day`` ('YYYY-MM-DD')."""
+        row = self._conn.execute("SELECT count FROM anonymous_usage WHERE client=? AND day=?", (client, day)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def consume_anonymous(self, client: str, per_day: int, *, now: datetime | None = None, n: int = 1) -> bool:
+        """Count ``n`` requests without a token from ``client`` (its address) for the UTC day;
+        False (and nothing counted) when that would pass ``per_day`` requests."""
+        return self.consume_anonymous_on(client, utc_day(now), per_day, n)
+
+    def consume_anonymous_on(self, client: str, day: str, per_day: int, n: int = 1) -> bool:
+        """``consume_anonymous`` for a given UTC ``day`` ('YYYY-MM-DD')."""
+        if n < 1:
+            raise ValueError("n must be >= 1")
         cur = self._conn.execute(
             """
-            INSERT INTO anonymous_usage(client, day, count) SELECT ?, ?, 1 WHERE 1 <= ?
-            ON CONFLICT(client, day) DO UPDATE SET count = count + 1 WHERE count + 1 <= ?
+            INSERT INTO anonymous_usage(client, day, count) SELECT ?, ?, ? WHERE ? <= ?
+            ON CONFLICT(client, day) DO UPDATE SET count = count + excluded.count
+            WHERE count + excluded.count <= ?
             """,
-            (client, utc_day(now), per_day, per_day),
+            (client, day, n, n, per_day, per_day),
         )
         return cur.rowcount == 1
 

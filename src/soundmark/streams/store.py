@@ -1,21 +1,25 @@
 """Streams, callback URLs and the durable event queue, kept in the store's catalog (SQLite).
 
-One ``StreamStore`` owns its own connection to the catalog, so it never contends with the
-request path's connection; every method is synchronous and guarded by a lock (call it through
-``asyncio.to_thread`` from the event loop). Event stamps (``created_ms``) are strictly increasing
-across the process, which golongpoll's ``since_time`` semantics need.
+Every method is synchronous (call it through ``asyncio.to_thread`` from the event loop) and
+reaches SQLite through a ``Database`` (catalog/writer.py): in the server its writes go through the
+process's one writer thread and its reads through the read pool; the CLI gets a connection of its
+own. Event stamps (``created_ms``) are strictly increasing across the process, which golongpoll's
+``since_time`` semantics need: an event's stamp is taken and committed under the stamp lock, and
+``poll`` reads under it, so a poll never answers a stamp later than an event still being written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from soundmark.catalog.sqlite import Catalog
+from soundmark.catalog.writer import Database, LocalDatabase
 
 PENDING, DELIVERED, SKIPPED, EXPIRED = "pending", "delivered", "skipped", "expired"
 RECENT_RESULTS = 40  # results kept per stream by AudD's lastSong service (historyCap)
@@ -56,16 +60,26 @@ class Event:
 
 
 class StreamStore:
-    def __init__(self, root: str | Path):
-        self._catalog = Catalog(Path(root))  # applies the migrations when the store is older
-        self._conn = self._catalog.conn
-        self._lock = threading.Lock()
-        row = self._conn.execute("SELECT MAX(created_ms) FROM stream_events").fetchone()
+    def __init__(self, root: str | Path, db: Database | None = None):
+        self._own: LocalDatabase | None = None
+        if db is None:  # a connection of its own (it applies pending migrations)
+            db = self._own = LocalDatabase(Path(root))
+        self._db: Database = db
+        self._lock = threading.Lock()  # the stamp lock
+        row = self._db.read(lambda c: c.conn.execute("SELECT MAX(created_ms) FROM stream_events").fetchone())
         self._last_ms = int(row[0] or 0)
 
     def close(self) -> None:
-        with self._lock:
-            self._catalog.close()
+        if self._own is not None:
+            self._own.close()
+
+    def _write(self, sql: str, args: tuple[object, ...]) -> int:
+        """One statement in its own transaction; returns the rows it changed."""
+        return self._db.write(lambda c: c.execute(sql, args).rowcount)
+
+    def _one(self, sql: str, args: tuple[object, ...]) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._db.read(lambda c: c.conn.execute(sql, args).fetchone())
+        return row
 
     # --- stamps -------------------------------------------------------------------------------
     def stamp(self) -> int:
@@ -79,19 +93,15 @@ class StreamStore:
 
     # --- accounts -----------------------------------------------------------------------------
     def set_callback_url(self, token_id: int, md5_of_token: str, url: str | None) -> None:
-        with self._lock, self._catalog.transaction() as c:
-            c.execute(
-                "INSERT INTO stream_accounts(token_id, token_md5, callback_url, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(token_id) DO UPDATE SET token_md5=excluded.token_md5, "
-                "callback_url=excluded.callback_url, updated_at=excluded.updated_at",
-                (token_id, md5_of_token, url, time.time()),
-            )
+        self._write(
+            "INSERT INTO stream_accounts(token_id, token_md5, callback_url, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(token_id) DO UPDATE SET token_md5=excluded.token_md5, "
+            "callback_url=excluded.callback_url, updated_at=excluded.updated_at",
+            (token_id, md5_of_token, url, time.time()),
+        )
 
     def callback_url(self, token_id: int) -> str | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT callback_url FROM stream_accounts WHERE token_id=?", (token_id,)
-            ).fetchone()
+        row = self._one("SELECT callback_url FROM stream_accounts WHERE token_id=?", (token_id,))
         return None if row is None or not row[0] else str(row[0])
 
     # --- streams ------------------------------------------------------------------------------
@@ -99,7 +109,8 @@ class StreamStore:
         """Add (or replace) the stream ``radio_id`` of a token."""
         now = time.time()
         category = longpoll_category(md5_of_token, radio_id)
-        with self._lock, self._catalog.transaction() as c:
+
+        def write(c: sqlite3.Connection) -> None:
             c.execute(
                 "INSERT INTO stream_accounts(token_id, token_md5, callback_url, updated_at) VALUES (?, ?, NULL, ?) "
                 "ON CONFLICT(token_id) DO UPDATE SET token_md5=excluded.token_md5",
@@ -113,29 +124,25 @@ class StreamStore:
                 (token_id, radio_id, url, callbacks, category, now, now),
             )
 
+        self._db.write(write)
+
     def count_streams(self, token_id: int) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM streams WHERE token_id=?", (token_id,)).fetchone()[0])
+        row = self._one("SELECT COUNT(*) FROM streams WHERE token_id=?", (token_id,))
+        return int(row[0]) if row is not None else 0
 
     def has_stream(self, token_id: int, radio_id: int) -> bool:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT 1 FROM streams WHERE token_id=? AND radio_id=?", (token_id, radio_id)
-            ).fetchone()
-        return row is not None
+        return self._one("SELECT 1 FROM streams WHERE token_id=? AND radio_id=?", (token_id, radio_id)) is not None
 
     def set_stream_url(self, token_id: int, radio_id: int, url: str) -> bool:
-        with self._lock, self._catalog.transaction() as c:
-            cur = c.execute(
-                "UPDATE streams SET url=?, running=0, status_code=NULL, status_message=NULL, updated_at=? "
-                "WHERE token_id=? AND radio_id=?",
-                (url, time.time(), token_id, radio_id),
-            )
-            return cur.rowcount > 0
+        changed = self._write(
+            "UPDATE streams SET url=?, running=0, status_code=NULL, status_message=NULL, updated_at=? "
+            "WHERE token_id=? AND radio_id=?",
+            (url, time.time(), token_id, radio_id),
+        )
+        return changed > 0
 
     def delete_stream(self, token_id: int, radio_id: int) -> bool:
-        with self._lock, self._catalog.transaction() as c:
-            return c.execute("DELETE FROM streams WHERE token_id=? AND radio_id=?", (token_id, radio_id)).rowcount > 0
+        return self._write("DELETE FROM streams WHERE token_id=? AND radio_id=?", (token_id, radio_id)) > 0
 
     def streams(self, token_id: int | None = None, *, active_only: bool = False) -> list[StreamRow]:
         """Streams of one token (or all); ``active_only`` leaves out those of revoked or deleted tokens."""
@@ -154,8 +161,7 @@ class StreamStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY s.token_id, s.radio_id"
-        with self._lock:
-            rows = self._conn.execute(sql, args).fetchall()
+        rows = self._db.read(lambda c: c.conn.execute(sql, args).fetchall())
         return [
             StreamRow(
                 int(r[0]),
@@ -172,55 +178,70 @@ class StreamStore:
         ]
 
     def set_status(self, stream_id: int, running: bool, code: int | None, message: str | None) -> None:
-        with self._lock, self._catalog.transaction() as c:
-            c.execute(
-                "UPDATE streams SET running=?, status_code=?, status_message=? WHERE id=?",
-                (int(running), code, message, stream_id),
-            )
+        self._write(
+            "UPDATE streams SET running=?, status_code=?, status_message=? WHERE id=?",
+            (int(running), code, message, stream_id),
+        )
 
     # --- events -------------------------------------------------------------------------------
     def add_event(self, token_id: int, radio_id: int, category: str, kind: str, payload: dict[str, object]) -> int:
         """Queue an event; it is pending delivery when the account has a callback URL. Returns its stamp."""
-        with self._lock, self._catalog.transaction() as c:
+        body = json.dumps(payload, ensure_ascii=False)
+
+        def write(c: sqlite3.Connection) -> int:  # runs under the stamp lock, up to its COMMIT
             row = c.execute("SELECT callback_url FROM stream_accounts WHERE token_id=?", (token_id,)).fetchone()
             state = PENDING if row is not None and row[0] else SKIPPED
             ms = self._next_ms()
             c.execute(
                 "INSERT INTO stream_events(token_id, radio_id, category, kind, payload, created_ms, state) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (token_id, radio_id, category, kind, json.dumps(payload, ensure_ascii=False), ms, state),
+                (token_id, radio_id, category, kind, body, ms, state),
             )
             return ms
+
+        stamp: int = self._db.write(write, guard=self._lock)
+        return stamp
 
     def poll(self, category: str, since_ms: int) -> tuple[Event | None, int]:
         """The first event of ``category`` stamped after ``since_ms`` (golongpoll answers one per
         request) and its stamp; without one, a fresh stamp that every later event will exceed."""
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM stream_events WHERE category=? AND created_ms>? "
-                "ORDER BY created_ms LIMIT 1",
-                (category, since_ms),
-            ).fetchone()
-            if row is None:
-                return None, self._next_ms()
-        event = _event(row)
-        return event, event.created_ms
+
+        def read(c: Catalog) -> tuple[Event | None, int]:
+            with self._lock:  # taken inside the read: the same order as a write's guard
+                row = c.conn.execute(
+                    f"SELECT {_EVENT_COLUMNS} FROM stream_events WHERE category=? AND created_ms>? "
+                    "ORDER BY created_ms LIMIT 1",
+                    (category, since_ms),
+                ).fetchone()
+                if row is None:
+                    return None, self._next_ms()
+            event = _event(row)
+            return event, event.created_ms
+
+        result: tuple[Event | None, int] = self._db.read(read)
+        return result
 
     def recent_results(self, category: str, limit: int = RECENT_RESULTS) -> list[dict[str, object]] | None:
         """The last ``limit`` songs reported for the stream of ``category``, oldest first, each
         the best result of its callback merged with ``radio_id``, ``timestamp`` and ``play_length``
         (the elements of AudD's ``lastSong`` history); None when no stream has this category."""
-        with self._lock:
-            known = self._conn.execute(
+
+        def read(c: Catalog) -> list[sqlite3.Row] | None:
+            known = c.conn.execute(
                 "SELECT 1 FROM streams WHERE category=? UNION ALL SELECT 1 FROM stream_events WHERE category=? LIMIT 1",
                 (category, category),
             ).fetchone()
             if known is None:
                 return None
-            rows = self._conn.execute(
+            rows: list[sqlite3.Row] = c.conn.execute(
                 "SELECT payload FROM stream_events WHERE category=? AND kind='result' ORDER BY created_ms DESC LIMIT ?",
                 (category, limit),
             ).fetchall()
+            return rows
+
+        rows = self._db.read(read)
+        if rows is None:
+            return None
         out: list[dict[str, object]] = []
         for (payload,) in reversed(rows):
             result = json.loads(str(payload)).get("result") or {}
@@ -235,31 +256,28 @@ class StreamStore:
         return out
 
     def due_events(self, now: float, limit: int = 100) -> list[Event]:
-        with self._lock:
-            rows = self._conn.execute(
+        rows = self._db.read(
+            lambda c: c.conn.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM stream_events WHERE state=? AND next_attempt_at<=? ORDER BY id LIMIT ?",
                 (PENDING, now, limit),
             ).fetchall()
+        )
         return [_event(r) for r in rows]
 
     def next_due_at(self) -> float | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT MIN(next_attempt_at) FROM stream_events WHERE state=?", (PENDING,)
-            ).fetchone()
-        return None if row[0] is None else float(row[0])
+        row = self._one("SELECT MIN(next_attempt_at) FROM stream_events WHERE state=?", (PENDING,))
+        return None if row is None or row[0] is None else float(row[0])
 
     def mark(self, event_id: int, state: str, error: str | None = None) -> None:
-        with self._lock, self._catalog.transaction() as c:
-            c.execute(
-                "UPDATE stream_events SET state=?, attempts=attempts+1, last_error=? WHERE id=?",
-                (state, error, event_id),
-            )
+        self._write(
+            "UPDATE stream_events SET state=?, attempts=attempts+1, last_error=? WHERE id=?", (state, error, event_id)
+        )
 
     def retry_later(self, event_id: int, token_id: int, at: float, error: str) -> None:
         """The delivery of ``event_id`` failed: try it again at ``at``, and hold back every later
         pending event of the same account until then (they stay in order)."""
-        with self._lock, self._catalog.transaction() as c:
+
+        def write(c: sqlite3.Connection) -> None:
             c.execute(
                 "UPDATE stream_events SET attempts=attempts+1, next_attempt_at=?, last_error=? WHERE id=?",
                 (at, error[:500], event_id),
@@ -270,15 +288,18 @@ class StreamStore:
                 (at, token_id, PENDING, event_id, at),
             )
 
+        self._db.write(write)
+
     def pending_count(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM stream_events WHERE state=?", (PENDING,)).fetchone()[0])
+        row = self._one("SELECT COUNT(*) FROM stream_events WHERE state=?", (PENDING,))
+        return int(row[0]) if row is not None else 0
 
     def prune(self, max_events: int, max_age_s: float) -> tuple[int, int]:
         """Expire pending events older than ``max_age_s``, then keep at most ``max_events`` rows,
         deleting finished events (oldest first) before any pending one. Returns (expired, deleted)."""
         cutoff_ms = int((time.time() - max_age_s) * 1000)
-        with self._lock, self._catalog.transaction() as c:
+
+        def write(c: sqlite3.Connection) -> tuple[int, int]:
             expired = c.execute(
                 "UPDATE stream_events SET state=? WHERE state=? AND created_ms<?", (EXPIRED, PENDING, cutoff_ms)
             ).rowcount
@@ -296,7 +317,10 @@ class StreamStore:
                         "DELETE FROM stream_events WHERE id IN (SELECT id FROM stream_events ORDER BY id LIMIT ?)",
                         (excess - deleted,),
                     ).rowcount
-        return expired, deleted
+            return expired, deleted
+
+        result: tuple[int, int] = self._db.write(write)
+        return result
 
 
 _EVENT_COLUMNS = "id, token_id, radio_id, category, kind, payload, created_ms, attempts"

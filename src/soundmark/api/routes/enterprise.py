@@ -43,7 +43,7 @@ from soundmark.api.params import ApiRequest
 from soundmark.api.state import AppState, app_state
 from soundmark.audd.errors import ApiError
 from soundmark.audd.metadata import parse_return
-from soundmark.audd.models import EnterpriseChunk, JobError, JobView, wire
+from soundmark.audd.models import EnterpriseChunk, ErrorEnvelope, JobError, JobSuccess, JobView, wire
 from soundmark.audd.presenter import enterprise_song, tracklist_entry
 from soundmark.audd.typed import Flag, Int, Params, Text, parse
 from soundmark.audio.fetch import fetch_url
@@ -183,7 +183,7 @@ def _jobs(state: AppState) -> JobService:
 
 
 async def enterprise(state: AppState, request: Request, api: ApiRequest) -> object:
-    info = authorize(state, request, api.get("api_token"), scope="recognize")
+    info = await authorize(state, request, api.get("api_token"), scope="recognize")
     jobs = _jobs(state)
     p = parse(EnterpriseParams, api.params)
     params = job_params(p, state.settings.max_job_hours * 3600)
@@ -263,7 +263,8 @@ def job_view(state: AppState, request: Request, job: Job) -> JobView:
     return view
 
 
-@router.get("/jobs/{job_id}", summary="a long-recording job: status, progress, tracklist")
+@router.get("/jobs/{job_id}", summary="a long-recording job: status, progress, tracklist",
+            responses={200: {"model": JobSuccess | ErrorEnvelope, "description": "the job, or error 50"}})  # fmt: skip
 @router.get("/enterprise/jobs/{job_id}", include_in_schema=False)
 async def get_job(request: Request, job_id: str) -> JSONResponse:
     state = app_state(request)

@@ -5,7 +5,6 @@ Every answer is HTTP 200 with AudD's envelope; whatever goes wrong becomes an Au
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -148,7 +147,7 @@ async def audio_bytes(state: AppState, api: ApiRequest) -> bytes:
 
 
 async def recognize(state: AppState, request: Request, api: ApiRequest) -> object:
-    authorize(state, request, api.get("api_token"), scope="recognize", allow_demo=True)
+    await authorize(state, request, api.get("api_token"), scope="recognize", allow_demo=True)
     p = parse(RecognizeParams, api.params)
     found = await recognition_service(state).recognize(await audio_bytes(state, api), p.options)
     state.metrics.matches.labels("match" if found else "no_match").inc()
@@ -160,7 +159,7 @@ async def recognize_with_offset(state: AppState, request: Request, api: ApiReque
 
 
 async def find_lyrics(state: AppState, request: Request, api: ApiRequest) -> object:
-    authorize(state, request, api.get("api_token"), scope="recognize", allow_demo=True)
+    await authorize(state, request, api.get("api_token"), scope="recognize", allow_demo=True)
     p = parse(FindLyricsParams, api.params)
     base = base_url(request, state.settings.public_url)
     return [lyrics_hit(t, base) for t in search_lyrics(state.store.catalog, p.q, limit=10)]
@@ -168,11 +167,11 @@ async def find_lyrics(state: AppState, request: Request, api: ApiRequest) -> obj
 
 async def upload(state: AppState, request: Request, api: ApiRequest) -> object:
     """AudD's custom catalog: fingerprint the audio and store it under ``audio_id``."""
-    authorize(state, request, api.get("api_token"), scope="catalog:write", count=False)
+    await authorize(state, request, api.get("api_token"), scope="catalog:write", count=False)
     audio_id = parse(UploadParams, api.params).audio_id
     extracted = await recognition_service(state).extract(await audio_bytes(state, api))
-    async with state.write_lock:
-        await asyncio.to_thread(replace_upload_slot, state.store, audio_id, extracted, api.get("url") or "upload")
+    source = api.get("url") or "upload"
+    await state.write_store(lambda store: replace_upload_slot(store, audio_id, extracted, source))  # the writer thread
     return None
 
 

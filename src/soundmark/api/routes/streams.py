@@ -39,6 +39,7 @@ log = logging.getLogger("soundmark.streams")
 router = APIRouter()
 EVENT_POLL_SECONDS = 0.5  # how soon an `api` node's longpoll sees an event another node wrote
 
+
 def _streams(state: AppState) -> StreamStore:
     store: StreamStore = state.extras["streams.store"]
     return store
@@ -57,9 +58,9 @@ async def _sync(state: AppState) -> None:
         await manager.sync()
 
 
-def _account(state: AppState, request: Request, api: ApiRequest) -> StreamAccount:
+async def _account(state: AppState, request: Request, api: ApiRequest) -> StreamAccount:
     token = api.get("api_token")
-    info = authorize(state, request, token, scope="streams", count=False)
+    info = await authorize(state, request, token, scope="streams", count=False)
     assert info is not None  # the streams scope always needs a token
     return StreamAccount.of(info.id, token)
 
@@ -102,19 +103,19 @@ class ChannelParams(typed.Params):
 
 async def set_callback_url(state: AppState, request: Request, api: ApiRequest) -> object:
     p = typed.parse(UrlParams, api.params)
-    account = _account(state, request, api)
+    account = await _account(state, request, api)
     await asyncio.to_thread(_service(state).set_callback_url, account, p.url)
     return None
 
 
 async def get_callback_url(state: AppState, request: Request, api: ApiRequest) -> object:
     typed.parse(TokenParams, api.params)
-    account = _account(state, request, api)
+    account = await _account(state, request, api)
     return await asyncio.to_thread(_service(state).callback_url, account)
 
 
 async def add_stream(state: AppState, request: Request, api: ApiRequest) -> object:
-    account = _account(state, request, api)
+    account = await _account(state, request, api)
     p = AddStreamParams.from_request(api.params)
     await asyncio.to_thread(_service(state).add_stream, account, p.radio_id, p.url, p.callbacks)
     await _sync(state)
@@ -122,7 +123,7 @@ async def add_stream(state: AppState, request: Request, api: ApiRequest) -> obje
 
 
 async def set_stream_url(state: AppState, request: Request, api: ApiRequest) -> object:
-    account = _account(state, request, api)
+    account = await _account(state, request, api)
     p = typed.parse(StreamUrlParams, api.params)
     await asyncio.to_thread(_service(state).set_stream_url, account, p.radio_id, p.url)
     await _sync(state)
@@ -130,7 +131,7 @@ async def set_stream_url(state: AppState, request: Request, api: ApiRequest) -> 
 
 
 async def delete_stream(state: AppState, request: Request, api: ApiRequest) -> object:
-    account = _account(state, request, api)
+    account = await _account(state, request, api)
     radio_id = typed.parse(StreamParams, api.params).radio_id
     await asyncio.to_thread(_service(state).delete_stream, account, radio_id)
     await _sync(state)
@@ -139,7 +140,7 @@ async def delete_stream(state: AppState, request: Request, api: ApiRequest) -> o
 
 async def get_streams(state: AppState, request: Request, api: ApiRequest) -> object:
     typed.parse(TokenParams, api.params)
-    account = _account(state, request, api)
+    account = await _account(state, request, api)
     rows = await asyncio.to_thread(_service(state).streams, account)
     return [
         {"radio_id": r.radio_id, "url": r.url, "stream_running": r.running, "longpoll_category": r.category}
@@ -201,7 +202,7 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
     a node whose role monitors (``monitor``, ``all``); on a node that serves the API but does not
     monitor (``api``), a watcher that wakes longpoll when another process writes an event."""
     s = state.settings
-    store = StreamStore(s.db)
+    store = await asyncio.to_thread(StreamStore, s.db, state.db)  # its writes go through the one writer
     hub = LongpollHub(store)
     state.extras.update({"streams.store": store, "streams.hub": hub, "streams.service": StreamService(store, s)})
     tasks = []

@@ -30,7 +30,7 @@ async def _answer_frame(state: AppState, ws: WebSocket, data: bytes, params: dic
     try:
         if len(data) > state.settings.max_upload_bytes:
             raise ApiError(400, f"the frame is too big: {state.settings.max_upload_bytes} bytes is the maximum.")
-        authorize(state, ws, params.get("api_token", "").strip(), scope="recognize", allow_demo=True)
+        await authorize(state, ws, params.get("api_token", "").strip(), scope="recognize", allow_demo=True)
         p = parse(RecognizeParams, params)
         try:
             found = await recognition_service(state).recognize(data, p.options)
@@ -50,7 +50,7 @@ async def websocket(ws: WebSocket) -> None:
     token = params.get("api_token", "").strip()
     if token:
         try:
-            authorize(state, ws, token, scope="recognize", count=False, allow_demo=True)
+            await authorize(state, ws, token, scope="recognize", count=False, allow_demo=True)
         except ApiError as exc:
             echo = RequestEcho("recognize", "WS", params)
             await ws.send_json(error_body(exc.code, exc.message, echo, operator=operator(ws, state.settings)))

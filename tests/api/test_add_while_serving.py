@@ -1,0 +1,88 @@
+"""While ``soundmark add`` (another process) writes to the server's store, no request waits for it.
+
+A real server and a real add run of generated audio on the same ``--db``; meanwhile clients keep
+asking /healthz, /metrics and an authenticated recognize (a CLI-made token with a monthly quota),
+and a token with a small quota is used past its limit. Every answer must be right, and the worst
+latency far below the add's duration and below an absolute bound an order of magnitude under the
+catalog's busy timeout (30 s): a request that waited for the add's write lock would show. This is
+a functional property (nothing on the request path waits for the writer), not a speed figure:
+benchmarks/write_contention.py measures the latencies.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from contention import Recorder, probe_loop, recognize_loop, start_add, wav_bytes, write_tracks
+from live_server import start_server, stop_server
+
+from support import PIECE_RATE, Piece
+
+BASES, PER_BASE = 6, 8  # 48 tracks, about 1.8 h of audio: an add run of tens of seconds here
+WORST_S = 2.0  # an order of magnitude under busy_timeout, and under the whole add run
+SMALL_QUOTA = 5
+
+
+def test_requests_never_wait_for_an_add_in_another_process(
+    built_store: Path, pieces: list[Piece], tmp_path: Path
+) -> None:
+    db = tmp_path / "db"
+    shutil.copytree(built_store, db)
+    write_tracks(tmp_path / "audio", bases=BASES, per_base=PER_BASE)
+    piece = pieces[0]
+    clip = wav_bytes(piece.samples[5 * PIECE_RATE : 11 * PIECE_RATE], PIECE_RATE)
+    server = start_server(db, tmp_path / "server.log")
+    rec = Recorder()
+    stop = threading.Event()
+    try:
+        token = server.token("hammer", "--limit-per-month", "1000000")
+        small = server.token("small", "--limit-per-month", str(SMALL_QUOTA))
+        with httpx.Client(timeout=60) as warm:  # the first recognition loads the workers' index
+            assert (
+                warm.post(server.url + "/", data={"api_token": token}, files={"file": ("c.wav", clip)}).json()[
+                    "result"
+                ]["title"]
+                == piece.title
+            )
+        clients = [httpx.Client(timeout=60) for _ in range(3)]
+        add = start_add(db, tmp_path / "audio", tmp_path / "add.log", batch=4)
+        started = time.monotonic()
+        threads = [
+            threading.Thread(target=probe_loop, args=(clients[0], server.url, rec, stop)),
+            threading.Thread(target=recognize_loop, args=(clients[1], server.url, token, clip, piece.title, rec, stop)),
+        ]
+        for t in threads:
+            t.start()
+        codes = []  # the small quota, used past its limit while the add runs
+        for _ in range(SMALL_QUOTA + 3):
+            body = clients[2].post(server.url + "/", data={"api_token": small}, files={"file": ("c.wav", clip)}).json()
+            codes.append(0 if body["status"] == "success" else body["error"]["error_code"])
+        add.wait(timeout=900)
+        add_seconds = time.monotonic() - started
+        stop.set()
+        for t in threads:
+            t.join()
+        final = clients[0].get(server.url + "/healthz").json()
+        for c in clients:
+            c.close()
+    finally:
+        stop.set()
+        stop_server(server)
+
+    add_log = (tmp_path / "add.log").read_text()
+    assert add.returncode == 0, add_log
+    assert f"added {BASES * PER_BASE} tracks" in add_log, add_log
+    assert final["tracks"] == len(pieces) + BASES * PER_BASE  # the server sees what the add committed
+    assert add_seconds >= 10, f"the add took {add_seconds:.1f} s: too short to contend with"
+
+    wrong = [a for a in rec.answers if not a.ok]
+    assert not wrong, wrong[:5]
+    assert codes == [0] * SMALL_QUOTA + [902] * 3
+    for kind in ("healthz", "metrics", "recognize"):
+        assert len(rec.of(kind)) >= 10, f"too few {kind} requests during the add"
+    worst = max(rec.answers, key=lambda a: a.seconds)
+    assert worst.seconds < min(WORST_S, add_seconds / 10), (worst, add_seconds)
