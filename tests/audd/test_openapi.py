@@ -216,6 +216,11 @@ def test_answers_are_documented_with_the_response_models(ours: dict[str, Any]) -
         assert any(n and n.endswith("Success") for n in names), (method, path, names)
 
 
+def test_job_status_is_documented(ours: dict[str, Any]) -> None:
+    answer = ours["paths"]["/jobs/{job_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert {b.get("title") for b in alternatives(ours, answer)} == {"JobSuccess", "ErrorEnvelope"}
+
+
 def test_longpoll_is_documented(ours: dict[str, Any]) -> None:
     op = ours["paths"]["/longpoll/"]["get"]
     answer = op["responses"]["200"]["content"]["application/json"]["schema"]

@@ -14,6 +14,10 @@ from pydantic import BaseModel, ValidationError
 from soundmark.audd import models
 from soundmark.audd.blocks import PROVIDER_MODELS
 from soundmark.audd.models import wire
+from soundmark.catalog.models import Track, TrackMeta
+from soundmark.services.recognition_pool import WorkerMatch
+from soundmark.streams.callbacks import notification_payload, result_payload, song_dict
+from soundmark.streams.tracker import Play
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "audd-reference" / "fixtures"
 
@@ -96,3 +100,19 @@ def test_models_refuse_what_audd_does_not_send() -> None:
         models.EnterpriseSuccess.model_validate({"status": "success", "result": [{"offset": "00:00", "songs": [{}]}]})
     with pytest.raises(ValidationError):
         PROVIDER_MODELS["deezer"].model_validate({"id": "not a number"})
+
+
+def test_stream_callback_bodies_validate_against_the_callback_models() -> None:
+    """What streams/callbacks.py queues for a callback URL (and longpoll) is the modelled shape."""
+    track = Track(id=3, meta=TrackMeta(title="T", artist="A", album="Al", isrc="GB1"), duration=200.0)
+    match = WorkerMatch(3, 30.0, 12.0, 1.0, 1.0)
+    play = Play(track_id=3, start=1_700_000_000.0, end=1_700_000_111.0, duration=200.0, best=match)
+    song = song_dict(match, track, "http://h", [], "us", 6.0)
+    for with_length in (True, False):
+        body = result_payload(7, play, [song], "+03:00", with_length=with_length)
+        parsed = models.CallbackResultBody.model_validate(body)
+        assert wire(parsed) == body
+        assert parsed.result.results[0].score == 75  # twice the threshold, on AudD's integer scale
+        assert (parsed.result.play_length == 111) is with_length
+    note = notification_payload(7, 650, "can't connect", False)
+    assert wire(models.CallbackNotificationBody.model_validate(note)) == note
