@@ -5,7 +5,7 @@ Field names, types and order are the wire format: ``wire(model)`` is the JSON a 
 Every field a builder (presenter.py) does not set is left out of the answer (``exclude_unset``),
 so one model serves the shapes AudD varies by context (a custom-catalog match is only
 ``{timecode, audio_id}``); a field set to ``None`` is sent as ``null``. The OpenAPI schema of the
-API is generated from these models (api/openapi.py).
+API is generated from these models (audd/schema.py, api/routes/method_paths.py).
 """
 
 from __future__ import annotations
