@@ -24,6 +24,7 @@ from soundmark.api.routes import enterprise, method_paths, methods, pages, strea
 from soundmark.api.state import AppState, Metrics, open_database, usage_counter
 from soundmark.audd.errors import RequestEcho, error_body
 from soundmark.services.recognition_pool import RecognitionPool
+from soundmark.services.runtime import Role
 from soundmark.settings import Settings
 from soundmark.store import Store, recorded_params
 
@@ -32,10 +33,6 @@ log = logging.getLogger("soundmark.api")
 # Feature modules: each has `router` (extra HTTP routes), `HANDLERS` (AudD methods by name) and
 # `lifespan(state)` (an async context manager for its background work).
 FEATURES = (enterprise, streams)
-
-# Process roles that serve the HTTP/WebSocket API; the others (monitor, jobs) do background work
-# and answer only /healthz and /metrics. What each feature's lifespan starts depends on the role.
-API_ROLES = ("api", "all")
 
 # Swagger UI's files, from the pinned swagger-ui-bundle package: /docs works offline.
 DOCS_ASSETS = "/docs-assets"
@@ -105,7 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
         )  # fmt: skip
 
     app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
-    if settings.role not in API_ROLES:  # a background node: probes only (see cli/serve.py's roles)
+    if not Role.of(settings).serves_api:  # a background node (services/runtime.py): probes only
         app.add_api_route("/healthz", pages.healthz, methods=["GET"], summary="liveness and catalog size")
         app.add_api_route("/metrics", pages.metrics, methods=["GET"], summary="Prometheus metrics")
         return app

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from soundmark.cli.common import db_option, load_settings
+from soundmark.services.runtime import ROLES
 
 ROLES_HELP = (
     "What this process runs [env SOUNDMARK_ROLE; default all]. "
@@ -21,9 +22,12 @@ ROLES_HELP = (
 )
 
 
-@click.command("serve")
+ROLES_EPILOG = "\b\nRoles (--role / SOUNDMARK_ROLE):\n" + "\n".join(f"  {k:<8} {v}" for k, v in ROLES.items())
+
+
+@click.command("serve", epilog=ROLES_EPILOG)
 @db_option
-@click.option("--role", type=click.Choice(["api", "monitor", "jobs", "all"]), default=None, help=ROLES_HELP)
+@click.option("--role", type=click.Choice(list(ROLES)), default=None, help=ROLES_HELP)
 @click.option("--host", default=None, help="Address to listen on [env SOUNDMARK_HOST; default 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port to listen on [env SOUNDMARK_PORT; default 8080].")
 @click.option(
@@ -69,13 +73,6 @@ def serve_command(
 ) -> None:  # fmt: skip
     """Serve the AudD-compatible HTTP API (recognize, upload, findLyrics, WebSocket, song pages)
     and run the background work, as --role says.
-
-    \b
-    Roles (--role / SOUNDMARK_ROLE):
-      api      the HTTP/WebSocket API, without background work
-      monitor  live stream monitoring + callback delivery (/healthz, /metrics)
-      jobs     enterprise jobs: resumes interrupted ones, runs queued ones (/healthz, /metrics)
-      all      everything in one process (the default)
 
     The store is created if it does not exist yet. Create tokens with `soundmark token create`.
     """

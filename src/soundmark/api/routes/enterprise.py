@@ -51,6 +51,7 @@ from soundmark.errors import SoundmarkError
 from soundmark.jobs import DONE, FAILED, Job, JobRunner, JobStore
 from soundmark.match.recognizer import format_timecode
 from soundmark.services.jobs import JobService
+from soundmark.services.runtime import Role
 
 router = APIRouter()
 
@@ -285,7 +286,7 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
     s = state.settings
     jobs = await asyncio.to_thread(JobStore, s.db)
     runner = None
-    if s.role in ("jobs", "all"):
+    if Role.of(s).runs_jobs:
         runner = JobRunner(
             jobs, Path(s.db), max_jobs=s.max_jobs, scan_workers=s.scan_workers, max_seconds=s.max_job_hours * 3600
         )

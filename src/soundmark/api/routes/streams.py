@@ -28,6 +28,7 @@ from soundmark.api.params import ApiRequest
 from soundmark.api.state import AppState, app_state
 from soundmark.audd import typed
 from soundmark.audd.errors import ApiError
+from soundmark.services.runtime import Role
 from soundmark.services.streams import StreamAccount, StreamService
 from soundmark.streams.callbacks import CallbackDeliverer, EventSink
 from soundmark.streams.event_watch import EventWatcher
@@ -207,7 +208,7 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
     state.extras.update({"streams.store": store, "streams.hub": hub, "streams.service": StreamService(store, s)})
     tasks = []
     manager: StreamManager | None = None
-    if s.role in ("monitor", "all"):
+    if Role.of(s).monitors:
         deliverer = CallbackDeliverer(store, s)
 
         def published() -> None:
@@ -228,7 +229,7 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
             asyncio.create_task(deliverer.run(), name="stream-callbacks"),
             asyncio.create_task(manager.run(s.stream_sync_seconds), name="stream-sync"),
         ]
-    elif s.role == "api":
+    elif Role.of(s).serves_api:  # events come from a monitor node
         watcher = EventWatcher(s.db, hub.published)
         tasks.append(asyncio.create_task(watcher.run(EVENT_POLL_SECONDS), name="stream-event-watch"))
     try:
