@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from soundmark.fingerprint.params import FingerprintParams
+from soundmark.net.addresses import AddressPolicy
 from soundmark.services.errors import ServiceError
 from soundmark.services.streams import StreamAccount, StreamService
 from soundmark.settings import Settings
@@ -17,7 +18,7 @@ from soundmark.streams.store import StreamStore, longpoll_category
 ACCOUNT = StreamAccount.of(1, "a-token-of-the-radio")
 
 
-def _allow_all(url: str, allow_private: bool) -> None:
+def _allow_all(url: str, policy: AddressPolicy) -> None:
     """A URL check that accepts every http(s) URL without DNS (the rules around it are tested)."""
     if not url.startswith(("http://", "https://")):
         raise StreamError("invalid url: not http(s)")
@@ -63,9 +64,12 @@ def test_urls_pass_the_ssrf_check_of_the_settings(streams: StreamStore, tmp_path
     assert _code(strict.add_stream, ACCOUNT, 1, "twitch:somechannel")[0] == 50
     assert _code(strict.add_stream, ACCOUNT, 1, "  ")[0] == 50
     assert strict.streams(ACCOUNT) == []
+    listed = StreamService(streams, Settings(db=tmp_path / "db", allowed_networks=("127.0.0.0/8",)))
+    listed.add_stream(ACCOUNT, 1, "http://127.0.0.1:9/live")  # the allow-list admits exactly its networks
+    assert _code(listed.add_stream, ACCOUNT, 2, "http://10.0.0.1/live")[0] == 600
     permissive = StreamService(streams, Settings(db=tmp_path / "db", allow_private_urls=True))
-    permissive.add_stream(ACCOUNT, 1, "http://127.0.0.1:9/live")
-    assert [r.url for r in permissive.streams(ACCOUNT)] == ["http://127.0.0.1:9/live"]
+    permissive.add_stream(ACCOUNT, 2, "http://10.0.0.1/live")
+    assert [r.url for r in permissive.streams(ACCOUNT)] == ["http://127.0.0.1:9/live", "http://10.0.0.1/live"]
 
 
 def test_callback_url_and_missing_streams(streams: StreamStore, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from soundmark.audio.fetch import fetch_url
 from soundmark.catalog.models import Track
 from soundmark.errors import DurationLimitError, SoundmarkError, TooLongError
+from soundmark.net.addresses import AddressPolicy
 from soundmark.services.errors import ServiceError
 from soundmark.services.recognition_pool import Extracted, Overloaded, RecognitionPool, WorkerMatch
 from soundmark.settings import Settings
@@ -61,14 +62,13 @@ class RecognitionService:
     def __init__(self, pool: RecognitionPool, track: Callable[[int], Track | None], settings: Settings):
         self._pool, self._track, self._settings = pool, track, settings
         self.limit_mb = settings.max_upload_bytes // (1024 * 1024)
+        self._policy = AddressPolicy.from_settings(settings)
 
     async def download(self, url: str) -> bytes:
-        """The audio at ``url`` (SSRF rules and size cap of the settings)."""
+        """The audio at ``url`` (the settings' address policy and size cap)."""
         s = self._settings
         try:
-            return await fetch_url(
-                url, max_bytes=s.max_download_bytes, timeout=s.download_timeout, allow_private=s.allow_private_urls
-            )
+            return await fetch_url(url, max_bytes=s.max_download_bytes, timeout=s.download_timeout, policy=self._policy)
         except SoundmarkError as exc:
             raise engine_error(exc, self.limit_mb) from exc
 

@@ -2,9 +2,10 @@
 every transport (AudD's stream methods over HTTP, ``soundmark stream`` on the command line).
 
 The rules: a URL is required; AudD's ``twitch:``/``youtube:`` shortcuts are refused; a stream or
-callback URL passes the SSRF check (``url_check``: today ``streams.source.check_stream_url``,
-the seam where net/'s one URL validation plugs in); a token monitors at most
-``streams_per_token`` streams (replacing one it has is always allowed).
+callback URL passes the SSRF check of net/ under the settings' address policy
+(``SOUNDMARK_ALLOW_PRIVATE_URLS``, ``SOUNDMARK_ALLOWED_NETWORKS``; the ``url_check`` seam,
+``streams.source.check_stream_url`` by default); a token monitors at most ``streams_per_token``
+streams (replacing one it has is always allowed).
 
 Every method blocks (SQLite, DNS): call it through ``asyncio.to_thread`` from an event loop. A
 refused request raises ``ServiceError`` with AudD's code.
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from soundmark.net.addresses import AddressPolicy
 from soundmark.services.errors import ServiceError
 from soundmark.settings import Settings
 from soundmark.streams.callbacks import NO_OP_RECEIVERS
@@ -28,7 +30,7 @@ STREAM_LIMIT_MESSAGE = (
 )
 UNSUPPORTED_SHORTCUTS = ("twitch:", "youtube:", "youtube-ch:")
 
-UrlCheck = Callable[[str, bool], None]  # (url, allow_private) -> None, or raises StreamError
+UrlCheck = Callable[[str, AddressPolicy], None]  # (url, policy) -> None, or raises StreamError
 Callbacks = Literal["before"] | None  # AudD's ``callbacks=before``: report songs as they start
 
 
@@ -44,9 +46,14 @@ class StreamAccount:
         return cls(token_id, token_md5(token))
 
 
+def _ssrf_check(url: str, policy: AddressPolicy) -> None:
+    check_stream_url(url, policy=policy)
+
+
 class StreamService:
-    def __init__(self, store: StreamStore, settings: Settings, url_check: UrlCheck = check_stream_url):
+    def __init__(self, store: StreamStore, settings: Settings, url_check: UrlCheck = _ssrf_check):
         self._store, self._settings, self._url_check = store, settings, url_check
+        self._policy = AddressPolicy.from_settings(settings)
 
     # --- callback URL -------------------------------------------------------------------------
     def set_callback_url(self, account: StreamAccount, url: str) -> None:
@@ -93,7 +100,7 @@ class StreamService:
         if what == "callback" and any(x in url for x in NO_OP_RECEIVERS):
             return url
         try:
-            self._url_check(url, self._settings.allow_private_urls)
+            self._url_check(url, self._policy)
         except StreamError as exc:
             raise ServiceError(600 if what == "stream" else 50, f"the {what} URL is refused: {exc}.") from exc
         return url
