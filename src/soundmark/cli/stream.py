@@ -84,8 +84,8 @@ def add_command(db: Path | None, token: str, radio_id: int, before: bool, url: s
     """Add (or replace) the stream URL under RADIO_ID; a running server starts monitoring it.
 
     The rules of AudD's addStream apply: the URL must be http(s) and reach a public address
-    (SOUNDMARK_ALLOW_PRIVATE_URLS=1 allows private ones), and a token monitors at most
-    SOUNDMARK_STREAMS_PER_TOKEN streams."""
+    (SOUNDMARK_ALLOWED_NETWORKS lists private networks allowed, SOUNDMARK_ALLOW_PRIVATE_URLS=1
+    allows every one), and a token monitors at most SOUNDMARK_STREAMS_PER_TOKEN streams."""
     with _service(db) as (store, service):
         try:
             service.add_stream(_account(store, token), radio_id, url, "before" if before else None)
