@@ -62,6 +62,26 @@ def start_add(db: Path, folder: Path, log: Path, *, batch: int) -> subprocess.Po
         return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
 
 
+_HOLD = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('contention', 'held')")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+"""
+
+
+def hold_write_lock(db: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process holding the catalog's write lock for ``seconds`` (as an add's commit or
+    compaction does on a large catalog or a slow disk); returns once the lock is held."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(db / "catalog.sqlite"), str(seconds)],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
 @dataclass
 class Answer:
     kind: str  # healthz | recognize | metrics | quota
