@@ -47,6 +47,8 @@ class Metrics:
         )  # fmt: skip
         self.inflight = Gauge("soundmark_inflight", "Recognitions queued or running", registry=r)
         self.tracks = Gauge("soundmark_catalog_tracks", "Tracks in the catalog", registry=r)
+        self.write_queue = Gauge("soundmark_db_write_queue", "Writes waiting for the database writer", registry=r)
+        self.usage_pending = Gauge("soundmark_usage_pending", "Admitted requests not counted in SQLite yet", registry=r)
 
 
 ServerDb = ServerDatabase[Store]
@@ -88,6 +90,10 @@ class AppState:
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Per-feature objects set up in their lifespans (e.g. the stream monitor, the job runner).
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.metrics.write_queue.set_function(lambda: self.db.writer.queued)
+        self.metrics.usage_pending.set_function(self.usage.pending)
 
     async def write_store(self, fn: Callable[[Store], T]) -> T:
         """``fn(store)`` in the writer thread with the writer's own ``Store`` (an upload's commit

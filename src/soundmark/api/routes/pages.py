@@ -27,8 +27,8 @@ async def song_page(request: Request, track_id: str) -> HTMLResponse:
 @router.get("/healthz", summary="liveness and catalog size")
 async def healthz(request: Request) -> JSONResponse:
     state = app_state(request)
-    state.store.refresh()
-    tracks, hours = state.store.catalog.totals()
+    state.store.refresh()  # cheap (PRAGMA data_version) unless segments were committed
+    tracks, hours = await state.db.aread(lambda catalog: catalog.totals())  # off the event loop
     return JSONResponse({"status": "ok", "tracks": tracks, "hours": round(hours, 3), "workers": state.pool.workers})
 
 
@@ -36,5 +36,6 @@ async def healthz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     state = app_state(request)
     state.metrics.inflight.set(state.pool.inflight)
-    state.metrics.tracks.set(state.store.catalog.totals()[0])
+    tracks, _ = await state.db.aread(lambda catalog: catalog.totals())  # off the event loop
+    state.metrics.tracks.set(tracks)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
