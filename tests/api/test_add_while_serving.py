@@ -14,15 +14,22 @@ measures the latencies.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import threading
 import time
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import httpx
 from contention import Recorder, hold_write_lock, probe_loop, recognize_loop, start_add, wav_bytes, write_tracks
 from live_server import start_server, stop_server
 
+from soundmark.auth.tokens import TokenStore
+from soundmark.catalog.sqlite import Catalog
+from soundmark.demo import compose_piece
+from soundmark.store import LOCK_FILE
 from support import PIECE_RATE, Piece
 
 BASES, PER_BASE = 6, 8  # 48 tracks, about 1.8 h of audio: an add run of tens of seconds here
@@ -94,3 +101,63 @@ def test_requests_never_wait_for_an_add_in_another_process(
         assert len(rec.of(kind)) >= 10, f"too few {kind} requests during the add"
     worst = max(rec.answers, key=lambda a: a.seconds)
     assert worst.seconds < min(WORST_S, add_seconds / 10), (worst, add_seconds)
+
+
+def test_an_upload_waiting_for_the_store_lock_holds_up_no_other_write(
+    built_store: Path, pieces: list[Piece], tmp_path: Path
+) -> None:
+    """``soundmark add`` holds the store's file lock for its whole run: an upload (which must
+    write a segment under that lock) waits for it, asleep, while the writer thread keeps writing
+    (here: the usage counts of recognitions meanwhile, visible to another process), and finishes
+    once the lock is free; the uploaded audio is then recognised under its audio_id."""
+    db = tmp_path / "db"
+    shutil.copytree(built_store, db)
+    song = compose_piece(9321, 30.0, PIECE_RATE)
+    query = wav_bytes(song[12 * PIECE_RATE : 18 * PIECE_RATE], PIECE_RATE)
+    clip = wav_bytes(pieces[1].samples[5 * PIECE_RATE : 11 * PIECE_RATE], PIECE_RATE)
+    server = start_server(db, tmp_path / "server.log")
+    answers: list[dict[str, object]] = []
+    try:
+        token = server.token("writer")
+        with open(db / LOCK_FILE, "a+") as lock, httpx.Client(timeout=60) as http:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # as a running `soundmark add` does
+
+            def upload() -> None:
+                files = {"file": ("song.wav", wav_bytes(song, PIECE_RATE))}
+                answers.append(http.post(server.url + "/upload/", data={"api_token": token, "audio_id": "77"},
+                                         files=files).json())  # fmt: skip
+
+            uploading = threading.Thread(target=upload)
+            uploading.start()
+            with httpx.Client(timeout=60) as other:
+                for _ in range(3):  # recognitions, counted while the upload waits
+                    body = other.post(server.url + "/", data={"api_token": token}, files={"file": ("c.wav", clip)})
+                    assert body.json()["result"]["title"] == pieces[1].title
+                counted = _wait_for(lambda: _used(db, token) >= 3)
+                assert other.get(server.url + "/healthz").json()["status"] == "ok"
+            waiting = uploading.is_alive() and not answers
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+            uploading.join(timeout=60)
+            found = http.post(server.url + "/", data={"api_token": token}, files={"file": ("q.wav", query)}).json()
+    finally:
+        stop_server(server)
+    assert counted, "the usage counts were not written while the upload waited for the store lock"
+    assert waiting, "the upload did not wait for the store's write lock"
+    assert answers == [{"status": "success", "result": None}]
+    assert found["status"] == "success" and found["result"]["audio_id"] == 77
+
+
+def _used(db: Path, token: str) -> int:
+    with closing(Catalog(db, readonly=True)) as catalog:  # another process's view: what is committed
+        info = TokenStore(catalog).authenticate(token)
+    assert info is not None
+    return info.used_this_month
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False

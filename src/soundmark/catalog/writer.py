@@ -55,7 +55,7 @@ Guard = AbstractContextManager[Any]
 @dataclass
 class _Task:
     fn: Callable[[Any], Any]
-    mode: str  # "transaction" | "connection" | "resource"
+    mode: str  # "transaction" | "resource"
     guard: Guard | None
     future: concurrent.futures.Future[Any]
 
@@ -112,8 +112,7 @@ class DbWriter(Generic[R]):
         self, fn: Callable[[Any], T], *, mode: str = "transaction", guard: Guard | None = None
     ) -> concurrent.futures.Future[T]:
         """Queue ``fn`` (blocking while the queue is full); ``mode``: ``transaction`` (``fn(conn)``
-        in its own transaction), ``connection`` (``fn(conn)``, managing its own transactions) or
-        ``resource`` (``fn(resource)``)."""
+        in its own transaction) or ``resource`` (``fn(resource)``, managing its own transactions)."""
         task = self._task(fn, mode, guard)
         self._queue.put(task)
         return task.future
@@ -175,12 +174,8 @@ class DbWriter(Generic[R]):
     def _execute(self, task: _Task, resource: R, conn: sqlite3.Connection) -> None:
         for attempt in range(BUSY_RETRIES):
             try:
-                if task.mode == "transaction":
-                    result = in_transaction(conn, task.fn, task.guard)
-                elif task.mode == "connection":
-                    result = task.fn(conn)
-                else:
-                    result = task.fn(resource)
+                transaction = task.mode == "transaction"
+                result = in_transaction(conn, task.fn, task.guard) if transaction else task.fn(resource)
             except BaseException as exc:
                 if is_busy(exc) and attempt + 1 < BUSY_RETRIES:
                     fields = {"round": attempt + 1}
