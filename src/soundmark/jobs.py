@@ -77,8 +77,9 @@ def _row_to_job(row: sqlite3.Row) -> Job:
 
 
 class JobStore:
-    """The ``jobs`` table of a store's catalog, safe across threads: through ``db`` (the server's
-    writer and read pool) or, without one, a connection of its own."""
+    """The ``jobs`` table of a store's catalog, safe across threads: through ``database`` (the
+    server's writer and read pool: then call it off the event loop, which its blocking calls
+    refuse) or, without one, a connection of its own."""
 
     def __init__(self, db: str | os.PathLike[str], database: Database | None = None):
         self.root = Path(db)
