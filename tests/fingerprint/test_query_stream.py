@@ -58,20 +58,19 @@ def test_window_print_agrees_with_query_fingerprint(seed: int, fed: float, sizes
     _feed(stage, samples[: round(fed * SR)], sizes)
     got = stage.window()
     want, span = _whole(stage, samples)
-    assert got.print.frames == want.frames == stage.window_frames
+    qp = got.query.query_print(P)
+    assert qp.frames == want.frames == stage.window_frames
     assert got.seconds == len(span) / SR and got.end_sample == stage.frames * P.hop - P.hop + P.n_fft
     assert got.rms == pytest.approx(float(np.sqrt(np.mean(span.astype(np.float64) ** 2))), rel=1e-9)
     # From the second one-second block on: the same peaks, and the same hashes under every warp.
     late = want.peaks[:, 0] >= BLOCK
-    np.testing.assert_array_equal(got.print.peaks[got.print.peaks[:, 0] >= BLOCK], want.peaks[late])
-    early_diff = {tuple(r) for r in got.print.peaks[~(got.print.peaks[:, 0] >= BLOCK)]} ^ {
-        tuple(r) for r in want.peaks[~late]
-    }
+    np.testing.assert_array_equal(qp.peaks[qp.peaks[:, 0] >= BLOCK], want.peaks[late])
+    early_diff = {tuple(r) for r in qp.peaks[qp.peaks[:, 0] < BLOCK]} ^ {tuple(r) for r in want.peaks[~late]}
     assert len(early_diff) <= 2 * round(P.query_peaks_per_second)  # at most one block's worth
     assert len(want.peaks) > 200
-    for k, (a, b) in enumerate(zip(got.print.warps, want.warps, strict=True)):
+    for k, (a, b) in enumerate(zip(qp.warps, want.warps, strict=True)):
         assert (a.time_rate, a.freq_rate) == (b.time_rate, b.freq_rate)
-        assert _anchored(got.print, k, BLOCK + 1) == _anchored(want, k, BLOCK + 1)
+        assert _anchored(qp, k, BLOCK + 1) == _anchored(want, k, BLOCK + 1)
         # All told, the hashes differ by no more than those of the first block.
         sa = set(zip(a.hashes.tolist(), a.times.tolist(), strict=True))
         sb = set(zip(b.hashes.tolist(), b.times.tolist(), strict=True))
@@ -82,13 +81,25 @@ def test_a_window_that_starts_the_stream_is_exactly_the_whole_array_print() -> N
     samples = 0.3 * compose_piece(5, 10.0, SR)
     stage = QueryStream(P, 8.0)
     _feed(stage, samples[: 6 * SR], [3_000])  # less than a window: the window starts at frame 0
-    got = stage.window()
+    got = stage.window().query.query_print(P)
     want, _ = _whole(stage, samples)
-    assert got.print.frames == want.frames < stage.window_frames
-    np.testing.assert_array_equal(got.print.peaks, want.peaks)
-    for a, b in zip(got.print.warps, want.warps, strict=True):
+    assert got.frames == want.frames < stage.window_frames
+    np.testing.assert_array_equal(got.peaks, want.peaks)
+    for a, b in zip(got.warps, want.warps, strict=True):
         np.testing.assert_array_equal(a.hashes, b.hashes)
         np.testing.assert_array_equal(a.times, b.times)
+
+
+@pytest.mark.parametrize("batch", [0.1, 1.0, 4.0, 30.0])
+def test_the_window_does_not_depend_on_the_analysis_batch(batch: float) -> None:
+    samples = 0.3 * compose_piece(6, 20.0, SR)
+    ref, stage = QueryStream(P, 8.0, 0.1), QueryStream(P, 8.0, batch)
+    for s in (ref, stage):
+        _feed(s, samples[: 17 * SR], [2_000])
+    a, b = ref.window(), stage.window()
+    assert (a.seconds, a.end_sample, a.rms, a.query.frames) == (b.seconds, b.end_sample, b.rms, b.query.frames)
+    assert len(a.query.peaks) > 200
+    np.testing.assert_array_equal(a.query.peaks, b.query.peaks)
 
 
 def test_state_does_not_grow_with_the_stream() -> None:
@@ -103,7 +114,7 @@ def test_state_does_not_grow_with_the_stream() -> None:
     # After the first loop the state is the window's, whatever the stream's length.
     assert max(sizes[-10:]) <= 1.2 * max(sizes[1:10])
     assert max(sizes) < 200_000  # ~8 s of candidates and row maxima, a few rows, one STFT window
-    assert len(stage.window().print.peaks) > 200  # and it still has the window to give
+    assert len(stage.window().query.peaks) > 200  # and it still has the window to give
 
 
 def test_reset_starts_a_new_stream_and_silence_is_quiet() -> None:
@@ -113,7 +124,7 @@ def test_reset_starts_a_new_stream_and_silence_is_quiet() -> None:
     assert stage.frames == 0 and stage.samples == 0
     stage.feed(np.zeros(9 * SR, dtype=np.float32))
     quiet = stage.window()
-    assert quiet.rms == 0.0 and quiet.print.frames == stage.window_frames
+    assert quiet.rms == 0.0 and quiet.query.frames == stage.window_frames and len(quiet.query.peaks) == 0
 
 
 def test_a_streamed_window_is_recognised_like_its_samples(store: Store, pieces: list[Piece]) -> None:
@@ -123,7 +134,7 @@ def test_a_streamed_window_is_recognised_like_its_samples(store: Store, pieces: 
     stage = QueryStream(P, 8.0)
     _feed(stage, samples[: 23 * SR], [2_205])
     window = stage.window()
-    streamed = recognizer.recognize_print(window.print)
+    streamed = recognizer.recognize_print(window.query.query_print(P))
     whole = recognizer.recognize(_whole(stage, samples)[1])
     assert streamed and whole
     assert streamed[0].track.meta.title == whole[0].track.meta.title == piece.title

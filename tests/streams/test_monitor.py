@@ -1,8 +1,8 @@
-"""A StreamWorker against a real (virtual) radio: windows reach the recognizer as query prints.
+"""A StreamWorker against a real (virtual) radio: windows reach the recognizer as their peaks.
 
 The worker reads a 128 kbps MP3 mount of ``radio.VirtualRadio`` at real-time pace, its reader
-thread feeding the ``QueryStream``; what the task hands to ``recognize`` must be the small
-``QueryPrint`` (peaks and hashes), never audio, and it must recognise the song playing. Silence
+thread feeding the ``QueryStream``; what the task hands to ``recognize`` must be the window's
+peaks (``WindowPeaks``, a few KB), never audio, and they must recognise the song playing. Silence
 before the song is told from the window's running sum of squares (651, then 0 when music comes).
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from radio import RATE, Item, Schedule, VirtualRadio
 
-from soundmark.fingerprint.extract import QueryPrint
 from soundmark.match.recognizer import MatchSettings, Recognizer
+from soundmark.match.windows import WindowPeaks
 from soundmark.services.recognition_pool import WorkerMatch
 from soundmark.settings import Settings
 from soundmark.store import Store, recorded_params
@@ -54,7 +54,7 @@ def test_config_takes_every_value_from_settings(built_store: Path) -> None:
         MonitorConfig(params)  # type: ignore[call-arg]  # no defaults of its own
 
 
-def test_a_stream_is_recognised_from_query_prints(built_store: Path, pieces: list[Piece]) -> None:
+def test_a_stream_is_recognised_from_window_peaks(built_store: Path, pieces: list[Piece]) -> None:
     piece = pieces[1]
     silence = np.zeros(10 * RATE, dtype=np.float32)
     radio = VirtualRadio(Schedule([Item("", silence), Item(piece.title, piece.samples)]), burst_packets=0)
@@ -63,9 +63,9 @@ def test_a_stream_is_recognised_from_query_prints(built_store: Path, pieces: lis
     track = next(t for t in store.catalog.list_tracks() if t.meta.title == piece.title)
     seen: list[object] = []
 
-    async def recognize(qp: QueryPrint) -> list[WorkerMatch]:
-        seen.append(qp)
-        found = await asyncio.to_thread(recognizer.recognize_print, qp)
+    async def recognize(window: WindowPeaks) -> list[WorkerMatch]:
+        seen.append(window)
+        found = await asyncio.to_thread(recognizer.recognize_print, window.query_print(store.params))
         return [WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate) for m in found]
 
     settings = Settings(stream_silence_seconds=6.0, allow_private_urls=True)  # the radio is on loopback
@@ -89,13 +89,12 @@ def test_a_stream_is_recognised_from_query_prints(built_store: Path, pieces: lis
     try:
         asyncio.run(main())
     finally:
-        radio.stop.set()
-        radio.httpd.shutdown()
+        radio.close()
         store.close()
     assert sink.songs and sink.songs[0] == (track.id, False), sink.songs  # announced (callbacks=before)
-    assert seen and all(isinstance(x, QueryPrint) for x in seen)
     window_frames = worker.stage.window_frames
-    assert all(isinstance(x, QueryPrint) and x.frames <= window_frames for x in seen)
+    assert seen and all(isinstance(x, WindowPeaks) and x.frames <= window_frames for x in seen)
+    assert all(x.peaks.nbytes < 8 * window_frames * 8 for x in seen)  # peaks only: a few KB, not 256 KB of audio
     # Silence was never sent for recognition: it was told from the energy, and reported once.
     assert sink.codes[:2] == [CODE_NOISE, CODE_OK], sink.codes
     assert worker.windows == len(seen)

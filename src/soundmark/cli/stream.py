@@ -193,8 +193,8 @@ def _watch_longpoll(server: str, category: str, as_json: bool) -> None:
 
 
 async def _watch_direct(settings: Settings, url: str, as_json: bool) -> None:
-    from soundmark.fingerprint.extract import QueryPrint
     from soundmark.match.recognizer import MatchSettings, Recognizer
+    from soundmark.match.windows import WindowPeaks
     from soundmark.services.recognition_pool import WorkerMatch
     from soundmark.streams.callbacks import notification_payload, result_payload, song_dict
     from soundmark.streams.monitor import MonitorConfig, StreamJob, StreamWorker
@@ -202,8 +202,8 @@ async def _watch_direct(settings: Settings, url: str, as_json: bool) -> None:
     store = open_store(settings.db)
     recognizer = Recognizer(store, MatchSettings(min_score=settings.min_score, min_votes=settings.min_votes))
 
-    async def recognize(qp: QueryPrint) -> list[WorkerMatch]:
-        found = await asyncio.to_thread(recognizer.recognize_print, qp)
+    async def recognize(window: WindowPeaks) -> list[WorkerMatch]:
+        found = await asyncio.to_thread(recognizer.recognize_print, window.query_print(store.params))
         return [WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate) for m in found]
 
     def duration(track_id: int) -> float | None:

@@ -8,10 +8,12 @@ loudest value of each, the rows inside the peak neighbourhood, the samples of on
 and the energy of each hop of samples (for silence detection) — its size does not grow with the
 stream.
 
-``window()`` gives the ``QueryPrint`` of the last ``window_frames`` frames as
-``extract.query_fingerprint`` gives it for the samples of those frames: peaks selected over that
-span alone (floor below the span's loudest value, density cap on one-second blocks counted from
-the window's first frame), re-based to it, hashed under every warp (match/windows.py). The rows
+``window()`` gives the last ``window_frames`` frames' peaks as ``extract.query_fingerprint``
+selects them for the samples of those frames (floor below the span's loudest value, density cap
+on one-second blocks counted from the window's first frame), re-based to the window's first
+frame; ``.query.query_print(params)`` hashes them under every warp (match/windows.py) into the
+``QueryPrint`` that ``query_fingerprint`` returns. Samples are analysed in batches
+(``batch_seconds``, and whatever is pending at ``window()``), not per block. The rows
 not judged yet (the last ``peak_time_radius``) are judged against the end of the window, as the
 whole-array path judges its last rows. What may differ: the first ``peak_time_radius`` rows of
 a window that does not start the stream are judged against the audio before it (the whole-array
@@ -26,18 +28,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from soundmark.fingerprint.extract import QueryPrint
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.peaks import FLOOR_BELOW_MAX_DB, Candidates, peak_candidates, select_peaks
 from soundmark.fingerprint.spectrogram import band_bins, log_spectrogram
-from soundmark.match.windows import window_print
+from soundmark.match.windows import WindowPeaks
 
 
 @dataclass(frozen=True)
 class StreamWindow:
-    """The print of a stream's last window and what the monitor needs beside it."""
+    """The peaks of a stream's last window and what the monitor needs beside them."""
 
-    print: QueryPrint
+    query: WindowPeaks
     seconds: float  # audio the window covers (its frames' samples)
     end_sample: int  # the stream's sample where that audio ends (samples fed since the reset)
     rms: float  # RMS of those samples (linear, full scale 1.0)
@@ -46,15 +47,20 @@ class StreamWindow:
 class QueryStream:
     """Query prints of the last ``window_seconds`` of mono float32 blocks at ``params.sample_rate``."""
 
-    def __init__(self, params: FingerprintParams, window_seconds: float) -> None:
+    def __init__(self, params: FingerprintParams, window_seconds: float, batch_seconds: float = 1.0) -> None:
         self.params = params
         window_samples = round(window_seconds * params.sample_rate)
+        # Blocks are analysed in batches of at least this many samples (and at every window()):
+        # one STFT and one peak filter per batch instead of per 250 ms block costs less overhead.
+        self.batch = max(params.n_fft, round(batch_seconds * params.sample_rate))
         self.window_frames = max(2 * params.peak_time_radius + 1, (window_samples - params.n_fft) // params.hop + 1)
         self.reset()
 
     def reset(self) -> None:
         lo, hi = band_bins(self.params)
         self.samples = 0  # samples fed so far
+        self._pending: list[np.ndarray] = []  # blocks fed but not analysed yet (under ``batch``)
+        self._pending_n = 0
         self._buf = np.zeros(0, dtype=np.float32)  # samples from the start of the next frame
         self._rows = np.zeros((0, hi - lo), dtype=np.float32)  # rows kept as peak context
         self._rows_frame0 = 0  # absolute frame of _rows[0]
@@ -66,20 +72,32 @@ class QueryStream:
 
     @property
     def frames(self) -> int:
+        """Frames analysed so far (``window()`` analyses what is pending first)."""
         return self._frames
 
     def state_size(self) -> int:
         """Bytes held (bounded by the window, whatever the length of the stream)."""
         c = self._found
         arrays: list[np.ndarray] = [self._buf, self._rows, self._row_max, self._energy, c.t, c.f, c.level, c.prominence]
+        arrays += self._pending
         return sum(a.nbytes for a in arrays)
 
     def feed(self, samples: np.ndarray) -> None:
         """Consume the next samples (mono float32 at ``params.sample_rate``)."""
-        p = self.params
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.samples += len(x)
-        self._buf = np.concatenate([self._buf, x]) if len(self._buf) else x
+        self._pending.append(x)
+        self._pending_n += len(x)
+        if self._pending_n >= self.batch:
+            self._analyse()
+
+    def _analyse(self) -> None:
+        """Spectrogram rows and final candidates of the pending samples."""
+        p = self.params
+        if not self._pending:
+            return
+        self._buf = np.concatenate([self._buf, *self._pending])
+        self._pending, self._pending_n = [], 0
         if len(self._buf) < p.n_fft:
             return
         spec = log_spectrogram(self._buf, p)
@@ -94,8 +112,9 @@ class QueryStream:
         self._judge(self._frames - p.peak_time_radius)
 
     def window(self) -> StreamWindow:
-        """The print of the last ``window_frames`` frames (fewer at the start of the stream)."""
+        """The peaks of the last ``window_frames`` frames (fewer at the start of the stream)."""
         p = self.params
+        self._analyse()
         end = self._frames
         first = max(0, end - self.window_frames)
         tail = self._candidates(self._judged, end)  # provisional: judged against the window's end
@@ -113,7 +132,7 @@ class QueryStream:
         sq = float(self._energy[-n:].sum()) + float(rest @ rest) if n else 0.0
         rms = float(np.sqrt(sq / covered)) if covered else 0.0
         end_sample = first * p.hop + covered
-        return StreamWindow(window_print(peaks, 0, n, p), covered / p.sample_rate, end_sample, rms)
+        return StreamWindow(WindowPeaks(peaks, n), covered / p.sample_rate, end_sample, rms)
 
     def _candidates(self, start: int, stop: int) -> Candidates:
         """Candidates of frames ``[start, stop)`` from the rows held (the last ones as the edge)."""

@@ -11,7 +11,10 @@ re-basing of a window to its first frame exist once:
   that frame ``first`` is 0 in query time and ``round(first * time_rate)`` in reference time.
 - ``window_print(peaks, first, last, params)`` is the print of the peaks of ``[first, last)``
   alone (pairs stay inside the window): for the peaks of a whole clip it is exactly what
-  ``extract.query_fingerprint`` returns (tests/match/test_windows.py).
+  ``extract.query_fingerprint`` returns (tests/match/test_windows.py). ``WindowPeaks`` carries such
+  a window's peaks to where it is matched (a live stream's window travels to a recognition
+  worker as its peaks, a few KB, and is hashed there: hashing is the costliest step left in the
+  stream's thread, and the worker processes do not share the server's GIL).
 
 Peaks are int32 (n, 2) arrays of (frame, band-relative bin) sorted by frame; frames are STFT frames
 (``params.hop`` samples each).
@@ -72,6 +75,17 @@ class PeakWindows:
             times = (w.ref_times[sel] - round(first * w.time_rate)).astype(np.int32)
             warps.append(QueryWarp(w.hashes[sel], times, w.time_rate, w.freq_rate))
         return QueryPrint(peaks, last - first, warps)
+
+
+@dataclass(frozen=True)
+class WindowPeaks:
+    """The peaks of one query window, re-based to its first frame (int32 (n, 2), sorted by frame)."""
+
+    peaks: np.ndarray
+    frames: int  # length of the window in frames
+
+    def query_print(self, params: FingerprintParams) -> QueryPrint:
+        return window_print(self.peaks, 0, self.frames, params)
 
 
 def window_print(

@@ -21,9 +21,9 @@ import numpy as np
 
 from soundmark.audio.decode import decode
 from soundmark.errors import SoundmarkError, TooShortError
-from soundmark.fingerprint.extract import QueryPrint
 from soundmark.fingerprint.stream import fingerprint_source
 from soundmark.match.recognizer import MatchSettings, Recognizer
+from soundmark.match.windows import WindowPeaks
 from soundmark.proc import die_with_parent
 from soundmark.store import Store, recorded_params
 
@@ -85,12 +85,12 @@ def _recognize_samples(samples: np.ndarray) -> list[WorkerMatch]:
     ]
 
 
-def _recognize_print(qp: QueryPrint) -> list[WorkerMatch]:
+def _recognize_window(window: WindowPeaks) -> list[WorkerMatch]:
     w = _Worker.current
     assert w is not None
     return [
         WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate)
-        for m in w.recognizer.recognize_print(qp)
+        for m in w.recognizer.recognize_print(window.query_print(w.store.params))
     ]
 
 
@@ -141,10 +141,10 @@ class RecognitionPool:
         result: list[WorkerMatch] = await self._run(_recognize_samples, samples)
         return result
 
-    async def recognize_print(self, qp: QueryPrint) -> list[WorkerMatch]:
-        """Recognise a query print made in this process (a live stream's window: peaks and
-        hashes travel to the worker, not audio)."""
-        result: list[WorkerMatch] = await self._run(_recognize_print, qp)
+    async def recognize_window(self, window: WindowPeaks) -> list[WorkerMatch]:
+        """Recognise a live stream's window from its peaks (made in this process by the stream's
+        QueryStream; the worker hashes them and matches: no audio travels)."""
+        result: list[WorkerMatch] = await self._run(_recognize_window, window)
         return result
 
     async def extract(self, data: bytes, max_seconds: float) -> Extracted:

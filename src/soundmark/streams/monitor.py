@@ -2,8 +2,8 @@
 window through the worker pool and reporting each song played once (see tracker.py).
 
 The reader thread feeds every block to the worker's ``QueryStream`` (fingerprint/query_stream.py):
-each sample is analysed once, and every hop the thread cuts the print of the last window (peaks
-and hashes), which the task sends to the pool — the audio itself never leaves the thread.
+each sample is analysed once, and every hop the thread cuts the peaks of the last window, which
+the task sends to the pool to be hashed and matched — the audio itself never leaves the thread.
 
 A worker reconnects with exponential backoff and reports an outage once (650), the stream
 coming back (0), and long silence (651). ``StreamManager`` keeps one worker per stream row of
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from soundmark.errors import SoundmarkError
-from soundmark.fingerprint.extract import QueryPrint
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.query_stream import QueryStream, StreamWindow
+from soundmark.match.windows import WindowPeaks
 from soundmark.services.recognition_pool import Overloaded, WorkerMatch
 from soundmark.settings import Settings
 from soundmark.streams.source import SourceOptions, StreamError, read_stream
@@ -40,7 +40,7 @@ MSG_STOPPED = "Recognition failed: the audiostream stopped"
 MSG_NOISE = "Recognition failed: only noise or silence, no music detected"
 MSG_RESUMED = "Recognition resumed: the audiostream is running"
 
-Recognize = Callable[[QueryPrint], Awaitable[list[WorkerMatch]]]
+Recognize = Callable[[WindowPeaks], Awaitable[list[WorkerMatch]]]
 Duration = Callable[[int], float | None]
 
 
@@ -102,7 +102,7 @@ class StreamWorker:
         self.running = False
         self.windows = 0  # analysed windows (for benchmarks)
         self.lag = 0.0  # seconds the analysis runs behind the stream
-        self.stage = QueryStream(config.params, config.window)  # used by the reader thread only
+        self.stage = QueryStream(config.params, config.window, config.hop)  # used by the reader thread only
 
     def stop(self) -> None:
         self._stop.set()
@@ -178,7 +178,7 @@ class StreamWorker:
                     )
                 return connected, reason
             # Neither _END nor an exception: a block read (its length, when it arrived) and, every
-            # hop, the print of the window ending with it (see pump in _session).
+            # hop, the peaks of the window ending with it (see pump in _session).
             n, received, cut = cast(tuple[int, float, StreamWindow | None], item)
             if not connected:
                 connected = True
@@ -211,7 +211,7 @@ class StreamWorker:
             if noise_reported:
                 noise_reported = False
                 await self._sink.notify(self.job, CODE_OK, MSG_RESUMED, True)
-            await self._analyse(cut.print, t0, t1)
+            await self._analyse(cut.query, t0, t1)
 
     async def _connected(self) -> None:
         if self._reported_down:
@@ -221,7 +221,7 @@ class StreamWorker:
         self._was_connected = True
         await self._sink.status(self.job, True)
 
-    async def _analyse(self, window: QueryPrint, t0: float, t1: float) -> None:
+    async def _analyse(self, window: WindowPeaks, t0: float, t1: float) -> None:
         try:
             matches = await self._recognize(window)
         except Overloaded:

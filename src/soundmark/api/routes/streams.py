@@ -223,7 +223,7 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
             return None if track is None else track.duration
 
         config = MonitorConfig.from_settings(s, state.store.params)
-        manager = StreamManager(store, config, state.pool.recognize_print, duration, sink)
+        manager = StreamManager(store, config, state.pool.recognize_window, duration, sink)
         state.extras.update({"streams.manager": manager, "streams.deliverer": deliverer})
         tasks += [
             asyncio.create_task(deliverer.run(), name="stream-callbacks"),
