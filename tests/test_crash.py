@@ -23,6 +23,7 @@ from soundmark.catalog.sqlite import CATALOG_FILE
 from soundmark.demo import compose_piece, write_wav
 from soundmark.fingerprint.extract import fingerprint_samples
 from soundmark.fingerprint.params import FingerprintParams
+from soundmark.index.manifest import SegmentManifest
 from soundmark.index.segments import SEGMENTS_DIR
 from soundmark.ingest import IngestItem, ingest
 from soundmark.match.recognizer import Recognizer
@@ -281,10 +282,10 @@ def test_kill_during_compaction(tmp_path: Path, files: list[Path], prints: dict[
         if mode == "compact_before_commit":
             # Rolled back: the removal committed, the compaction did not.
             assert len(store.index.names) == 4
-            assert store.catalog.tombstones() == [victim.id]
+            assert SegmentManifest(store.catalog.conn).tombstones() == [victim.id]
         else:
             assert len(store.index.names) == 1
-            assert store.catalog.tombstones() == []
+            assert SegmentManifest(store.catalog.conn).tombstones() == []
     assert victim.source not in ids
     assert len(ids) == N_FILES - 1
 

@@ -24,6 +24,8 @@ from soundmark.demo import compose_piece, write_wav
 from soundmark.errors import ParamsMismatchError, StoreError
 from soundmark.fingerprint.extract import fingerprint_samples
 from soundmark.fingerprint.params import FingerprintParams
+from soundmark.index.manifest import SegmentManifest
+from soundmark.index.segments import SegmentIndex
 from soundmark.ingest import IngestItem, extract, ingest
 from soundmark.match.recognizer import Recognizer
 from soundmark.store import NewTrack, Store
@@ -46,6 +48,12 @@ def _id_of(store: Store, path: Path) -> int:
     row = store.catalog.conn.execute("SELECT id FROM tracks WHERE source=?", (str(path),)).fetchone()
     assert row is not None, path
     return int(row[0])
+
+
+def _segments(store: Store) -> list[str]:
+    """The live segments the store's index has loaded (the segment backend's own view)."""
+    assert isinstance(store.index, SegmentIndex)
+    return store.index.names
 
 
 def _write_flac(path: Path, x: np.ndarray, sr: int) -> None:
@@ -153,7 +161,7 @@ def test_reader_sees_commits_after_refresh_and_answers_during_writes(
         # Before refresh() the reader's index is the old one; after it the new tracks match.
         reader.refresh()
         assert reader.info().tracks == before + 10
-        assert len(reader.index.names) == 1  # ingest compacted its 11 segments into one
+        assert reader.index.stats().segments == 1  # ingest compacted its 11 segments into one
         for path in (new_files[0], new_files[-1]):
             assert _best(reader, path) == _id_of(reader, path)
         assert _best(reader, known) == known_id
@@ -161,7 +169,9 @@ def test_reader_sees_commits_after_refresh_and_answers_during_writes(
         reader.close()
 
 
-def test_reader_refresh_survives_compaction_between_reads(store_copy: Path, pieces: list) -> None:
+def test_reader_refresh_survives_compaction_between_reads(
+    store_copy: Path, pieces: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A compaction committing (and deleting the old segment dirs) while a reader refreshes."""
     writer_store = Store(store_copy, PARAMS)
     reader = Store(store_copy, PARAMS)
@@ -186,20 +196,25 @@ def test_reader_refresh_survives_compaction_between_reads(store_copy: Path, piec
                 for _ in range(3)
             ]
             w.remove(ids[0])
-        original = reader.catalog.segment_names
+        original = SegmentManifest.snapshot
+        compacted: list[int] = []
+        started: list[bool] = []
 
-        def names_then_compact() -> list[str]:
-            names = original()
-            with writer_store.writer() as w:
-                w.compact()
-            return names
+        def snapshot_then_compact(manifest: SegmentManifest) -> tuple[list[str], list[int]]:
+            snap = original(manifest)
+            if not started:  # once: the reader's snapshot, taken just before the compaction
+                started.append(True)
+                with writer_store.writer() as w:
+                    compacted.append(w.compact())
+            return snap
 
-        reader.catalog.segment_names = names_then_compact  # type: ignore[method-assign]
+        monkeypatch.setattr(SegmentManifest, "snapshot", snapshot_then_compact)
         reader.refresh()
-        reader.catalog.segment_names = original  # type: ignore[method-assign]
+        monkeypatch.undo()
+        assert len(compacted) == 1 and compacted[0] >= 4  # the three new segments and the old
         reader.refresh()
-        assert reader.index.names == writer_store.index.names
-        assert len(reader.index.names) == 1
+        assert _segments(reader) == _segments(writer_store)
+        assert reader.index.stats().segments == 1
         assert _best(reader, pieces[0].path) == _id_of(reader, pieces[0].path)
     finally:
         reader.close()
@@ -224,7 +239,7 @@ def test_remove_deletes_track_metadata_and_postings(store_copy: Path, pieces: li
         assert store.catalog.get_track(tid) is None
         conn = store.catalog.conn
         assert conn.execute("SELECT COUNT(*) FROM track_external WHERE track_id=?", (tid,)).fetchone()[0] == 0
-        assert store.catalog.tombstones() == [tid]
+        assert SegmentManifest(store.catalog.conn).tombstones() == [tid]
         fp = fingerprint_samples(decode(path, PARAMS.sample_rate), PARAMS)
         hits = store.index.lookup(np.unique(fp.hashes), PARAMS.max_postings_per_hash)
         assert tid not in hits.track_ids.tolist()

@@ -31,6 +31,7 @@ AUDIO_SUFFIXES = {
     ".webm", ".wma", ".aiff", ".aif", ".mka", ".mov", ".ac3", ".alac", ".caf",
 }  # fmt: skip
 MIN_TRACK_SECONDS = 2.0
+COMPACT_ABOVE_SEGMENTS = 8  # an add that leaves more index segments than this compacts them
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def ingest(
                 _flush(writer, batch, report, pending)
                 last_flush = time.monotonic()
         _flush(writer, batch, report, pending)
-        if len(store.index.names) > 8:
+        if store.index.stats().segments > COMPACT_ABOVE_SEGMENTS:
             writer.compact()
     report.wall_seconds = time.perf_counter() - start
     return report

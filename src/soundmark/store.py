@@ -1,10 +1,17 @@
-"""The embedded store: one directory holding the catalog (SQLite) and the index (segments).
+"""The embedded store: one directory holding the catalog (SQLite) and the fingerprint index.
 
 Readers open it and call ``refresh()`` to see new commits; one writer at a time (guarded by a
-file lock) adds tracks in batches. A batch is committed by writing its segment durably first
-and then, in one SQLite transaction, inserting its tracks and registering the segment: a crash
-at any point leaves every track either fully in or absent, and the orphaned segment directory
-of an unfinished batch is deleted by the next writer.
+file lock) adds tracks in batches. The index is whatever ``index/factory.py`` opens (the segment
+files on disk by default) and is used only through its ports (``index/base.py``).
+
+A batch is committed in two steps so that nobody waits for the disk: first the index writes the
+batch durably (segment files fsynced) with the track ids the catalog will give its tracks, then
+one short SQLite transaction inserts the tracks and publishes the index write. The ids are known
+before the transaction because only the writer-lock holder inserts tracks: it reads the next id
+(``sqlite_sequence``) under the lock, and checks it again inside the transaction (if another
+process inserted meanwhile, the write is discarded and redone with the new ids). A crash at any
+point leaves every track either fully in or absent, and the unpublished write of an unfinished
+batch is deleted by the next writer.
 """
 
 from __future__ import annotations
@@ -25,10 +32,13 @@ from soundmark.catalog.models import SourceFile, TrackMeta
 from soundmark.catalog.sqlite import CATALOG_FILE, Catalog
 from soundmark.errors import ParamsMismatchError, StoreError
 from soundmark.fingerprint.params import FingerprintParams
-from soundmark.index.base import IndexStats, TrackPostings
-from soundmark.index.segments import SegmentIndex, max_tracks_for
+from soundmark.index.base import FingerprintIndex, IndexBackend, IndexStats, IndexWriter, TrackPostings, Written
+from soundmark.index.factory import open_index
 
 LOCK_FILE = "write.lock"
+# Optimistic commits (index written before the transaction) tried before one is made with the
+# index written inside it; only a process inserting tracks without the writer lock makes one fail.
+OPTIMISTIC_COMMITS = 3
 
 
 @dataclass(frozen=True)
@@ -102,9 +112,20 @@ def _dir_bytes(root: Path) -> int:
 
 
 class Store:
-    """An opened store directory (read side; ``writer()`` gives the write side)."""
+    """An opened store directory (read side; ``writer()`` gives the write side).
 
-    def __init__(self, root: str | os.PathLike[str], params: FingerprintParams, *, create: bool = False):
+    ``index_backend`` names the fingerprint index (``index/factory.py``: "segments", the files
+    of every store on disk; "memory" for tests).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        params: FingerprintParams,
+        *,
+        create: bool = False,
+        index_backend: str = "segments",
+    ):
         self.root = Path(root)
         self.params = params
         exists = (self.root / CATALOG_FILE).exists()
@@ -112,10 +133,14 @@ class Store:
             raise StoreError(f"no soundmark store at {self.root} (create one with `soundmark add`)")
         self.root.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.root)
-        self._check_params()
-        self.index = SegmentIndex(self.root)
-        self._version = -1
-        self.refresh()
+        try:
+            self._check_params()
+            self._index: IndexBackend = open_index(index_backend, self.root, self.catalog)
+            self.index: FingerprintIndex = self._index  # what matching reads; the writer gets the write port
+            self.refresh()
+        except BaseException:
+            self.catalog.close()
+            raise
 
     def close(self) -> None:
         self.catalog.close()
@@ -142,41 +167,25 @@ class Store:
             )
 
     def refresh(self, *, force: bool = False) -> None:
-        """Load segments and tombstones committed since the last call.
-
-        ``PRAGMA data_version`` only changes for commits of *other* connections, so a writer
-        reloads with ``force=True`` after its own commits.
-        """
-        for attempt in range(5):
-            version = self.catalog.data_version()
-            if version == self._version and not force:
-                return
-            try:
-                self.index.load(*self.catalog.index_snapshot())
-            except StoreError:
-                # A compaction committed meanwhile and deleted segments we were about to open:
-                # read the catalog again (unless nothing changed: then the store is damaged).
-                if attempt == 4 or self.catalog.data_version() == version:
-                    raise
-                force = True
-                continue
-            self._version = version
-            return
+        """Show the index commits made since the last call (``force``: reload even if this
+        connection saw no other commit, as a writer does after its own)."""
+        self._index.refresh(force=force)
 
     def info(self) -> StoreInfo:
         self.refresh()
         n, hours = self.catalog.totals()
+        stats = self.index.stats()
         return StoreInfo(
             tracks=n,
             hours=hours,
-            postings=self.index.postings(),
-            segments=len(self.index.names),
+            postings=stats.postings,
+            segments=stats.segments,
             bytes_on_disk=_dir_bytes(self.root),
             params_signature=self.params.signature(),
         )
 
     def index_stats(self) -> IndexStats:
-        return IndexStats(self.index.postings(), len(self.index.names), self.index.bytes())
+        return self.index.stats()
 
     @contextmanager
     def writer(self) -> Iterator[StoreWriter]:
@@ -184,22 +193,38 @@ class Store:
         with open(self.root / LOCK_FILE, "a+") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
-                w = StoreWriter(self)
+                w = StoreWriter(self, self._index)
                 w.cleanup()
                 yield w
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
+class _IdsMoved(Exception):
+    """The catalog's next track id changed between writing the index and the transaction."""
+
+
+def _next_track_id(conn: sqlite3.Connection) -> int:
+    """The id SQLite's AUTOINCREMENT gives the next track: one above every id ever used (the
+    ``sqlite_sequence`` entry) and every id present."""
+    row = conn.execute(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tracks'), 0),"
+        " COALESCE((SELECT MAX(id) FROM tracks), 0)) + 1"
+    ).fetchone()
+    return int(row[0])
+
+
 class StoreWriter:
-    def __init__(self, store: Store):
+    """The write side of a store; exists only while ``Store.writer()`` holds the writer lock."""
+
+    def __init__(self, store: Store, index: IndexWriter):
         self.store = store
         self.catalog = store.catalog
-        self.index = store.index
+        self.index = index
 
     def cleanup(self) -> None:
-        """Delete segment directories left by a writer that died before committing."""
-        self.index.delete_unlisted(self.catalog.segment_names())
+        """Delete index writes left by a writer that died before committing."""
+        self.index.cleanup()
 
     def commit(
         self,
@@ -212,45 +237,66 @@ class StoreWriter:
         same transaction; returns the new ids in order. ``sources[i]``, when given, is the file
         track ``i`` came from, remembered with it so a later add skips that file undecoded.
 
+        The index write (the fsyncs) happens before the SQLite transaction, which then only
+        inserts rows: other connections wait for the write lock for milliseconds, not for the disk.
         A write that fails (a full disk) raises ``StoreError`` and leaves nothing behind: the
-        transaction rolls back and the new segment's files are deleted.
+        transaction rolls back and the index write is deleted.
         """
         if not tracks:
             return []
-        max_time = max(int(t.times.max()) if len(t.times) else 0 for t in tracks)
-        limit = max_tracks_for(max_time)
-        if len(tracks) > limit:
-            ids: list[int] = []
-            for start in range(0, len(tracks), limit):
-                ids += self.commit(
-                    tracks[start : start + limit],
-                    replacing=replacing if not start else (),
-                    sources=sources[start : start + limit],
-                )
-            return ids
-        written: str | None = None
+        for _ in range(OPTIMISTIC_COMMITS):
+            first = _next_track_id(self.catalog.conn)
+            written = self._write_index(tracks, first)
+            try:
+                ids = self._commit_rows(tracks, replacing, sources, first, written)
+            except _IdsMoved:
+                continue  # another process inserted tracks without the writer lock: redo
+            break
+        else:
+            # Ids keep moving: write the index inside the transaction, where they cannot.
+            ids = self._commit_rows(tracks, replacing, sources, None, None)
+        self.store.refresh(force=True)
+        return ids
+
+    def _write_index(self, tracks: Sequence[NewTrack], first: int) -> Written:
+        postings = [TrackPostings(first + i, t.hashes, t.times, t.peaks) for i, t in enumerate(tracks)]
+        return self.index.write(postings)
+
+    def _commit_rows(
+        self,
+        tracks: Sequence[NewTrack],
+        replacing: Sequence[int],
+        sources: Sequence[SourceFile | None],
+        first: int | None,
+        written: Written | None,
+    ) -> list[int]:
+        """The short transaction: rows of ``tracks`` (ids from ``first``), the replaced tracks
+        removed, ``written`` published. With ``written`` None the index is written in it."""
         try:
             with self.catalog.transaction():
+                start = _next_track_id(self.catalog.conn)
+                if first is not None and start != first:
+                    raise _IdsMoved
                 for old in replacing:
-                    self.catalog.delete_track(old)
+                    if self.catalog.delete_track(old):
+                        self.index.remove([old])
                 ids = [
                     self.catalog.insert_track(t.meta, t.duration, t.source, t.content_hash, len(t.hashes))
                     for t in tracks
                 ]
+                if ids != list(range(start, start + len(tracks))):
+                    raise _IdsMoved  # cannot happen while we hold the write lock; never commit it
                 for tid, src in zip(ids, sources, strict=False):
                     if src is not None:
                         self.catalog.record_source(src.path, src.size, src.mtime_ns, src.sha256, tid)
-                postings = [TrackPostings(i, t.hashes, t.times, t.peaks) for i, t in zip(ids, tracks, strict=True)]
-                info = self.index.write(postings)
-                written = info.name
-                self.catalog.add_segment(info.name, info.postings, info.tracks, info.bytes)
+                if written is None:
+                    written = self._write_index(tracks, start)
+                self.index.publish(written)
         except BaseException as exc:
-            if written is not None:
-                self.index.discard(written)
+            self.index.abort(written)
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"could not commit to the catalog of {self.store.root}: {exc}") from exc
             raise
-        self.store.refresh(force=True)
         return ids
 
     def remember_sources(self, known: Sequence[tuple[SourceFile, int]]) -> None:
@@ -266,8 +312,15 @@ class StoreWriter:
             raise StoreError(f"could not write to the catalog of {self.store.root}: {exc}") from exc
 
     def remove(self, track_id: int) -> bool:
-        with self.catalog.transaction():
-            found = self.catalog.delete_track(track_id)
+        """Delete a track and hide its postings (their bytes go at the next ``compact``)."""
+        try:
+            with self.catalog.transaction():
+                found = self.catalog.delete_track(track_id)
+                if found:
+                    self.index.remove([track_id])
+        except BaseException:
+            self.index.abort(None)
+            raise
         self.store.refresh(force=True)
         return found
 
@@ -276,30 +329,7 @@ class StoreWriter:
             self.catalog.update_meta(track_id, meta)
 
     def compact(self, max_segments: int = 1) -> int:
-        """Merge segments (dropping removed tracks) until at most ``max_segments`` remain.
-
-        Returns the number of segments rewritten. Readers holding the old segments keep them
-        (the files stay mapped after unlink) and switch at their next refresh.
-        """
-        self.store.refresh(force=True)
-        names = self.index.names
-        tombs = np.array(self.catalog.tombstones(), dtype=np.int64)
-        if len(names) <= max_segments and not len(tombs):
-            return 0
-        merged: list[TrackPostings] = []
-        for name in names:
-            merged += self.index.read_postings(name, tombs)
-        with self.catalog.transaction():
-            infos = []
-            if merged:
-                max_time = max(int(p.times.max()) if len(p.times) else 0 for p in merged)
-                step = max_tracks_for(max_time)
-                for start in range(0, len(merged), step):
-                    infos.append(self.index.write(merged[start : start + step]))
-            self.catalog.drop_segments(names)
-            for info in infos:
-                self.catalog.add_segment(info.name, info.postings, info.tracks, info.bytes)
-            self.catalog.clear_tombstones(tombs.tolist())
-        self.store.refresh(force=True)
-        self.cleanup()
-        return len(names)
+        """Rewrite the index (dropping removed tracks) until at most ``max_segments`` units
+        remain; returns how many were rewritten. The rewrite is fsynced before the short
+        transaction that swaps it in; readers switch at their next refresh."""
+        return self.index.compact(max_segments)

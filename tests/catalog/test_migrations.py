@@ -14,6 +14,7 @@ from soundmark.catalog.lyrics import search_lyrics
 from soundmark.catalog.models import TrackMeta
 from soundmark.catalog.sqlite import CATALOG_FILE, MIGRATIONS, Catalog, split_sql
 from soundmark.fingerprint.params import FingerprintParams
+from soundmark.index.manifest import SegmentManifest
 from soundmark.store import Store
 
 V2_TABLES = {"tokens", "token_usage", "anonymous_usage", "lyrics_fts"}
@@ -196,6 +197,7 @@ def test_upgrade_to_autoincrement_never_reuses_an_id(tmp_path: Path, monkeypatch
                 "INSERT INTO track_external(track_id, key, value) VALUES (?, 'spotify_id', 'abc')", (ids[0],)
             )
             old.delete_track(ids[2])  # the highest id: the old schema hands it out again
+            SegmentManifest(old.conn).add_tombstones([ids[2]])  # as the store's index does
         with old.transaction():
             reused = old.insert_track(TrackMeta(title="Probe"), 1.0, None, "probe", 1)
             assert reused == ids[2]  # the defect this migration removes
@@ -216,7 +218,7 @@ def test_upgrade_to_autoincrement_never_reuses_an_id(tmp_path: Path, monkeypatch
         assert c.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         with c.transaction():
             new = c.insert_track(TrackMeta(title="New"), 5.0, None, "h-new", 1)
-        assert new > ids[2] and ids[2] in c.tombstones()
+        assert new > ids[2] and ids[2] in SegmentManifest(c.conn).tombstones()
         with c.transaction():  # removing the newest and adding again still never goes back
             c.delete_track(new)
             again = c.insert_track(TrackMeta(title="Again"), 5.0, None, "h-again", 1)

@@ -1,36 +1,59 @@
 """The behaviour every fingerprint index backend must show, as one reusable test class.
 
 A backend's test module subclasses ``IndexContract`` and provides a ``backend`` fixture returning
-an object with the ``Backend`` shape: ``index`` (the ``FingerprintIndex`` to read), ``add`` (a
-batch of ``TrackPostings``, committed together) and ``remove`` (track ids). Expected results come
-from a brute-force model of the postings, compared as multisets (backends may order hits freely).
+a fresh, empty ``Driver``: the backend (an ``IndexBackend``, both ports of ``index/base.py``) and
+the SQLite catalog it was opened with, driven as ``Store`` drives them. ``add`` is the writer
+port's atomic ``add``; ``remove`` tombstones tracks in a catalog transaction and refreshes.
+Expected results come from a brute-force model of the postings, compared as multisets (backends
+may order hits freely).
 
 What the contract leaves to each backend: whether the per-hash cap and ``postings()`` still count
-a removed track's postings (segments do until compaction), and reusing a removed track id.
+a removed track's postings before compaction (segments do), what a "segment" is for
+``stats().segments`` and ``compact``, and reusing a removed track id.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
 
 import numpy as np
+import pytest
 
-from soundmark.index.base import FingerprintIndex, Hits, TrackPostings
+from soundmark.catalog.sqlite import Catalog
+from soundmark.index.base import FingerprintIndex, Hits, IndexBackend, IndexWriter, TrackPostings
 
 BIG_CAP = 1 << 30
 
 Postings = Counter[tuple[int, int, int]]  # (hash, track id, time) → how many
 
 
-class Backend(Protocol):
+class Driver:
+    """A backend and its catalog, driven through the ports only."""
+
+    def __init__(self, backend: IndexBackend, catalog: Catalog):
+        self.backend = backend
+        self.catalog = catalog
+        backend.refresh(force=True)
+
     @property
-    def index(self) -> FingerprintIndex: ...
+    def index(self) -> FingerprintIndex:
+        return self.backend
 
-    def add(self, batch: Sequence[TrackPostings]) -> None: ...
+    @property
+    def writer(self) -> IndexWriter:
+        return self.backend
 
-    def remove(self, track_ids: Iterable[int]) -> None: ...
+    def add(self, batch: Sequence[TrackPostings]) -> None:
+        self.writer.add(batch)
+
+    def remove(self, track_ids: Iterable[int]) -> None:
+        with self.catalog.transaction():
+            self.writer.remove(list(track_ids))
+        self.index.refresh(force=True)
+
+
+Backend = Driver
 
 
 def track(
@@ -285,3 +308,125 @@ class IndexContract:
         backend.add([track(1, [1], [0], peaks)])
         peaks[0, 0] = 99
         np.testing.assert_array_equal(backend.index.track_peaks(1), [[1, 2]])
+
+    # --- the writer port ----------------------------------------------------------------------
+    def test_add_returns_what_was_written(self, backend: Backend) -> None:
+        rng = np.random.default_rng(20)
+        batch = [random_track(rng, tid) for tid in (4, 2, 9)]
+        written = backend.writer.add(batch)
+        assert written.track_ids == (4, 2, 9)
+        assert written.postings == sum(len(p.hashes) for p in batch) == backend.index.postings()
+        assert sum(part.tracks for part in written.parts) == 3
+        assert all(part.bytes > 0 for part in written.parts)
+        stats = backend.index.stats()
+        assert stats.postings == written.postings and stats.bytes > 0
+
+    def test_a_written_batch_is_invisible_until_published_and_committed(self, backend: Backend) -> None:
+        rng = np.random.default_rng(21)
+        batch = [random_track(rng, tid) for tid in (1, 2)]
+        q = np.unique(np.concatenate([p.hashes for p in batch]))
+        written = backend.writer.write(batch)
+        backend.index.refresh(force=True)
+        assert got(backend.index.lookup(q, BIG_CAP), q) == Counter()
+        assert backend.index.track_peaks(1).shape == (0, 2) and backend.index.postings() == 0
+        with backend.catalog.transaction():
+            backend.writer.publish(written)
+        backend.index.refresh(force=True)
+        assert got(backend.index.lookup(q, BIG_CAP), q) == expected({p.track_id: p for p in batch}, q)
+        np.testing.assert_array_equal(backend.index.track_peaks(2), batch[1].peaks)
+
+    def test_an_aborted_commit_leaves_nothing(self, backend: Backend) -> None:
+        rng = np.random.default_rng(22)
+        kept = fill(backend, rng, [2])
+        batch = [random_track(rng, tid) for tid in (10, 11)]
+        written = backend.writer.write(batch)
+        with pytest.raises(RuntimeError, match="the catalog failed"):
+            try:
+                with backend.catalog.transaction():
+                    backend.writer.publish(written)
+                    backend.writer.remove([1])
+                    raise RuntimeError("the catalog failed")
+            except BaseException:
+                backend.writer.abort(written)
+                raise
+        backend.index.refresh(force=True)
+        q = query_hashes(rng)
+        assert got(backend.index.lookup(q, BIG_CAP), q) == expected(kept, q)
+        assert backend.index.postings() == sum(len(t.hashes) for t in kept.values())
+        for tid in (10, 11):
+            assert backend.index.track_peaks(tid).shape == (0, 2)
+        np.testing.assert_array_equal(backend.index.track_peaks(1), kept[1].peaks)
+        # The aborted ids are free again; later writes proceed normally.
+        backend.add(batch)
+        kept.update((p.track_id, p) for p in batch)
+        assert got(backend.index.lookup(q, BIG_CAP), q) == expected(kept, q)
+
+    def test_a_batch_that_cannot_be_stored_adds_nothing(self, backend: Backend) -> None:
+        rng = np.random.default_rng(23)
+        kept = fill(backend, rng, [1])
+        good = random_track(rng, 5)
+        bad = TrackPostings(6, np.array([1, 2, 3], dtype=np.uint32), np.array([0, 1], dtype=np.int32), good.peaks)
+        with pytest.raises(ValueError):
+            backend.add([good, bad])
+        with pytest.raises(ValueError):
+            backend.add([good, random_track(rng, 5)])  # one id twice in a batch
+        backend.index.refresh(force=True)
+        q = query_hashes(rng)
+        assert got(backend.index.lookup(q, BIG_CAP), q) == expected(kept, q)
+        assert backend.index.track_peaks(5).shape == (0, 2)
+        assert backend.writer.cleanup() >= 0
+        backend.add([good])
+        np.testing.assert_array_equal(backend.index.track_peaks(5), good.peaks)
+
+    def test_removal_waits_for_the_commit(self, backend: Backend) -> None:
+        rng = np.random.default_rng(24)
+        tracks = fill(backend, rng, [3])
+        with pytest.raises(RuntimeError):
+            try:
+                with backend.catalog.transaction():
+                    backend.writer.remove([2])
+                    raise RuntimeError("rolled back")
+            except BaseException:
+                backend.writer.abort(None)
+                raise
+        backend.index.refresh(force=True)
+        q = query_hashes(rng)
+        assert got(backend.index.lookup(q, BIG_CAP), q) == expected(tracks, q)
+        np.testing.assert_array_equal(backend.index.track_peaks(2), tracks[2].peaks)
+
+    def test_compact_keeps_live_tracks_and_drops_removed(self, backend: Backend) -> None:
+        rng = np.random.default_rng(25)
+        tracks = fill(backend, rng, [2, 3, 1, 2])
+        victims = {1, 4, 8}
+        backend.remove(victims)
+        live = {tid: t for tid, t in tracks.items() if tid not in victims}
+        backend.writer.compact(1)
+        q = query_hashes(rng, n=2000)
+        assert got(backend.index.lookup(q, BIG_CAP), q) == expected(live, q)
+        # After compaction every backend counts exactly the live postings, at every cap.
+        assert backend.index.postings() == sum(len(t.hashes) for t in live.values())
+        assert backend.index.stats().postings == backend.index.postings()
+        for cap in (1, 3):
+            assert got(backend.index.lookup(q, cap), q) == expected(live, q, cap=cap)
+        assert backend.index.stats().segments <= 1
+        for tid, t in live.items():
+            np.testing.assert_array_equal(backend.index.track_peaks(tid), t.peaks)
+        for tid in victims:
+            assert backend.index.track_peaks(tid).shape == (0, 2)
+        assert backend.writer.compact(1) == 0  # nothing left to do
+        more = fill(backend, rng, [2], first_id=20)
+        live.update(more)
+        assert got(backend.index.lookup(q, BIG_CAP), q) == expected(live, q)
+
+    def test_compact_of_only_removed_tracks_empties_the_index(self, backend: Backend) -> None:
+        rng = np.random.default_rng(26)
+        tracks = fill(backend, rng, [2, 1])
+        backend.remove(tracks)
+        backend.writer.compact(1)
+        q = query_hashes(rng)
+        assert got(backend.index.lookup(q, BIG_CAP), q) == Counter()
+        assert backend.index.postings() == 0 and backend.index.stats().segments == 0
+
+    def test_compact_of_an_empty_index(self, backend: Backend) -> None:
+        assert backend.writer.compact(1) == 0
+        assert backend.index.stats().postings == 0

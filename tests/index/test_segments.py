@@ -12,7 +12,8 @@ import pytest
 from soundmark.catalog.models import TrackMeta
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.index.base import Hits
-from soundmark.index.segments import SEGMENTS_DIR, max_tracks_for
+from soundmark.index.manifest import SegmentManifest
+from soundmark.index.segments import SEGMENTS_DIR, SegmentIndex, max_tracks_for
 from soundmark.store import NewTrack, Store
 
 BIG_CAP = 1 << 30
@@ -90,10 +91,20 @@ def seg_dirs(store: Store) -> set[str]:
     return {d.name for d in (store.root / SEGMENTS_DIR).iterdir()}
 
 
+def live_segments(store: Store) -> list[str]:
+    """The live segments the store's index has loaded (the segment backend's own view)."""
+    assert isinstance(store.index, SegmentIndex)
+    return store.index.names
+
+
+def tombstones(store: Store) -> list[int]:
+    return SegmentManifest(store.catalog.conn).tombstones()
+
+
 def test_lookup_matches_brute_force_across_segments(store: Store) -> None:
     rng = np.random.default_rng(1)
     tracks = fill(store, rng, [3, 1, 4, 2])
-    assert len(store.index.names) == 4
+    assert store.index.stats().segments == 4
     assert store.index.postings() == sum(len(t.hashes) for t in tracks.values())
     for _ in range(3):
         q = query_hashes(rng)
@@ -154,7 +165,7 @@ def test_removed_tracks_vanish(store: Store) -> None:
             for tid in victims:
                 assert w.remove(tid)
             assert not w.remove(10_000)
-        assert store.catalog.tombstones() and set(store.catalog.tombstones()) == victims
+        assert tombstones(store) and set(tombstones(store)) == victims
         q = query_hashes(rng)
         expected = brute_force(tracks, q, removed=victims)
         # The writer's own store sees its removals at once ...
@@ -199,16 +210,16 @@ def test_compaction_keeps_live_and_drops_tombstoned(store: Store) -> None:
     victims = {ids[0], ids[3], ids[5]}
     old_reader = Store(store.root, FingerprintParams())
     try:
-        old_names = set(store.index.names)
+        old_names = set(live_segments(store))
         with store.writer() as w:
             for tid in victims:
                 w.remove(tid)
             assert w.compact() == 4
         live = {tid: t for tid, t in tracks.items() if tid not in victims}
-        assert len(store.index.names) == 1
-        assert not old_names & set(store.index.names)
-        assert store.catalog.tombstones() == []
-        assert seg_dirs(store) == set(store.index.names)  # old directories deleted
+        assert store.index.stats().segments == 1
+        assert not old_names & set(live_segments(store))
+        assert tombstones(store) == []
+        assert seg_dirs(store) == set(live_segments(store))  # old directories deleted
         assert store.index.postings() == sum(len(t.hashes) for t in live.values())
         q = query_hashes(rng, n=2000)
         assert as_counter(store.index.lookup(q, BIG_CAP), q) == brute_force(live, q)
@@ -216,7 +227,7 @@ def test_compaction_keeps_live_and_drops_tombstoned(store: Store) -> None:
             np.testing.assert_array_equal(store.index.track_peaks(tid), t.peaks)
         for tid in victims:
             assert store.index.track_peaks(tid).shape == (0, 2)
-        (seg,) = store.index.names
+        (seg,) = live_segments(store)
         on_disk = np.load(store.root / SEGMENTS_DIR / seg / "tracks.npy")
         assert sorted(on_disk.tolist()) == sorted(live)
 
@@ -232,7 +243,7 @@ def test_compaction_keeps_live_and_drops_tombstoned(store: Store) -> None:
             more = [make_track(rng, 100) for _ in range(2)]
             live.update(zip(w.commit(more), more, strict=True))
             assert w.compact() == 2
-        assert len(store.index.names) == 1
+        assert store.index.stats().segments == 1
         assert as_counter(store.index.lookup(q, BIG_CAP), q) == brute_force(live, q)
     finally:
         old_reader.close()
@@ -245,7 +256,7 @@ def test_compaction_of_only_removed_tracks(store: Store) -> None:
         for tid in tracks:
             w.remove(tid)
         w.compact()
-    assert store.index.names == []
+    assert live_segments(store) == []
     assert seg_dirs(store) == set()
     q = query_hashes(rng)
     assert len(store.index.lookup(q, BIG_CAP).hash_pos) == 0
@@ -272,8 +283,8 @@ def test_large_times_pack_and_split(store: Store) -> None:
     with store.writer() as w:
         ids = w.commit(tracks)
     assert ids == sorted(ids) and len(set(ids)) == n
-    assert len(store.index.names) == 2  # split in order: 1024 + 6 tracks
-    per_seg = sorted(len(np.load(store.root / SEGMENTS_DIR / s / "tracks.npy")) for s in store.index.names)
+    assert store.index.stats().segments == 2  # split in order: 1024 + 6 tracks
+    per_seg = sorted(len(np.load(store.root / SEGMENTS_DIR / s / "tracks.npy")) for s in live_segments(store))
     assert per_seg == [6, 1024]
     by_id = dict(zip(ids, tracks, strict=True))
     q = np.unique(np.concatenate([t.hashes for t in tracks]))
@@ -287,7 +298,7 @@ def test_large_times_pack_and_split(store: Store) -> None:
 def test_orphan_segment_dirs_deleted_when_writer_opens(store: Store) -> None:
     rng = np.random.default_rng(8)
     tracks = fill(store, rng, [2])
-    (live,) = store.index.names
+    (live,) = live_segments(store)
     segs = store.root / SEGMENTS_DIR
     tmp = segs / ".tmp-seg-0123456789abcdef"
     tmp.mkdir()
@@ -297,7 +308,7 @@ def test_orphan_segment_dirs_deleted_when_writer_opens(store: Store) -> None:
     np.save(unregistered / "tracks.npy", np.array([99], dtype=np.int64))
     # Readers ignore them ...
     with Store(store.root, FingerprintParams()) as reader:
-        assert reader.index.names == [live]
+        assert live_segments(reader) == [live]
     assert tmp.exists() and unregistered.exists()
     # ... the next writer deletes them and keeps the live segment.
     with store.writer():

@@ -8,7 +8,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from soundmark.index.segments import BIN_SPAN
+from soundmark.fingerprint.params import FingerprintParams
 from soundmark.match.tracklist import (
     ScanSettings,
     Tracklist,
@@ -17,6 +17,7 @@ from soundmark.match.tracklist import (
     _dilated_codes,
     _fit_alignment,
     _max_subarray,
+    peak_code_span,
 )
 from soundmark.store import Store
 
@@ -284,12 +285,13 @@ def test_max_subarray_of_nothing_positive_is_empty() -> None:
 
 
 def test_dilated_codes_widen_a_peak_by_one_frame_and_bin() -> None:
-    codes = _dilated_codes(np.array([[10, 5]], dtype=np.int32))
-    expected = sorted((10 + dt) * BIN_SPAN + 5 + df for dt in (-1, 0, 1) for df in (-1, 0, 1))
+    span = peak_code_span(FingerprintParams())
+    codes = _dilated_codes(np.array([[10, 5]], dtype=np.int32), span)
+    expected = sorted((10 + dt) * span + 5 + df for dt in (-1, 0, 1) for df in (-1, 0, 1))
     assert codes.tolist() == expected
     # At bin 0 the widening clips instead of wrapping into the previous frame's codes.
-    edge = _dilated_codes(np.array([[10, 0]], dtype=np.int32))
-    assert edge.tolist() == sorted((10 + dt) * BIN_SPAN + b for dt in (-1, 0, 1) for b in (0, 1))
+    edge = _dilated_codes(np.array([[10, 0]], dtype=np.int32), span)
+    assert edge.tolist() == sorted((10 + dt) * span + b for dt in (-1, 0, 1) for b in (0, 1))
 
 
 def _recording_with_track(store: Store, tid: int, at_frames: int, total_frames: int) -> np.ndarray:

@@ -249,10 +249,9 @@ class Catalog:
         )
 
     def delete_track(self, track_id: int) -> bool:
-        """Delete inside the caller's transaction and tombstone its postings."""
+        """Delete inside the caller's transaction (the store hides the track's postings through
+        its index in the same transaction)."""
         cur = self.conn.execute("DELETE FROM tracks WHERE id=?", (track_id,))
-        if cur.rowcount:
-            self.conn.execute("INSERT OR IGNORE INTO tombstones(track_id) VALUES (?)", (track_id,))
         return bool(cur.rowcount)
 
     def get_track(self, track_id: int) -> Track | None:
@@ -319,30 +318,3 @@ class Catalog:
             "INSERT OR REPLACE INTO source_files(path, size, mtime_ns, file_sha256, track_id) VALUES (?, ?, ?, ?, ?)",
             (path, size, mtime_ns, file_sha256, track_id),
         )
-
-    # --- segments -----------------------------------------------------------------------------
-    def segment_names(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT name FROM segments ORDER BY created_at, name")]
-
-    def add_segment(self, name: str, postings: int, tracks: int, size: int) -> None:
-        self.conn.execute(
-            "INSERT INTO segments(name, postings, tracks, bytes, created_at) VALUES (?, ?, ?, ?, ?)",
-            (name, postings, tracks, size, time.time()),
-        )
-
-    def drop_segments(self, names: Iterable[str]) -> None:
-        self.conn.executemany("DELETE FROM segments WHERE name=?", [(n,) for n in names])
-
-    def index_snapshot(self) -> tuple[list[str], list[int]]:
-        """Live segments and tombstones read in one transaction, so they agree."""
-        self.conn.execute("BEGIN")
-        try:
-            return self.segment_names(), self.tombstones()
-        finally:
-            self.conn.execute("COMMIT")
-
-    def tombstones(self) -> list[int]:
-        return [int(r[0]) for r in self.conn.execute("SELECT track_id FROM tombstones")]
-
-    def clear_tombstones(self, ids: Iterable[int]) -> None:
-        self.conn.executemany("DELETE FROM tombstones WHERE track_id=?", [(int(i),) for i in ids])

@@ -1,11 +1,32 @@
-"""The contract every fingerprint index backend fulfils.
+"""The ports of the fingerprint index: what matching reads and what the store writes.
 
-Matching code talks only to this Protocol, so a server-grade backend (PostgreSQL, a distributed
-store) can replace the embedded one without touching it.
+``FingerprintIndex`` is the read side (lookup, peaks, counts, refresh), ``IndexWriter`` the write
+side, and ``IndexBackend`` both: every backend (``index/segments.py`` on disk, ``index/memory.py``
+in RAM, a server-grade one later) implements ``IndexBackend`` and is chosen in one place,
+``index/factory.py``. Matching, ingest and the store are typed against these Protocols only;
+``tests/index/contract.py`` holds the behaviour every backend must show.
+
+How a write becomes visible, in every backend:
+  1. ``write(batch)``   the slow, durable part (files fsynced, keys stored): nothing is visible yet,
+                        and it runs outside any catalog transaction, so nobody waits for it.
+  2. ``publish(w)`` / ``remove(ids)``   inside the store's short catalog transaction: the batch is
+                        listed, the tracks tombstoned, together with the catalog rows.
+  3. the transaction commits, and ``refresh()`` shows the change (another process: its next
+                        ``refresh()``); if it fails instead, ``abort(w)`` forgets steps 1 and 2.
+A crash between 1 and 3 leaves an unlisted write that ``cleanup()`` deletes.
+
+Data crossing the ports:
+  hashes  uint32 (n,)      fingerprint hashes
+  times   int32 (n,)       reference time of each hash, in frames
+  peaks   int32 (m, 2)     frame, band bin of each spectral peak, sorted by frame (verification);
+                           how a backend encodes them is its own business
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,15 +63,49 @@ class Hits:
 
 @dataclass(frozen=True)
 class IndexStats:
+    postings: int  # stored postings (a backend may still count removed tracks until compaction)
+    segments: int  # storage units that compaction would merge (0 for a backend without any)
+    bytes: int  # bytes of index data held
+
+
+@dataclass(frozen=True)
+class WrittenPart:
+    """One storage unit a write produced (a segment directory, a staged key)."""
+
+    name: str
+    tracks: int
     postings: int
-    segments: int
     bytes: int
 
 
+@dataclass(frozen=True)
+class Written:
+    """What ``IndexWriter.write`` made durable: the batch's tracks, in order, and its parts."""
+
+    track_ids: tuple[int, ...]
+    parts: tuple[WrittenPart, ...]
+
+    @property
+    def postings(self) -> int:
+        return sum(p.postings for p in self.parts)
+
+    @property
+    def bytes(self) -> int:
+        return sum(p.bytes for p in self.parts)
+
+
+class IndexDatabase(Protocol):
+    """The store's SQLite catalog as a backend may use it: a backend that keeps its bookkeeping
+    (its manifest of live parts, tombstones) in the catalog file writes it through ``conn`` inside
+    ``transaction()``, so a commit of tracks and of their index entries is one transaction."""
+
+    conn: sqlite3.Connection
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+
 class FingerprintIndex(Protocol):
-    """The reads matching needs. Writing (and making other processes' commits visible) is each
-    backend's own API: ``SegmentIndex.write``/``load`` under ``Store``, ``MemoryIndex.add``/``remove``.
-    ``tests/index/contract.py`` holds the behaviour every backend must show."""
+    """The reads matching needs."""
 
     def lookup(self, hashes: np.ndarray, max_postings_per_hash: int) -> Hits:
         """Postings of every hash (uint32, unique), skipping hashes with more postings than the cap
@@ -59,9 +114,63 @@ class FingerprintIndex(Protocol):
 
     def track_peaks(self, track_id: int) -> np.ndarray:
         """The stored peaks (int32 (n, 2): frame, bin, sorted by frame) of one track; (0, 2) when
-        the track is unknown."""
+        the track is unknown or removed."""
         ...
 
     def postings(self) -> int:
         """How many postings are stored (segments keep counting a removed track's until compaction)."""
         ...
+
+    def stats(self) -> IndexStats:
+        """Postings, storage units and bytes of what is visible now."""
+        ...
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Show what was committed since the last call (by this process or another); cheap when
+        nothing changed. ``force`` reloads even when the backend saw no change (a writer after
+        its own commit)."""
+        ...
+
+
+class IndexWriter(Protocol):
+    """The writes the store makes. One writer at a time (the store's writer lock)."""
+
+    def write(self, batch: Sequence[TrackPostings]) -> Written:
+        """Store ``batch`` durably but invisibly; call it outside any transaction (it is the slow
+        part). Track ids must be new; a batch that cannot be stored whole raises (``ValueError``
+        for bad input, ``StoreError`` for a failing disk) and leaves nothing behind."""
+        ...
+
+    def publish(self, written: Written) -> None:
+        """Inside the store's transaction: make ``written`` live when it commits."""
+        ...
+
+    def remove(self, track_ids: Iterable[int]) -> None:
+        """Inside the store's transaction: hide these tracks when it commits (unknown ids are
+        ignored). Their data may stay stored until ``compact``."""
+        ...
+
+    def abort(self, written: Written | None) -> None:
+        """The store's transaction failed: forget what ``publish``/``remove`` recorded in it and
+        delete ``written``."""
+        ...
+
+    def add(self, batch: Sequence[TrackPostings]) -> Written:
+        """``write`` + ``publish`` in a short transaction of its own + ``refresh``: all or nothing."""
+        ...
+
+    def compact(self, max_segments: int = 1) -> int:
+        """Rewrite storage (dropping removed tracks) until at most ``max_segments`` units remain;
+        the rewrite is durable before the short transaction that swaps it in. Returns how many
+        units were rewritten (0: nothing to do)."""
+        ...
+
+    def cleanup(self) -> int:
+        """Delete what a writer that died before its commit left; only under the writer lock.
+        Returns how many leftovers were deleted."""
+        ...
+
+
+class IndexBackend(FingerprintIndex, IndexWriter, Protocol):
+    """A backend implements both ports; the store hands the read port to matching and the write
+    port to its writer."""

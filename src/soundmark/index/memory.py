@@ -1,71 +1,124 @@
 """An in-memory fingerprint index: the reference backend of the index contract.
 
-Holds every live posting in RAM and answers the same reads as ``SegmentIndex`` (``lookup``,
-``track_peaks``, ``postings``) with the same results for the same data, so the contract tests in
-``tests/index/contract.py`` can run against both. Nothing is persisted; it suits tests, tools
-and small catalogs.
+Implements both ports (``IndexBackend``) with every live posting in RAM and the same results as
+``SegmentIndex`` for the same data, so the contract tests in ``tests/index/contract.py`` run
+against both; ``Store(..., index_backend="memory")`` uses it for tests. Nothing is persisted, so
+it only ever sees its own process's writes.
 
 Data, per track (as given in ``TrackPostings``):
   hashes  uint32 (n,)       fingerprint hashes
   times   int32 (n,)        reference time of each hash, in frames
   peaks   int32 (m, 2)      frame, bin of the spectral peaks, sorted by frame (for verification)
 ``lookup`` answers from one merged table sorted by (hash, track id, time), rebuilt lazily after
-the first read that follows an ``add`` or ``remove``.
+the first read that follows a change.
 
-Where it differs from ``SegmentIndex`` by design: ``remove`` frees a track's postings at once, so
-the per-hash cap of ``lookup`` counts live postings only (segments keep counting a removed
-track's postings until compaction); ``track_peaks`` of a removed track is empty in both.
+Writes follow the ports' steps: ``write`` stages a copy, ``publish``/``remove`` record the change
+as pending, ``refresh`` applies what is pending (the store calls it once its transaction has
+committed) and ``abort`` drops it.
+
+Where it differs from ``SegmentIndex`` by design: a removal frees a track's postings at once, so
+the per-hash cap of ``lookup`` and ``postings()`` count live postings only (segments keep counting
+a removed track's postings until compaction); it has no segments (``stats().segments`` is 0 and
+``compact`` has nothing to do); ``track_peaks`` of a removed track is empty in both.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from soundmark.index.base import Hits, TrackPostings
+from soundmark.index.base import Hits, IndexStats, TrackPostings, Written, WrittenPart
 
 
 class MemoryIndex:
-    """A fingerprint index held entirely in memory; ``add`` and ``remove`` take effect at once."""
+    """A fingerprint index held entirely in memory."""
 
     def __init__(self) -> None:
         self._tracks: dict[int, TrackPostings] = {}
-        self._retired: set[int] = set()  # ids ever added, so a removed id is never reused
+        self._used: set[int] = set()  # ids ever written, so a removed id is never reused
+        self._staged: dict[str, list[TrackPostings]] = {}
+        self._pending_add: list[str] = []
+        self._pending_remove: set[int] = set()
         self._keys = np.zeros(0, dtype=np.uint32)
         self._track_ids = np.zeros(0, dtype=np.int64)
         self._times = np.zeros(0, dtype=np.int64)
         self._dirty = False
 
     # --- writing ------------------------------------------------------------------------------
-    def add(self, batch: Sequence[TrackPostings]) -> None:
-        """Add the tracks of ``batch``; an id that was added before (even if removed since) is a
-        ``ValueError`` and nothing of the batch is added."""
+    def write(self, batch: Sequence[TrackPostings]) -> Written:
+        """Stage copies of ``batch``; an id that was written before (even if removed since) is a
+        ``ValueError`` and nothing of the batch is staged."""
         ids = [int(p.track_id) for p in batch]
-        reused = sorted({i for i, n in Counter(ids).items() if n > 1 or i in self._retired})
+        reused = sorted({i for i, n in Counter(ids).items() if n > 1 or i in self._used})
         if reused:
             raise ValueError(f"track ids already used: {reused}")
         for p in batch:
             if len(p.hashes) != len(p.times):
                 raise ValueError(f"track {p.track_id}: {len(p.hashes)} hashes but {len(p.times)} times")
-        for tid, p in zip(ids, batch, strict=True):
-            self._tracks[tid] = TrackPostings(
+        copies = [
+            TrackPostings(
                 tid,
                 np.asarray(p.hashes, dtype=np.uint32).copy(),
                 np.asarray(p.times, dtype=np.int32).copy(),
                 np.asarray(p.peaks, dtype=np.int32).reshape(-1, 2).copy(),
             )
-            self._retired.add(tid)
-        self._dirty = self._dirty or bool(batch)
+            for tid, p in zip(ids, batch, strict=True)
+        ]
+        self._used.update(ids)
+        name = f"mem-{uuid.uuid4().hex[:16]}"
+        self._staged[name] = copies
+        size = sum(p.hashes.nbytes + p.times.nbytes + p.peaks.nbytes for p in copies)
+        postings = sum(len(p.hashes) for p in copies)
+        return Written(tuple(ids), (WrittenPart(name, len(copies), postings, size),))
+
+    def publish(self, written: Written) -> None:
+        self._pending_add += [part.name for part in written.parts if part.name in self._staged]
 
     def remove(self, track_ids: Iterable[int]) -> None:
-        """Forget the given tracks (unknown ids are ignored)."""
-        for tid in track_ids:
-            if self._tracks.pop(int(tid), None) is not None:
-                self._dirty = True
+        self._pending_remove.update(int(t) for t in track_ids)
+
+    def abort(self, written: Written | None) -> None:
+        for part in written.parts if written is not None else ():
+            for t in self._staged.pop(part.name, []):
+                self._used.discard(t.track_id)  # never committed: the id is free again
+            if part.name in self._pending_add:
+                self._pending_add.remove(part.name)
+        self._pending_remove.clear()
+
+    def add(self, batch: Sequence[TrackPostings]) -> Written:
+        written = self.write(batch)
+        self.publish(written)
+        self.refresh()
+        return written
+
+    def compact(self, max_segments: int = 1) -> int:
+        """Nothing to merge: removals already freed their postings."""
+        self.refresh()
+        return 0
+
+    def cleanup(self) -> int:
+        """Forget staged writes that were never published (a failed commit's)."""
+        stale = [name for name in self._staged if name not in self._pending_add]
+        for name in stale:
+            del self._staged[name]
+        return len(stale)
 
     # --- reading ------------------------------------------------------------------------------
+    def refresh(self, *, force: bool = False) -> None:
+        """Apply the published writes and removals."""
+        for name in self._pending_add:
+            for p in self._staged.pop(name, []):
+                self._tracks[p.track_id] = p
+                self._dirty = True
+        self._pending_add = []
+        for tid in self._pending_remove:
+            if self._tracks.pop(tid, None) is not None:
+                self._dirty = True
+        self._pending_remove = set()
+
     def _table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._dirty:
             tracks = list(self._tracks.values())
@@ -84,6 +137,10 @@ class MemoryIndex:
     def postings(self) -> int:
         """Number of live postings (hash, track, time)."""
         return sum(len(p.hashes) for p in self._tracks.values())
+
+    def stats(self) -> IndexStats:
+        size = sum(p.hashes.nbytes + p.times.nbytes + p.peaks.nbytes for p in self._tracks.values())
+        return IndexStats(self.postings(), 0, size)
 
     def lookup(self, hashes: np.ndarray, max_postings_per_hash: int) -> Hits:
         """Postings of ``hashes`` (unique uint32); hashes with more than ``max_postings_per_hash``

@@ -1,4 +1,4 @@
-"""Immutable sorted-array segments, memory-mapped: the embedded index.
+"""Immutable sorted-array segments, memory-mapped: the embedded index backend.
 
 Why hand-written: a sorted uint32 key array searched with ``np.searchsorted`` is the fastest
 lookup measured on this hardware (INDEX-ENGINES.md: 0.7 ms per 1,500 hashes against 2.5 ms for
@@ -8,12 +8,16 @@ A segment is a directory written once and renamed into place:
   keys.npy    uint32, sorted hashes
   vals.npy    uint32, (local track << time_bits) | time frame
   tracks.npy  int64, local track → global track id
-  peaks.npy   uint32, (frame << 10) | bin, per track in time order (for verification)
+  peaks.npy   uint32, (frame << PEAK_BIN_BITS) | bin, per track in time order (for verification)
   peak_starts.npy  int64, where each local track's peaks start (n_tracks + 1 entries)
   meta.json   {"time_bits": n, "postings": n}
-Which segments are live is recorded by the catalog in the same SQLite transaction that adds
-their tracks, so a crash leaves either a whole segment with its tracks or an orphan directory
-that the next writer deletes.
+The peak code is this backend's own: callers see peaks as int32 (frame, bin) pairs only.
+
+Which segments are live, and which tracks are removed, is this backend's manifest
+(``index/manifest.py``) in the catalog file. ``write`` fsyncs a segment before any transaction;
+``publish`` lists it inside the store's short transaction that inserts its tracks; so a crash
+leaves either a whole listed segment with its tracks or an unlisted directory that the next
+writer's ``cleanup`` deletes.
 """
 
 from __future__ import annotations
@@ -29,17 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from soundmark.errors import StoreError
-from soundmark.index.base import Hits, TrackPostings
+from soundmark.index.base import Hits, IndexDatabase, IndexStats, TrackPostings, Written, WrittenPart
+from soundmark.index.manifest import SegmentManifest
 
 SEGMENTS_DIR = "segments"
-
-
-@dataclass(frozen=True)
-class SegmentInfo:
-    name: str
-    postings: int
-    tracks: int
-    bytes: int
 
 
 @dataclass
@@ -80,6 +77,7 @@ def max_tracks_for(max_time: int) -> int:
 
 PEAK_BIN_BITS = 10  # a stored peak's bin is below BIN_SPAN; frame * BIN_SPAN + bin codes a peak
 BIN_SPAN = 1 << PEAK_BIN_BITS
+MAX_PEAK_FRAME = (1 << (32 - PEAK_BIN_BITS)) - 1  # the largest frame a packed peak holds
 
 
 def pack_peaks(peaks: np.ndarray) -> np.ndarray:
@@ -111,16 +109,45 @@ def _save(path: Path, array: np.ndarray) -> None:
         os.fsync(fh.fileno())
 
 
-class SegmentIndex:
-    """Reads the live segments of a store directory and writes new ones."""
+class _Superseded(Exception):
+    """The manifest changed under a compaction (another writer compacted first)."""
 
-    def __init__(self, root: Path):
+
+class SegmentIndex:
+    """The segment backend of one store directory: both index ports (``IndexBackend``)."""
+
+    def __init__(self, root: Path, db: IndexDatabase):
         self.root = Path(root) / SEGMENTS_DIR
+        self._db = db
+        self._manifest = SegmentManifest(db.conn)
         self._segments: dict[str, _Segment] = {}
         self._removed = np.zeros(0, dtype=np.int64)
         self._where: dict[int, tuple[_Segment, int]] = {}
+        self._version = -1
 
     # --- reading ------------------------------------------------------------------------------
+    def refresh(self, *, force: bool = False) -> None:
+        """Load segments and tombstones committed since the last call.
+
+        ``PRAGMA data_version`` only changes for commits of *other* connections, so a writer
+        reloads with ``force=True`` after its own commits.
+        """
+        for attempt in range(5):
+            version = self._manifest.version()
+            if version == self._version and not force:
+                return
+            try:
+                self.load(*self._manifest.snapshot())
+            except StoreError:
+                # A compaction committed meanwhile and deleted segments we were about to open:
+                # read the manifest again (unless nothing changed: then the store is damaged).
+                if attempt == 4 or self._manifest.version() == version:
+                    raise
+                force = True
+                continue
+            self._version = version
+            return
+
     def load(self, names: Iterable[str], removed_tracks: Iterable[int]) -> None:
         """Make exactly ``names`` the live segments; open new ones, drop the others."""
         wanted = list(names)
@@ -154,13 +181,15 @@ class SegmentIndex:
 
     @property
     def names(self) -> list[str]:
+        """The live segments loaded now (this backend's own view; not part of the ports)."""
         return list(self._segments)
 
     def postings(self) -> int:
         return sum(len(s.keys) for s in self._segments.values())
 
-    def bytes(self) -> int:
-        return sum(s.bytes for s in self._segments.values())
+    def stats(self) -> IndexStats:
+        segs = self._segments.values()
+        return IndexStats(sum(len(s.keys) for s in segs), len(self._segments), sum(s.bytes for s in segs))
 
     def lookup(self, hashes: np.ndarray, max_postings_per_hash: int) -> Hits:
         """Postings of ``hashes`` (unique uint32) across all live segments."""
@@ -213,14 +242,27 @@ class SegmentIndex:
         return unpack_peaks(packed)
 
     # --- writing ------------------------------------------------------------------------------
-    def write(self, batch: Sequence[TrackPostings]) -> SegmentInfo:
-        """Write one segment holding ``batch`` durably; it is not live until the catalog says so."""
-        if not batch:
-            raise ValueError("empty segment")
+    def write(self, batch: Sequence[TrackPostings]) -> Written:
+        """Write ``batch`` durably as one or more segments (split, in order, where its times leave
+        too few bits for its tracks); not live until ``publish`` commits. Outside any transaction."""
+        _check(batch)
+        parts: list[WrittenPart] = []
+        start = 0
+        try:
+            while start < len(batch):
+                max_time = max(int(p.times.max()) if len(p.times) else 0 for p in batch[start:])
+                step = max_tracks_for(max_time)
+                parts.append(self._write_segment(batch[start : start + step]))
+                start += step
+        except BaseException:
+            for part in parts:
+                shutil.rmtree(self.root / part.name, ignore_errors=True)
+            raise
+        return Written(tuple(int(p.track_id) for p in batch), tuple(parts))
+
+    def _write_segment(self, batch: Sequence[TrackPostings]) -> WrittenPart:
         max_time = max((int(p.times.max()) if len(p.times) else 0) for p in batch)
         time_bits = max(1, max_time.bit_length())
-        if len(batch) > max_tracks_for(max_time):
-            raise ValueError("too many tracks for one segment")
         keys = np.concatenate([p.hashes.astype(np.uint32) for p in batch])
         local = np.concatenate([np.full(len(p.hashes), i, dtype=np.uint64) for i, p in enumerate(batch)])
         times = np.concatenate([p.times.astype(np.uint64) for p in batch])
@@ -230,13 +272,13 @@ class SegmentIndex:
         keys = (packed >> np.uint64(32)).astype(np.uint32)
         vals32 = (packed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         tracks = np.array([p.track_id for p in batch], dtype=np.int64)
-        peaks = np.concatenate([pack_peaks(p.peaks) for p in batch])
+        peaks = np.concatenate([pack_peaks(np.asarray(p.peaks).reshape(-1, 2)) for p in batch])
         peak_starts = np.concatenate([[0], np.cumsum([len(p.peaks) for p in batch])]).astype(np.int64)
 
-        self.root.mkdir(parents=True, exist_ok=True)
         name = f"seg-{uuid.uuid4().hex[:16]}"
         tmp = self.root / f".tmp-{name}"
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
             tmp.mkdir()
             _save(tmp / "keys.npy", keys)
             _save(tmp / "vals.npy", vals32)
@@ -250,16 +292,74 @@ class SegmentIndex:
             size = sum(f.stat().st_size for f in (self.root / name).iterdir())
         except OSError as exc:
             # A full disk (ENOSPC), a file-size limit (EFBIG), a failing device: leave no partial
-            # segment behind and say so in words (the catalog never listed it).
+            # segment behind and say so in words (the manifest never listed it).
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(self.root / name, ignore_errors=True)
             reason = exc.strerror or str(exc)
             raise StoreError(f"could not write an index segment under {self.root}: {reason}") from exc
-        return SegmentInfo(name, len(keys), len(batch), size)
+        return WrittenPart(name, len(batch), len(keys), size)
 
-    def discard(self, name: str) -> None:
-        """Delete a written segment that the catalog did not take (its commit failed)."""
-        shutil.rmtree(self.root / name, ignore_errors=True)
+    def publish(self, written: Written) -> None:
+        """List ``written``'s segments, inside the store's open transaction."""
+        for part in written.parts:
+            self._manifest.add(part.name, part.postings, part.tracks, part.bytes)
+
+    def remove(self, track_ids: Iterable[int]) -> None:
+        """Tombstone ``track_ids``, inside the store's open transaction."""
+        self._manifest.add_tombstones(track_ids)
+
+    def abort(self, written: Written | None) -> None:
+        """Delete ``written``'s segments (the rolled-back transaction took the manifest rows)."""
+        for part in written.parts if written is not None else ():
+            shutil.rmtree(self.root / part.name, ignore_errors=True)
+
+    def add(self, batch: Sequence[TrackPostings]) -> Written:
+        written = self.write(batch)
+        try:
+            with self._db.transaction():
+                self.publish(written)
+        except BaseException:
+            self.abort(written)
+            raise
+        self.refresh(force=True)
+        return written
+
+    def compact(self, max_segments: int = 1) -> int:
+        """Merge segments (dropping removed tracks) until at most ``max_segments`` remain.
+
+        The merged segments are written and fsynced first; one short transaction then swaps
+        them for the old ones and clears the tombstones it applied. Readers holding the old
+        segments keep them (the files stay mapped after unlink) and switch at their next refresh.
+        """
+        self.refresh(force=True)
+        names, tombs = self._manifest.snapshot()
+        if len(names) <= max_segments and not tombs:
+            return 0
+        drop = np.array(tombs, dtype=np.int64)
+        merged: list[TrackPostings] = []
+        for name in names:
+            merged += self.read_postings(name, drop)
+        written = self.write(merged) if merged else Written((), ())
+        try:
+            with self._db.transaction():
+                if not set(names) <= set(self._manifest.names()):
+                    raise _Superseded
+                self._manifest.drop(names)
+                self.publish(written)
+                self._manifest.clear_tombstones(tombs)
+        except _Superseded:
+            self.abort(written)
+            return 0
+        except BaseException:
+            self.abort(written)
+            raise
+        self.refresh(force=True)
+        self.cleanup()
+        return len(names)
+
+    def cleanup(self) -> int:
+        """Delete segment directories the manifest does not list (a dead writer's leftovers)."""
+        return self.delete_unlisted(self._manifest.names())
 
     def read_postings(self, name: str, drop_tracks: np.ndarray) -> list[TrackPostings]:
         """Every track's postings of one segment (for compaction), without ``drop_tracks``."""
@@ -280,7 +380,7 @@ class SegmentIndex:
         return out
 
     def delete_unlisted(self, live: Iterable[str]) -> int:
-        """Remove segment directories that no committed catalog row names (crash leftovers)."""
+        """Remove segment directories that no committed manifest row names (crash leftovers)."""
         if not self.root.exists():
             return 0
         keep = set(live)
@@ -290,3 +390,23 @@ class SegmentIndex:
                 shutil.rmtree(d, ignore_errors=True)
                 removed += 1
         return removed
+
+
+def _check(batch: Sequence[TrackPostings]) -> None:
+    """Refuse a batch this layout cannot hold, before anything is written."""
+    if not batch:
+        raise ValueError("empty segment")
+    ids = [int(p.track_id) for p in batch]
+    if len(set(ids)) != len(ids):
+        raise ValueError("a track id appears twice in one batch")
+    for p in batch:
+        if len(p.hashes) != len(p.times):
+            raise ValueError(f"track {p.track_id}: {len(p.hashes)} hashes but {len(p.times)} times")
+        if len(p.times) and (int(p.times.min()) < 0 or int(p.times.max()) >= 2**31):
+            raise ValueError(f"track {p.track_id}: times must lie in [0, 2**31) frames")
+        peaks = np.asarray(p.peaks).reshape(-1, 2)
+        if len(peaks) and not (
+            0 <= int(peaks[:, 0].min()) <= int(peaks[:, 0].max()) <= MAX_PEAK_FRAME
+            and 0 <= int(peaks[:, 1].min()) <= int(peaks[:, 1].max()) < BIN_SPAN
+        ):
+            raise ValueError(f"track {p.track_id}: peaks need frames ≤ {MAX_PEAK_FRAME} and bins < {BIN_SPAN}")

@@ -17,7 +17,7 @@ MIN_SHARED = 0.25  # fraction of the window's hashes that must align on one offs
 
 def find_duplicate(store: Store, track: NewTrack) -> int | None:
     """Id of a stored track sharing this track's audio (same offset throughout), else None."""
-    if not store.index.names or len(track.hashes) == 0:
+    if store.index.postings() == 0 or len(track.hashes) == 0:
         return None
     p = store.params
     frames = int(WINDOW_SECONDS / p.frame_seconds)

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.spectrogram import band_bins
-from soundmark.index.segments import BIN_SPAN
 from soundmark.store import Store
 
 # Playback speeds searched (time and pitch together, as a turntable or a pitch fader plays).
@@ -277,14 +277,15 @@ class Tracklist:
         rf = (q[:, 1] + lo) / speed - lo
         ti = np.rint(rt).astype(np.int64)
         fi = np.rint(rf).astype(np.int64)
-        codes = _dilated_codes(ref)
+        span = peak_code_span(p)
+        codes = _dilated_codes(ref, span)
         n_ref = int(ref[-1, 0]) + 1
 
         def hit_at(shift: int) -> np.ndarray:
             tt = ti + shift
-            inside = (tt >= 0) & (tt < n_ref) & (fi >= 0) & (fi < BIN_SPAN)
+            inside = (tt >= 0) & (tt < n_ref) & (fi >= 0) & (fi < span)
             out = np.zeros(len(tt), dtype=bool)
-            out[inside] = np.isin(tt[inside] * BIN_SPAN + fi[inside], codes)
+            out[inside] = np.isin(tt[inside] * span + fi[inside], codes)
             return out
 
         hit = hit_at(0)
@@ -310,11 +311,18 @@ class Tracklist:
         return t0 + i0 * bin_s, t0 + i1 * bin_s
 
 
-def _dilated_codes(ref: np.ndarray) -> np.ndarray:
-    """Reference peaks widened by ±1 frame and ±1 bin, as sorted codes frame * BIN_SPAN + bin."""
+def peak_code_span(params: FingerprintParams) -> int:
+    """The bin span of this module's peak codes (frame * span + bin): a peak's bin indexes the
+    peak band, so it is below the band's width; one more leaves room for the +1 bin widening."""
+    lo, hi = band_bins(params)
+    return hi - lo + 1
+
+
+def _dilated_codes(ref: np.ndarray, span: int) -> np.ndarray:
+    """Reference peaks widened by ±1 frame and ±1 bin, as sorted codes frame * span + bin."""
     t = ref[:, 0].astype(np.int64)
     f = ref[:, 1].astype(np.int64)
-    out = [(t + dt) * BIN_SPAN + np.clip(f + df, 0, BIN_SPAN - 1) for dt in (-1, 0, 1) for df in (-1, 0, 1)]
+    out = [(t + dt) * span + np.clip(f + df, 0, span - 1) for dt in (-1, 0, 1) for df in (-1, 0, 1)]
     return np.unique(np.concatenate(out))
 
 
