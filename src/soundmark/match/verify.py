@@ -19,6 +19,11 @@ import numpy as np
 from soundmark.fingerprint.extract import warp_peaks
 
 _LN10 = math.log(10.0)
+# The width of verification's frequency axis, and of its peak codes frame * _FREQ_SPAN + bin: a
+# power of two above every band bin a peak can have (a bin indexes the peak band of an n_fft-point
+# FFT, below n_fft // 2 + 1 ≤ 1024 for every n_fft up to 2046). Query peaks warped past it lie
+# outside every reference and are not counted. The index stores peaks its own way.
+_FREQ_SPAN = 1 << 10
 # Wrong offsets (frames) that sample the chance level: spread over ±(2..12) s.
 NULL_SHIFTS = np.array([-373, -311, -257, -199, -151, -113, -79, -61, 61, 79, 113, 151, 199, 257, 311, 373])
 
@@ -59,10 +64,8 @@ def verify_alignment(
     t, f = warp_peaks(query_peaks, time_rate, freq_rate, band_lo)
     ti = np.rint(t).astype(np.int64)
     fi = np.rint(f).astype(np.int64)
-    keep = fi >= 0
+    keep = (fi >= 0) & (fi < _FREQ_SPAN)
     ti, fi = ti[keep], fi[keep]
-    # The grid's bin axis: every query bin, and every reference bin widened by the tolerance.
-    span = max(int(fi.max(initial=0)), int(ref_peaks[:, 1].max()) + tol_f) + 1
     last = int(ref_peaks[-1, 0])
     # A dense grid of the reference around every offset that will be tried, each stored peak
     # widened by the tolerance: a count is then one gather.
@@ -71,12 +74,12 @@ def verify_alignment(
     g1 = min(last, offset + int(ti.max(initial=0)) + reach) + 1
     lo_i, hi_i = np.searchsorted(ref_peaks[:, 0], [g0 - tol_t, g1 + tol_t])
     window = ref_peaks[lo_i:hi_i].astype(np.int64)
-    grid = np.zeros((max(g1 - g0, 1), span), dtype=bool)
+    grid = np.zeros((max(g1 - g0, 1), _FREQ_SPAN), dtype=bool)
     for dt in range(-tol_t, tol_t + 1):
         rows = window[:, 0] - g0 + dt
         ok = (rows >= 0) & (rows < grid.shape[0])
         for df in range(-tol_f, tol_f + 1):
-            cols = np.clip(window[ok, 1] + df, 0, span - 1)
+            cols = np.clip(window[ok, 1] + df, 0, _FREQ_SPAN - 1)
             grid[rows[ok], cols] = True
 
     def count(off: int) -> tuple[int, int]:
@@ -122,10 +125,8 @@ def shared_peaks(ref_a: np.ndarray, offset_a: int, ref_b: np.ndarray, offset_b: 
     shift = offset_b - offset_a
     b0, b1 = np.searchsorted(ref_b[:, 0], [offset_b - 1, offset_b + span + 2])
     b = ref_b[b0:b1].astype(np.int64)
-    # B's peaks widened by the tolerance once, then one membership test of A's shifted peaks,
-    # each peak coded frame * span + bin with a span above every bin (and its widening).
-    span = int(max(a[:, 1].max(), b[:, 1].max())) + 2
-    near = (np.arange(-1, 2)[:, None] * span + np.arange(-1, 2)[None, :]).ravel()
-    codes = ((b[:, 0] * span + b[:, 1])[:, None] + near[None, :]).ravel()
-    met = np.isin((a[:, 0] + shift) * span + a[:, 1], codes)
+    # B's peaks widened by the tolerance once, then one membership test of A's shifted peaks.
+    near = (np.arange(-1, 2)[:, None] * _FREQ_SPAN + np.arange(-1, 2)[None, :]).ravel()
+    codes = ((b[:, 0] * _FREQ_SPAN + b[:, 1])[:, None] + near[None, :]).ravel()
+    met = np.isin((a[:, 0] + shift) * _FREQ_SPAN + a[:, 1], codes)
     return float(np.count_nonzero(met)) / len(a)
