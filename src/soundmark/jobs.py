@@ -6,6 +6,10 @@ in ``scan_workers`` worker processes) and writes progress and the result into th
 so a job outlives the request that created it and the server: on startup, queued and running jobs
 whose audio is still there are queued again, the others are marked failed.
 
+A job is claimed before it runs: one ``UPDATE ... WHERE status = 'queued'`` moves it to running,
+so of two runners (threads, or ``serve --role jobs`` nodes on one store) given the same queued job
+only one runs it; the other finds it claimed and leaves it.
+
 Every start of a job is counted (``attempts``) before it runs, and given back when the server
 stops it cleanly; a job that has been started ``max_attempts`` times without ever ending (it took
 the server down, or the server died under it each time) is failed on the next startup instead of
@@ -23,12 +27,13 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from soundmark.catalog.writer import Database, LocalDatabase
+from soundmark.catalog.writer import Database, LocalDatabase, read_async, write_async
 from soundmark.errors import SoundmarkError
 from soundmark.match.segments import ScanCancelled, ScanSettings, TrackSegment, chunk_spans, scan
 
@@ -78,8 +83,9 @@ def _row_to_job(row: sqlite3.Row) -> Job:
 
 class JobStore:
     """The ``jobs`` table of a store's catalog, safe across threads: through ``database`` (the
-    server's writer and read pool: then call it off the event loop, which its blocking calls
-    refuse) or, without one, a connection of its own."""
+    server's writer and read pool) or, without one, a connection of its own. The event loop uses
+    the ``a``-prefixed methods (awaited through the writer and the read pool); the others block
+    (threads: the runner, the CLI), and the server's ``database`` refuses them on the loop."""
 
     def __init__(self, db: str | os.PathLike[str], database: Database | None = None):
         self.root = Path(db)
@@ -101,6 +107,10 @@ class JobStore:
         rows: list[sqlite3.Row] = self._db.read(lambda c: c.conn.execute(sql, args).fetchall())
         return rows
 
+    async def _arows(self, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
+        rows: list[sqlite3.Row] = await read_async(self._db, lambda c: c.conn.execute(sql, args).fetchall())
+        return rows
+
     def audio_path(self, job_id: str) -> Path:
         return self.dir / f"{job_id}.audio"
 
@@ -120,51 +130,58 @@ class JobStore:
     ) -> Job | None:
         """A new queued job; None (nothing created) when ``max_active`` jobs are queued or running
         already (counted and inserted in one transaction, so concurrent requests cannot both pass)."""
-        job_id = secrets.token_hex(12)
-        now = time.time()
+        job_id, write = _creation(kind, source, params, token_id, max_active)
+        return self.get(job_id) if self._db.write(write) else None
 
-        def write(c: sqlite3.Connection) -> bool:
-            if max_active is not None:
-                active = int(c.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", ACTIVE).fetchone()[0])
-                if active >= max_active:
-                    return False
-            c.execute(
-                "INSERT INTO jobs (id, kind, status, source, params, created_at, updated_at, token_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, kind, QUEUED, source, json.dumps(params), now, now, token_id),
-            )
-            return True
-
-        if not self._db.write(write):
-            return None
-        job = self.get(job_id)
-        assert job is not None
-        return job
+    async def acreate_bounded(
+        self,
+        kind: str,
+        source: str | None,
+        params: dict[str, Any],
+        token_id: int | None = None,
+        *,
+        max_active: int | None = None,
+    ) -> Job | None:
+        """``create_bounded`` from the event loop (the count and the insert in one write)."""
+        job_id, write = _creation(kind, source, params, token_id, max_active)
+        return await self.aget(job_id) if await write_async(self._db, write) else None
 
     def get(self, job_id: str) -> Job | None:
         rows = self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return _row_to_job(rows[0]) if rows else None
 
+    async def aget(self, job_id: str) -> Job | None:
+        rows = await self._arows("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _row_to_job(rows[0]) if rows else None
+
     def update(self, job_id: str, **fields: Any) -> None:
-        if "result" in fields and fields["result"] is not None:
-            fields["result"] = json.dumps(fields["result"])
-        fields["updated_at"] = time.time()
-        cols = ", ".join(f"{k} = ?" for k in fields)
-        self._write(f"UPDATE jobs SET {cols} WHERE id = ?", (*fields.values(), job_id))
+        self._write(*_update(job_id, fields))
+
+    async def aupdate(self, job_id: str, **fields: Any) -> None:
+        sql, args = _update(job_id, fields)
+        await write_async(self._db, lambda c: c.execute(sql, args).rowcount)
 
     def active(self) -> list[Job]:
         rows = self._rows("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_at", ACTIVE)
         return [_row_to_job(r) for r in rows]
 
+    async def aactive(self) -> list[Job]:
+        rows = await self._arows("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_at", ACTIVE)
+        return [_row_to_job(r) for r in rows]
+
     def count_active(self) -> int:
         return int(self._rows("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", ACTIVE)[0][0])
 
-    def start_attempt(self, job_id: str) -> None:
-        """Mark ``job_id`` running and count the start (persistently, before any work)."""
-        self._write(
-            "UPDATE jobs SET status = ?, progress = 0, attempts = attempts + 1, updated_at = ? WHERE id = ?",
-            (RUNNING, time.time(), job_id),
+    def claim(self, job_id: str) -> bool:
+        """Take the queued job ``job_id`` to run it: marked running and its start counted, in one
+        statement that only a queued job passes. False when it is not queued (another runner
+        claimed it, or it ended): the caller must not run it."""
+        claimed = self._write(
+            "UPDATE jobs SET status = ?, progress = 0, attempts = attempts + 1, updated_at = ?"
+            " WHERE id = ? AND status = ?",
+            (RUNNING, time.time(), job_id, QUEUED),
         )
+        return claimed == 1
 
     def stop_attempt(self, job_id: str) -> None:
         """The server stopped ``job_id`` cleanly: queued again, and that start does not count."""
@@ -196,6 +213,36 @@ class JobStore:
     def purge(self, older_than_days: float) -> int:
         cutoff = time.time() - older_than_days * 86400
         return self._write("DELETE FROM jobs WHERE status IN (?, ?) AND updated_at < ?", (DONE, FAILED, cutoff))
+
+
+def _creation(
+    kind: str, source: str | None, params: dict[str, Any], token_id: int | None, max_active: int | None
+) -> tuple[str, Callable[[sqlite3.Connection], bool]]:
+    """A new job's id and the write function that inserts it (False: ``max_active`` reached)."""
+    job_id = secrets.token_hex(12)
+    now = time.time()
+
+    def write(c: sqlite3.Connection) -> bool:
+        if max_active is not None:
+            active = int(c.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", ACTIVE).fetchone()[0])
+            if active >= max_active:
+                return False
+        c.execute(
+            "INSERT INTO jobs (id, kind, status, source, params, created_at, updated_at, token_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (job_id, kind, QUEUED, source, json.dumps(params), now, now, token_id),
+        )
+        return True
+
+    return job_id, write
+
+
+def _update(job_id: str, fields: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    if "result" in fields and fields["result"] is not None:
+        fields["result"] = json.dumps(fields["result"])
+    fields["updated_at"] = time.time()
+    cols = ", ".join(f"{k} = ?" for k in fields)
+    return f"UPDATE jobs SET {cols} WHERE id = ?", (*fields.values(), job_id)
 
 
 def scan_settings_for(params: dict[str, Any]) -> ScanSettings:
@@ -245,10 +292,9 @@ def run_job(
     """Analyse one job to its end (blocking), recording progress and the outcome; at most the
     first ``max_seconds`` of its audio are analysed."""
     job = jobs.get(job_id)
-    if job is None or job.finished:
-        return
+    if job is None or job.finished or not jobs.claim(job_id):
+        return  # gone, ended, or claimed by another runner (this node's or another's)
     path = jobs.audio_path(job_id)
-    jobs.start_attempt(job_id)
     from soundmark.audio.decode import probe_duration
 
     probed = probe_duration(path)

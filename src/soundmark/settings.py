@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         "callbacks may reach besides public addresses",
     )
     max_inflight: int = Field(64, ge=1, description="recognitions queued or running at once; more get 611")
+    db_readers: int = Field(4, ge=1, le=64, description="threads (each its own connection) reading SQLite")
+    db_write_queue: int = Field(
+        1024, ge=1, description="database writes waiting for the one writer thread before submitters wait too"
+    )
     anonymous_per_day: int = Field(10, ge=0, description="requests per client IP per day without api_token")
     require_token: bool = Field(False, description="refuse every request without a valid api_token")
     log_json: bool = Field(True, description="structured JSON logs on stderr")

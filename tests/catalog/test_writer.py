@@ -18,7 +18,16 @@ import pytest
 from soundmark.auth.tokens import TokenStore, month_period, utc_day
 from soundmark.auth.usage import UsageCounter
 from soundmark.catalog.sqlite import CATALOG_FILE, Catalog
-from soundmark.catalog.writer import DbWriter, LocalDatabase, ReadPool, ServerDatabase, flock_free
+from soundmark.catalog.writer import (
+    DbWriter,
+    LocalDatabase,
+    ReadPool,
+    ServerDatabase,
+    flock_free,
+    read_async,
+    refuse_on_loop,
+    write_async,
+)
 from soundmark.jobs import JobStore
 from soundmark.streams.store import StreamStore, longpoll_category
 
@@ -255,3 +264,81 @@ def test_flock_free(tmp_path: Path) -> None:
         assert not flock_free(lock)
         fcntl.flock(held.fileno(), fcntl.LOCK_UN)
     assert flock_free(lock)
+
+
+def test_a_connection_refusing_the_loop_answers_threads_only(root: Path) -> None:
+    catalog = Catalog(root)
+    refuse_on_loop(catalog.conn)
+
+    async def on_loop() -> None:
+        with pytest.raises(sqlite3.OperationalError):
+            catalog.totals()
+        assert await asyncio.to_thread(catalog.totals) == (0, 0.0)  # from a thread it answers
+
+    asyncio.run(on_loop())
+    assert catalog.totals() == (0, 0.0)  # and outside any loop
+    catalog.close()
+
+
+@pytest.mark.parametrize("server", [True, False])
+def test_write_and_read_async_reach_either_database(root: Path, server: bool) -> None:
+    database: ServerDatabase[Catalog] | LocalDatabase
+    if server:
+        database = ServerDatabase(DbWriter(lambda: Catalog(root), lambda c: c.conn, Catalog.close), ReadPool(root))
+    else:
+        database = LocalDatabase(root)
+
+    async def run() -> tuple[int, str | None]:
+        changed = await write_async(
+            database, lambda c: c.execute("INSERT INTO meta(key, value) VALUES ('k', 'v')").rowcount
+        )
+        return changed, await read_async(database, lambda catalog: catalog.get_meta("k"))
+
+    try:
+        assert asyncio.run(run()) == (1, "v")
+    finally:
+        database.close()
+
+
+def test_a_read_pool_needs_a_thread(root: Path) -> None:
+    with pytest.raises(ValueError):
+        ReadPool(root, threads=0)
+
+
+def test_stream_writes_awaited_hold_no_default_thread_while_the_lock_is_held(
+    root: Path, db: ServerDatabase[Catalog]
+) -> None:
+    """With one thread in the loop's default pool and another process holding the write lock,
+    the awaited stream writes wait in the writer while that thread stays free for other work
+    (the blocking writes through ``asyncio.to_thread`` would each hold it until the lock goes)."""
+    with closing(Catalog(root)) as catalog:
+        _, info = TokenStore(catalog).create("radio")
+    streams = StreamStore(root, db)
+    streams.add_stream(info.id, "x" * 32, 1, "http://127.0.0.1:9/radio", None)
+    stream_id = streams.streams(info.id)[0].id
+    cat = longpoll_category("x" * 32, 1)
+    other = _other_connection(root)
+
+    async def run() -> None:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(1))
+        other.execute("BEGIN IMMEDIATE")  # `soundmark add`, say
+        writes = [asyncio.ensure_future(streams.aadd_event(info.id, 1, cat, "result", {"n": i})) for i in range(3)] + [
+            asyncio.ensure_future(streams.aset_status(stream_id, True, 0, None))
+        ]
+        probe = asyncio.ensure_future(asyncio.to_thread(lambda: "free"))
+        done, _ = await asyncio.wait([probe, *writes], return_when=asyncio.FIRST_COMPLETED)
+        assert done == {probe} and probe.result() == "free" and not any(w.done() for w in writes)
+        other.execute("COMMIT")
+        stamps = await asyncio.gather(*writes[:3])
+        await writes[3]
+        assert stamps == sorted(stamps) and len(set(stamps)) == 3
+
+    try:
+        asyncio.run(run())
+    finally:
+        other.close()
+    assert streams.streams(info.id)[0].running
+    assert [streams.poll(cat, 0)[0] is not None] == [True]
+    expired, deleted = asyncio.run(streams.aprune(1, 3600))
+    assert (expired, deleted) == (0, 2)
+    streams.close()

@@ -4,10 +4,12 @@ and the engine's errors told once, with AudD's codes and sentences."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
 
+from soundmark.catalog.models import Track
 from soundmark.services.errors import ServiceError
 from soundmark.services.recognition import RecognitionOptions, RecognitionService
 from soundmark.services.recognition_pool import RecognitionPool
@@ -19,7 +21,11 @@ from support import Piece
 def _service(db: Path, store: Store, **settings: object) -> tuple[RecognitionService, RecognitionPool]:
     s = Settings(db=db, **settings)  # type: ignore[arg-type]
     pool = RecognitionPool(db, workers=1, max_inflight=4, min_score=s.min_score, min_votes=s.min_votes)
-    return RecognitionService(pool, store.catalog.get_track, s), pool
+
+    async def tracks(ids: Collection[int]) -> dict[int, Track]:
+        return await asyncio.to_thread(store.catalog.get_tracks, ids)
+
+    return RecognitionService(pool, tracks, s), pool
 
 
 def test_recognize_answers_the_track_of_the_best_match_and_every_match_on_request(

@@ -23,6 +23,7 @@ from soundmark.api.origin import operator
 from soundmark.api.routes import enterprise, method_paths, methods, pages, streams, ws
 from soundmark.api.state import AppState, Metrics, open_database, usage_counter
 from soundmark.audd.errors import RequestEcho, error_body
+from soundmark.catalog.writer import refuse_on_loop
 from soundmark.services.recognition_pool import RecognitionPool
 from soundmark.services.runtime import Role
 from soundmark.settings import Settings
@@ -53,7 +54,10 @@ def create_app(settings: Settings) -> FastAPI:
         for feature in FEATURES:
             state.handlers.update(feature.HANDLERS)
         app.state.soundmark = state
-        tracks, hours = store.catalog.totals()
+        # The parent's Store is for threads (store.refresh); every read of a request goes
+        # through the read pool: a statement on this connection from the event loop fails.
+        refuse_on_loop(store.catalog.conn)
+        tracks, hours = await db.aread(lambda catalog: catalog.totals())
         log.info("ready", extra={"fields": {"db": str(settings.db), "tracks": tracks, "hours": round(hours, 2),
                                             "workers": pool.workers, "role": settings.role}})  # fmt: skip
         try:

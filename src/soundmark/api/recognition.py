@@ -4,6 +4,8 @@ presented as AudD's ``result`` (through ``audd/presenter.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from pydantic import Field
 from starlette.requests import HTTPConnection
 
@@ -13,6 +15,7 @@ from soundmark.audd.metadata import parse_return
 from soundmark.audd.models import wire
 from soundmark.audd.presenter import recognition_result
 from soundmark.audd.typed import Flag, Params, Text
+from soundmark.catalog.models import Track
 from soundmark.services.recognition import RecognitionOptions, RecognitionService, Recognized
 from soundmark.settings import Settings
 
@@ -42,5 +45,10 @@ def present(found: list[Recognized], p: RecognizeParams, conn: HTTPConnection, s
 
 
 def recognition_service(state: AppState) -> RecognitionService:
-    """The recognition use case over this app's worker pool and catalog reader."""
-    return RecognitionService(state.pool, state.store.catalog.get_track, state.settings)
+    """The recognition use case over this app's worker pool, its tracks read on the read pool."""
+
+    async def tracks(ids: Collection[int]) -> dict[int, Track]:
+        found: dict[int, Track] = await state.db.aread(lambda catalog: catalog.get_tracks(ids))
+        return found
+
+    return RecognitionService(state.pool, tracks, state.settings)

@@ -10,6 +10,11 @@ with its own read-only connection (WAL readers never wait for a writer).
 ``Database`` is what a store class (streams, jobs) needs: ``write(fn)`` and ``read(fn)``.
 ``ServerDatabase`` sends them through a writer and a read pool; ``LocalDatabase`` is one
 connection under a lock, for the CLI and tests, where a process does one thing at a time.
+``write_async`` / ``read_async`` are the event loop's way to either: a ``ServerDatabase`` is
+awaited (no thread of the default pool waits on the writer), a ``LocalDatabase`` runs in a thread.
+
+``refuse_on_loop(conn)`` makes a connection that the server keeps for threads (the ``Store``'s)
+fail any statement run from the event loop's thread: a synchronous read on the loop is a bug.
 """
 
 from __future__ import annotations
@@ -188,19 +193,41 @@ class DbWriter(Generic[R]):
             return
 
 
-def _not_on_loop() -> None:
-    """Blocking calls from the event loop's thread would stall every request: refuse them."""
+def _on_loop() -> bool:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return
-    raise RuntimeError("a blocking database call on the event loop: await run() or use asyncio.to_thread")
+        return False
+    return True
+
+
+def refuse_on_loop(conn: sqlite3.Connection) -> None:
+    """Interrupt every statement ``conn`` runs in a thread with a running event loop (the
+    statement raises ``sqlite3.OperationalError: interrupted``, logged with where it came from).
+    The check runs at each virtual-machine step; the connection is meant for the few reads a
+    thread makes (``store.refresh``), never for the request path."""
+
+    def check() -> int:
+        if not _on_loop():
+            return 0
+        log.error("a synchronous database call on the event loop", stack_info=True)
+        return 1
+
+    conn.set_progress_handler(check, 1)
+
+
+def _not_on_loop() -> None:
+    """Blocking calls from the event loop's thread would stall every request: refuse them."""
+    if _on_loop():
+        raise RuntimeError("a blocking database call on the event loop: await run() or use asyncio.to_thread")
 
 
 class ReadPool:
     """Reads on ``threads`` threads, each with its own read-only connection to the catalog."""
 
     def __init__(self, root: Path, *, threads: int = READ_THREADS, name: str = "soundmark-db-read"):
+        if threads < 1:
+            raise ValueError("a read pool needs at least one thread")
         self.root = Path(root)
         self._local = threading.local()
         self._opened: list[Catalog] = []
@@ -286,6 +313,23 @@ class ServerDatabase(Generic[R]):
     def close(self) -> None:
         self.writer.close()
         self.reads.close()
+
+
+async def write_async(db: Database, fn: Callable[[sqlite3.Connection], T], *, guard: Guard | None = None) -> T:
+    """``db.write(fn)`` from the event loop: awaited through the server's writer (no thread
+    waits for it), or in a thread for a ``LocalDatabase``."""
+    if isinstance(db, ServerDatabase):
+        result: T = await db.awrite(fn, guard=guard)
+        return result
+    return await asyncio.to_thread(db.write, fn, guard=guard)
+
+
+async def read_async(db: Database, fn: Callable[[Catalog], T]) -> T:
+    """``db.read(fn)`` from the event loop: on the server's read pool, or in a thread."""
+    if isinstance(db, ServerDatabase):
+        result: T = await db.aread(fn)
+        return result
+    return await asyncio.to_thread(db.read, fn)
 
 
 @contextlib.contextmanager

@@ -4,8 +4,12 @@ restart interrupted and pick up the jobs other nodes queued.
 
 The runner (``soundmark.jobs.JobRunner``) exists only where the process role runs jobs (``jobs``,
 ``all``). A node without one (``api``) only queues: a ``jobs`` node picks its jobs up within
-``JOB_PICKUP_SECONDS``, and a request that waits for its result polls the job's row. One node per
-store runs jobs: two would both start the same queued job.
+``JOB_PICKUP_SECONDS``, and a request that waits for its result polls the job's row. A runner
+claims a job before it runs it (``JobStore.claim``), so two jobs nodes picking up the same queued
+job run it once.
+
+Every database call of the request side is awaited (the writer and the read pool); only
+``resume``'s one-off clean-up at start runs in a thread.
 """
 
 from __future__ import annotations
@@ -33,23 +37,25 @@ class JobService:
         self._submitted: set[str] = set()
 
     # --- the request side ---------------------------------------------------------------------
-    def open(self, kind: str, params: dict[str, Any], token_id: int | None) -> Job:
+    async def open(self, kind: str, params: dict[str, Any], token_id: int | None) -> Job:
         """A new queued job, without its audio yet (not started until ``start``); ServiceError
-        611 when ``max_queued_jobs`` jobs are already queued or running. Call it with no await
-        between it and the caller's check of the count, so concurrent requests cannot both pass."""
-        if self.jobs.count_active() >= self._settings.max_queued_jobs:
+        611 when ``max_queued_jobs`` jobs are already queued or running (counted and inserted in
+        one transaction, so concurrent requests cannot both pass)."""
+        cap = self._settings.max_queued_jobs
+        job = await self.jobs.acreate_bounded(kind, None, params, token_id, max_active=cap)
+        if job is None:
             raise ServiceError(611, "too many long-recording jobs are queued; retry later.")
-        return self.jobs.create(kind, None, params, token_id)
+        return job
 
-    def abandon(self, job_id: str, code: int, message: str) -> None:
+    async def abandon(self, job_id: str, code: int, message: str) -> None:
         """The job's audio could not be put in place: it fails at once and its file goes."""
-        self.jobs.audio_path(job_id).unlink(missing_ok=True)
-        self.jobs.update(job_id, status=FAILED, error_code=code, error_message=message)
+        await asyncio.to_thread(self.jobs.audio_path(job_id).unlink, missing_ok=True)
+        await self.jobs.aupdate(job_id, status=FAILED, error_code=code, error_message=message)
 
-    def start(self, job_id: str, source: str) -> None:
+    async def start(self, job_id: str, source: str) -> None:
         """The job's audio is in place (``jobs.audio_path``): record where it came from and run
         it here when this node runs jobs (else a jobs node picks it up)."""
-        self.jobs.update(job_id, source=source)
+        await self.jobs.aupdate(job_id, source=source)
         if self.runner is not None:
             self._submit(job_id)
 
@@ -59,22 +65,28 @@ class JobService:
         if done is not None:
             await asyncio.shield(done)
         while True:
-            job = await asyncio.to_thread(self.jobs.get, job_id)
+            job = await self.jobs.aget(job_id)
             if job is None:
                 raise ServiceError(1000, "the job disappeared.")
             if job.finished:
                 return job
             await asyncio.sleep(JOB_POLL_SECONDS)
 
-    def get(self, job_id: str) -> Job | None:
-        return self.jobs.get(job_id)
+    async def get(self, job_id: str) -> Job | None:
+        return await self.jobs.aget(job_id)
 
     # --- the runner side ----------------------------------------------------------------------
-    def resume(self) -> list[str]:
+    async def resume(self) -> list[str]:
         """At start on a node that runs jobs: drop old finished jobs, queue again the jobs a
         restart interrupted (``JobStore.recover``), delete audio no job owns, and run them."""
         if self.runner is None:
             raise RuntimeError("resume() needs a job runner: this node's role does not run jobs")
+        resumed = await asyncio.to_thread(self._recover)
+        for job_id in resumed:
+            self._submit(job_id)
+        return resumed
+
+    def _recover(self) -> list[str]:
         s = self._settings
         self.jobs.purge(s.job_keep_days)
         resumed = self.jobs.recover(s.job_max_attempts)
@@ -83,8 +95,6 @@ class JobService:
             if f.stem not in live:
                 with contextlib.suppress(OSError):
                     os.unlink(f)
-        for job_id in resumed:
-            self._submit(job_id)
         return resumed
 
     async def pick_up(self, interval: float = JOB_PICKUP_SECONDS) -> None:
@@ -92,7 +102,7 @@ class JobService:
         while True:
             await asyncio.sleep(interval)
             try:
-                active = await asyncio.to_thread(self.jobs.active)
+                active = await self.jobs.aactive()
             except Exception:  # keep picking up whatever happened in one round
                 log.exception("job pick-up failed")
                 continue

@@ -8,7 +8,7 @@ it needs the base URL of the answer and the ``return=`` blocks the client asked 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +20,9 @@ from soundmark.net.addresses import AddressPolicy
 from soundmark.services.errors import ServiceError
 from soundmark.services.recognition_pool import Extracted, Overloaded, RecognitionPool, WorkerMatch
 from soundmark.settings import Settings
+
+# Tracks by id, awaited; ids the catalog does not know are left out of the answer.
+TrackLookup = Callable[[Collection[int]], Awaitable[dict[int, Track]]]
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,11 @@ def engine_error(exc: SoundmarkError, limit_mb: int) -> ServiceError:
 class RecognitionService:
     """Recognise audio against the catalog through the worker pool.
 
-    ``track`` looks a track up by id (the serving process's catalog reader)."""
+    ``tracks`` looks tracks up by id, awaited (the server's read pool: no catalog read on the
+    event loop); the ids it does not know are left out of its answer."""
 
-    def __init__(self, pool: RecognitionPool, track: Callable[[int], Track | None], settings: Settings):
-        self._pool, self._track, self._settings = pool, track, settings
+    def __init__(self, pool: RecognitionPool, tracks: TrackLookup, settings: Settings):
+        self._pool, self._tracks, self._settings = pool, tracks, settings
         self.limit_mb = settings.max_upload_bytes // (1024 * 1024)
         self._policy = AddressPolicy.from_settings(settings)
 
@@ -83,7 +87,7 @@ class RecognitionService:
             matches = await self._pool.recognize(data, self._settings.query_seconds)
         except SoundmarkError as exc:
             raise engine_error(exc, self.limit_mb) from exc
-        return self._with_tracks(matches, options or RecognitionOptions())
+        return await self._with_tracks(matches, options or RecognitionOptions())
 
     async def recognize_samples(
         self, samples: np.ndarray, options: RecognitionOptions | None = None
@@ -93,7 +97,7 @@ class RecognitionService:
             matches = await self._pool.recognize_samples(samples)
         except SoundmarkError as exc:
             raise engine_error(exc, self.limit_mb) from exc
-        return self._with_tracks(matches, options or RecognitionOptions(every_match=True))
+        return await self._with_tracks(matches, options or RecognitionOptions(every_match=True))
 
     async def extract(self, data: bytes) -> Extracted:
         """The fingerprint of an upload to the custom catalog (up to ``max_track_hours``)."""
@@ -103,10 +107,9 @@ class RecognitionService:
         except SoundmarkError as exc:
             raise engine_error(exc, self.limit_mb) from exc
 
-    def _with_tracks(self, matches: list[WorkerMatch], options: RecognitionOptions) -> list[Recognized]:
-        out: list[Recognized] = []
-        for match in matches if options.every_match else matches[:1]:
-            track = self._track(match.track_id)
-            if track is not None:
-                out.append(Recognized(match, track))
-        return out
+    async def _with_tracks(self, matches: list[WorkerMatch], options: RecognitionOptions) -> list[Recognized]:
+        chosen = matches if options.every_match else matches[:1]
+        if not chosen:
+            return []
+        tracks = await self._tracks({m.track_id for m in chosen})  # one read for every match
+        return [Recognized(m, tracks[m.track_id]) for m in chosen if m.track_id in tracks]

@@ -3,7 +3,12 @@
 Every method is synchronous (call it through ``asyncio.to_thread`` from the event loop) and
 reaches SQLite through a ``Database`` (catalog/writer.py): in the server its writes go through the
 process's one writer thread and its reads through the read pool; the CLI gets a connection of its
-own. Event stamps (``created_ms``) are strictly increasing across the process, which golongpoll's
+own. The writes the monitor and the callback deliverer make from the event loop have awaited twins
+(``aset_status``, ``aadd_event``, ``amark``, ``aretry_later``, ``aprune``): through the server's
+writer they hold no thread of the default pool while the writer waits for a lock that another
+process (``soundmark add``) holds.
+
+Event stamps (``created_ms``) are strictly increasing across the process, which golongpoll's
 ``since_time`` semantics need: an event's stamp is taken and committed under the stamp lock, and
 ``poll`` reads under it, so a poll never answers a stamp later than an event still being written.
 """
@@ -15,11 +20,12 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from soundmark.catalog.sqlite import Catalog
-from soundmark.catalog.writer import Database, LocalDatabase
+from soundmark.catalog.writer import Database, LocalDatabase, write_async
 
 PENDING, DELIVERED, SKIPPED, EXPIRED = "pending", "delivered", "skipped", "expired"
 RECENT_RESULTS = 40  # results kept per stream by AudD's lastSong service (historyCap)
@@ -76,6 +82,10 @@ class StreamStore:
     def _write(self, sql: str, args: tuple[object, ...]) -> int:
         """One statement in its own transaction; returns the rows it changed."""
         return self._db.write(lambda c: c.execute(sql, args).rowcount)
+
+    async def _awrite(self, sql: str, args: tuple[object, ...]) -> int:
+        changed: int = await write_async(self._db, lambda c: c.execute(sql, args).rowcount)
+        return changed
 
     def _one(self, sql: str, args: tuple[object, ...]) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._db.read(lambda c: c.conn.execute(sql, args).fetchone())
@@ -178,14 +188,28 @@ class StreamStore:
         ]
 
     def set_status(self, stream_id: int, running: bool, code: int | None, message: str | None) -> None:
-        self._write(
-            "UPDATE streams SET running=?, status_code=?, status_message=? WHERE id=?",
-            (int(running), code, message, stream_id),
-        )
+        self._write(_SET_STATUS, (int(running), code, message, stream_id))
+
+    async def aset_status(self, stream_id: int, running: bool, code: int | None, message: str | None) -> None:
+        await self._awrite(_SET_STATUS, (int(running), code, message, stream_id))
 
     # --- events -------------------------------------------------------------------------------
     def add_event(self, token_id: int, radio_id: int, category: str, kind: str, payload: dict[str, object]) -> int:
         """Queue an event; it is pending delivery when the account has a callback URL. Returns its stamp."""
+        stamp: int = self._db.write(self._event_write(token_id, radio_id, category, kind, payload), guard=self._lock)
+        return stamp
+
+    async def aadd_event(
+        self, token_id: int, radio_id: int, category: str, kind: str, payload: dict[str, object]
+    ) -> int:
+        """``add_event`` from the event loop."""
+        write = self._event_write(token_id, radio_id, category, kind, payload)
+        stamp: int = await write_async(self._db, write, guard=self._lock)
+        return stamp
+
+    def _event_write(
+        self, token_id: int, radio_id: int, category: str, kind: str, payload: dict[str, object]
+    ) -> Callable[[sqlite3.Connection], int]:
         body = json.dumps(payload, ensure_ascii=False)
 
         def write(c: sqlite3.Connection) -> int:  # runs under the stamp lock, up to its COMMIT
@@ -199,8 +223,7 @@ class StreamStore:
             )
             return ms
 
-        stamp: int = self._db.write(write, guard=self._lock)
-        return stamp
+        return write
 
     def poll(self, category: str, since_ms: int) -> tuple[Event | None, int]:
         """The first event of ``category`` stamped after ``since_ms`` (golongpoll answers one per
@@ -269,26 +292,18 @@ class StreamStore:
         return None if row is None or row[0] is None else float(row[0])
 
     def mark(self, event_id: int, state: str, error: str | None = None) -> None:
-        self._write(
-            "UPDATE stream_events SET state=?, attempts=attempts+1, last_error=? WHERE id=?", (state, error, event_id)
-        )
+        self._write(_MARK, (state, error, event_id))
+
+    async def amark(self, event_id: int, state: str, error: str | None = None) -> None:
+        await self._awrite(_MARK, (state, error, event_id))
 
     def retry_later(self, event_id: int, token_id: int, at: float, error: str) -> None:
         """The delivery of ``event_id`` failed: try it again at ``at``, and hold back every later
         pending event of the same account until then (they stay in order)."""
+        self._db.write(_retry_write(event_id, token_id, at, error))
 
-        def write(c: sqlite3.Connection) -> None:
-            c.execute(
-                "UPDATE stream_events SET attempts=attempts+1, next_attempt_at=?, last_error=? WHERE id=?",
-                (at, error[:500], event_id),
-            )
-            c.execute(
-                "UPDATE stream_events SET next_attempt_at=? "
-                "WHERE token_id=? AND state=? AND id>? AND next_attempt_at<?",
-                (at, token_id, PENDING, event_id, at),
-            )
-
-        self._db.write(write)
+    async def aretry_later(self, event_id: int, token_id: int, at: float, error: str) -> None:
+        await write_async(self._db, _retry_write(event_id, token_id, at, error))
 
     def pending_count(self) -> int:
         row = self._one("SELECT COUNT(*) FROM stream_events WHERE state=?", (PENDING,))
@@ -297,32 +312,56 @@ class StreamStore:
     def prune(self, max_events: int, max_age_s: float) -> tuple[int, int]:
         """Expire pending events older than ``max_age_s``, then keep at most ``max_events`` rows,
         deleting finished events (oldest first) before any pending one. Returns (expired, deleted)."""
-        cutoff_ms = int((time.time() - max_age_s) * 1000)
+        result: tuple[int, int] = self._db.write(_prune_write(max_events, max_age_s))
+        return result
 
-        def write(c: sqlite3.Connection) -> tuple[int, int]:
-            expired = c.execute(
-                "UPDATE stream_events SET state=? WHERE state=? AND created_ms<?", (EXPIRED, PENDING, cutoff_ms)
-            ).rowcount
-            total = int(c.execute("SELECT COUNT(*) FROM stream_events").fetchone()[0])
-            excess = total - max_events
-            deleted = 0
-            if excess > 0:
-                deleted += c.execute(
-                    "DELETE FROM stream_events WHERE id IN (SELECT id FROM stream_events WHERE state!=? "
-                    "ORDER BY id LIMIT ?)",
-                    (PENDING, excess),
-                ).rowcount
-                if excess - deleted > 0:  # the receiver has been down long enough to fill the queue
-                    deleted += c.execute(
-                        "DELETE FROM stream_events WHERE id IN (SELECT id FROM stream_events ORDER BY id LIMIT ?)",
-                        (excess - deleted,),
-                    ).rowcount
-            return expired, deleted
-
-        result: tuple[int, int] = self._db.write(write)
+    async def aprune(self, max_events: int, max_age_s: float) -> tuple[int, int]:
+        result: tuple[int, int] = await write_async(self._db, _prune_write(max_events, max_age_s))
         return result
 
 
+def _prune_write(max_events: int, max_age_s: float) -> Callable[[sqlite3.Connection], tuple[int, int]]:
+    cutoff_ms = int((time.time() - max_age_s) * 1000)
+
+    def write(c: sqlite3.Connection) -> tuple[int, int]:
+        expired = c.execute(
+            "UPDATE stream_events SET state=? WHERE state=? AND created_ms<?", (EXPIRED, PENDING, cutoff_ms)
+        ).rowcount
+        total = int(c.execute("SELECT COUNT(*) FROM stream_events").fetchone()[0])
+        excess = total - max_events
+        deleted = 0
+        if excess > 0:
+            deleted += c.execute(
+                "DELETE FROM stream_events WHERE id IN (SELECT id FROM stream_events WHERE state!=? "
+                "ORDER BY id LIMIT ?)",
+                (PENDING, excess),
+            ).rowcount
+            if excess - deleted > 0:  # the receiver has been down long enough to fill the queue
+                deleted += c.execute(
+                    "DELETE FROM stream_events WHERE id IN (SELECT id FROM stream_events ORDER BY id LIMIT ?)",
+                    (excess - deleted,),
+                ).rowcount
+        return expired, deleted
+
+    return write
+
+
+def _retry_write(event_id: int, token_id: int, at: float, error: str) -> Callable[[sqlite3.Connection], None]:
+    def write(c: sqlite3.Connection) -> None:
+        c.execute(
+            "UPDATE stream_events SET attempts=attempts+1, next_attempt_at=?, last_error=? WHERE id=?",
+            (at, error[:500], event_id),
+        )
+        c.execute(
+            "UPDATE stream_events SET next_attempt_at=? WHERE token_id=? AND state=? AND id>? AND next_attempt_at<?",
+            (at, token_id, PENDING, event_id, at),
+        )
+
+    return write
+
+
+_SET_STATUS = "UPDATE streams SET running=?, status_code=?, status_message=? WHERE id=?"
+_MARK = "UPDATE stream_events SET state=?, attempts=attempts+1, last_error=? WHERE id=?"
 _EVENT_COLUMNS = "id, token_id, radio_id, category, kind, payload, created_ms, attempts"
 
 

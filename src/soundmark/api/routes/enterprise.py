@@ -47,6 +47,7 @@ from soundmark.audd.models import EnterpriseChunk, ErrorEnvelope, JobError, JobS
 from soundmark.audd.presenter import enterprise_song, tracklist_entry
 from soundmark.audd.typed import Flag, Int, Params, Text, parse
 from soundmark.audio.fetch import fetch_url
+from soundmark.catalog.models import Track
 from soundmark.errors import SoundmarkError
 from soundmark.jobs import DONE, FAILED, Job, JobRunner, JobStore
 from soundmark.match.recognizer import format_timecode
@@ -189,22 +190,22 @@ async def enterprise(state: AppState, request: Request, api: ApiRequest) -> obje
     p = parse(EnterpriseParams, api.params)
     params = job_params(p, state.settings.max_job_hours * 3600)
     params["hop_seconds"] = state.settings.scan_hop_seconds
-    job = jobs.open("enterprise", params, info.id if info is not None else None)
+    job = await jobs.open("enterprise", params, info.id if info is not None else None)
     try:
         source = await _store_audio(state, api, jobs.jobs.audio_path(job.id))
     except BaseException as exc:
-        jobs.abandon(job.id, exc.code if isinstance(exc, ApiError) else 1000, str(exc))
+        await asyncio.shield(jobs.abandon(job.id, exc.code if isinstance(exc, ApiError) else 1000, str(exc)))
         raise
     finally:
         api.discard_file()
-    jobs.start(job.id, source)
+    await jobs.start(job.id, source)
     if p.async_:
         base = base_url(request, state.settings.public_url)
         return {"job_id": job.id, "status": "queued", "status_url": f"{base}/jobs/{job.id}"}
     finished = await jobs.wait(job.id)
     if finished.status == FAILED:
         raise ApiError(finished.error_code or 1000, finished.error_message)
-    chunks = chunk_result(state, request, finished)
+    chunks = chunk_result(state, request, finished, await _tracks(state, finished))
     if p.response_type == "csv":
         return Response(chunks_csv(chunks), media_type="text/csv")
     return chunks
@@ -221,12 +222,20 @@ def chunks_csv(chunks: list[EnterpriseChunk]) -> str:
     return out.getvalue()
 
 
-def chunk_result(state: AppState, request: Request, job: Job) -> list[EnterpriseChunk]:
-    """AudD's list of chunks with the songs playing in each."""
+async def _tracks(state: AppState, job: Job) -> dict[int, Track]:
+    """The catalog tracks of a job's segments (on the read pool)."""
+    ids = {s.track_id for s in job.segments()}
+    if not ids:
+        return {}
+    tracks: dict[int, Track] = await state.db.aread(lambda catalog: catalog.get_tracks(ids))
+    return tracks
+
+
+def chunk_result(state: AppState, request: Request, job: Job, tracks: dict[int, Track]) -> list[EnterpriseChunk]:
+    """AudD's list of chunks with the songs playing in each (``tracks``: those of its segments)."""
     segments = job.segments()
     if not segments or not job.result:
         return []
-    tracks = state.store.catalog.get_tracks({s.track_id for s in segments})
     base = base_url(request, state.settings.public_url)
     p = job.params
     wanted, market, accurate = parse_return(p.get("return")), p.get("market") or "us", bool(p.get("accurate_offsets"))
@@ -249,18 +258,17 @@ def chunk_result(state: AppState, request: Request, job: Job) -> list[Enterprise
     return out
 
 
-def job_view(state: AppState, request: Request, job: Job) -> JobView:
+def job_view(state: AppState, request: Request, job: Job, tracks: dict[int, Track]) -> JobView:
     view = JobView(job_id=job.id, status=job.status, progress=round(job.progress, 4), audio_seconds=job.audio_seconds,
                    created_at=job.created_at, updated_at=job.updated_at)  # fmt: skip
     if job.status == FAILED:
         view.error = JobError(error_code=job.error_code, error_message=job.error_message)
     if job.status == DONE and job.result is not None:
         segments = job.segments()
-        tracks = state.store.catalog.get_tracks({s.track_id for s in segments})
         base = base_url(request, state.settings.public_url)
         view.duration = job.result.get("duration")
         view.tracklist = [tracklist_entry(s, tracks.get(s.track_id), base) for s in segments]
-        view.result = chunk_result(state, request, job)
+        view.result = chunk_result(state, request, job, tracks)
     return view
 
 
@@ -269,11 +277,12 @@ def job_view(state: AppState, request: Request, job: Job) -> JobView:
 @router.get("/enterprise/jobs/{job_id}", include_in_schema=False)
 async def get_job(request: Request, job_id: str) -> JSONResponse:
     state = app_state(request)
-    job = await asyncio.to_thread(_jobs(state).get, job_id)
+    job = await _jobs(state).get(job_id)
     if job is None:
         body = {"status": "error", "error": {"error_code": 50, "error_message": f"no job `{job_id}`."}}
         return JSONResponse(body)
-    return JSONResponse({"status": "success", "result": wire(job_view(state, request, job))})
+    tracks = await _tracks(state, job) if job.status == DONE else {}
+    return JSONResponse({"status": "success", "result": wire(job_view(state, request, job, tracks))})
 
 
 HANDLERS = {"enterprise": enterprise}
@@ -284,7 +293,7 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
     """The job store on every node; the runner, the resumption of interrupted jobs and the
     pick-up of jobs other nodes queued only where the role runs jobs (``jobs``, ``all``)."""
     s = state.settings
-    jobs = await asyncio.to_thread(JobStore, s.db)
+    jobs = await asyncio.to_thread(JobStore, s.db, state.db)  # through the one writer and the read pool
     runner = None
     if Role.of(s).runs_jobs:
         runner = JobRunner(
@@ -294,7 +303,7 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
     state.extras["jobs.service"] = service
     pick_up = None
     if runner is not None:
-        service.resume()
+        await service.resume()
         pick_up = asyncio.create_task(service.pick_up(), name="job-pick-up")
     try:
         yield

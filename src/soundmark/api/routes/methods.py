@@ -162,7 +162,8 @@ async def find_lyrics(state: AppState, request: Request, api: ApiRequest) -> obj
     await authorize(state, request, api.get("api_token"), scope="recognize", allow_demo=True)
     p = parse(FindLyricsParams, api.params)
     base = base_url(request, state.settings.public_url)
-    return [lyrics_hit(t, base) for t in search_lyrics(state.store.catalog, p.q, limit=10)]
+    found = await state.db.aread(lambda catalog: search_lyrics(catalog, p.q, limit=10))  # on the read pool
+    return [lyrics_hit(t, base) for t in found]
 
 
 async def upload(state: AppState, request: Request, api: ApiRequest) -> object:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
@@ -18,7 +20,7 @@ router = APIRouter()
 async def song_page(request: Request, track_id: str) -> HTMLResponse:
     state = app_state(request)
     valid = track_id.isascii() and track_id.isdigit() and len(track_id) <= 18  # an SQLite integer
-    track = state.store.catalog.get_track(int(track_id)) if valid else None
+    track = await state.db.aread(lambda catalog: catalog.get_track(int(track_id))) if valid else None
     if track is None:
         return HTMLResponse(render_not_found(track_id), status_code=404)
     return HTMLResponse(render_song_page(track, base_url(request, state.settings.public_url)))
@@ -27,7 +29,7 @@ async def song_page(request: Request, track_id: str) -> HTMLResponse:
 @router.get("/healthz", summary="liveness and catalog size")
 async def healthz(request: Request) -> JSONResponse:
     state = app_state(request)
-    state.store.refresh()  # cheap (PRAGMA data_version) unless segments were committed
+    await asyncio.to_thread(state.store.refresh)  # cheap (PRAGMA data_version) unless segments were committed
     tracks, hours = await state.db.aread(lambda catalog: catalog.totals())  # off the event loop
     return JSONResponse({"status": "ok", "tracks": tracks, "hours": round(hours, 3), "workers": state.pool.workers})
 

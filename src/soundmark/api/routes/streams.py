@@ -28,6 +28,7 @@ from soundmark.api.params import ApiRequest
 from soundmark.api.state import AppState, app_state
 from soundmark.audd import typed
 from soundmark.audd.errors import ApiError
+from soundmark.catalog.sqlite import Catalog
 from soundmark.services.runtime import Role
 from soundmark.services.streams import StreamAccount, StreamService
 from soundmark.streams.callbacks import CallbackDeliverer, EventSink
@@ -207,6 +208,7 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
     hub = LongpollHub(store)
     state.extras.update({"streams.store": store, "streams.hub": hub, "streams.service": StreamService(store, s)})
     tasks = []
+    closing: list[Callable[[], None]] = []
     manager: StreamManager | None = None
     if Role.of(s).monitors:
         deliverer = CallbackDeliverer(store, s)
@@ -216,10 +218,15 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
             deliverer.poke()
 
         base = s.public_url.rstrip("/") or f"http://{s.host}:{s.port}"
-        sink = EventSink(store, s, state.store.catalog.get_track, base, published)
+        # EventSink and the monitor still look tracks up synchronously, on the event loop (a
+        # primary-key read, WAL: it never waits for a writer): a connection of their own, since
+        # the Store's refuses statements from the loop. TODO: make those lookups awaited.
+        lookups = await asyncio.to_thread(Catalog, s.db, readonly=True)
+        closing.append(lookups.close)
+        sink = EventSink(store, s, lookups.get_track, base, published)
 
         def duration(track_id: int) -> float | None:
-            track = state.store.catalog.get_track(track_id)
+            track = lookups.get_track(track_id)
             return None if track is None else track.duration
 
         config = MonitorConfig.from_settings(s, state.store.params)
@@ -242,4 +249,6 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
                 await task
         if manager is not None:
             await manager.close()
+        for close in closing:
+            close()
         store.close()
