@@ -29,7 +29,7 @@ from soundmark.catalog.writer import (
     write_async,
 )
 from soundmark.jobs import JobStore
-from soundmark.streams.store import StreamStore, longpoll_category
+from soundmark.streams.store import DELIVERED, StreamStore, longpoll_category
 
 
 @pytest.fixture()
@@ -341,4 +341,29 @@ def test_stream_writes_awaited_hold_no_default_thread_while_the_lock_is_held(
     assert [streams.poll(cat, 0)[0] is not None] == [True]
     expired, deleted = asyncio.run(streams.aprune(1, 3600))
     assert (expired, deleted) == (0, 2)
+    streams.close()
+
+
+def test_awaited_delivery_writes_match_the_blocking_ones(root: Path, db: ServerDatabase[Catalog]) -> None:
+    """``amark`` and ``aretry_later`` through the writer do what ``mark`` and ``retry_later`` do:
+    a failed delivery holds back the account's later events until its retry time."""
+    with closing(Catalog(root)) as catalog:
+        _, info = TokenStore(catalog).create("radio")
+    streams = StreamStore(root, db)
+    streams.set_callback_url(info.id, "x" * 32, "http://127.0.0.1:9/hook")
+    cat = longpoll_category("x" * 32, 1)
+
+    async def run() -> None:
+        for i in range(3):
+            await streams.aadd_event(info.id, 1, cat, "result", {"n": i})
+        first, second, third = await asyncio.to_thread(streams.due_events, 1e12)
+        await streams.amark(first.id, DELIVERED)
+        await streams.aretry_later(second.id, info.id, 1e11, "receiver down")
+        due_now = await asyncio.to_thread(streams.due_events, 1e10)
+        assert due_now == []  # the second waits for its retry, the third behind it
+        due_later = await asyncio.to_thread(streams.due_events, 1e11)
+        assert [e.id for e in due_later] == [second.id, third.id] and due_later[0].attempts == 1
+
+    asyncio.run(run())
+    assert streams.pending_count() == 2
     streams.close()

@@ -6,7 +6,9 @@ The runner (``soundmark.jobs.JobRunner``) exists only where the process role run
 ``all``). A node without one (``api``) only queues: a ``jobs`` node picks its jobs up within
 ``JOB_PICKUP_SECONDS``, and a request that waits for its result polls the job's row. A runner
 claims a job before it runs it (``JobStore.claim``), so two jobs nodes picking up the same queued
-job run it once.
+job run it once. A jobs node that starts queues again every job marked running (``recover``: it
+cannot tell another node's live run from a dead server's), so start a jobs node while no other
+runs jobs on the store, or a job running elsewhere is run a second time.
 
 Every database call of the request side is awaited (the writer and the read pool); only
 ``resume``'s one-off clean-up at start runs in a thread.
