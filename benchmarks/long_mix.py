@@ -230,7 +230,7 @@ def main() -> int:
     ap.add_argument("--verbose", action="store_true", help="print every truth entry and segment")
     args = ap.parse_args()
 
-    from soundmark.match.segments import ScanSettings, open_scan_store, scan
+    from soundmark.match.scan import ScanSettings, open_scan_store, scan
 
     ensure_store(args.db, args.corpus)
     with tempfile.TemporaryDirectory() as tmp:

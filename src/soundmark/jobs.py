@@ -35,7 +35,7 @@ from typing import Any
 
 from soundmark.catalog.writer import Database, LocalDatabase, read_async, write_async
 from soundmark.errors import SoundmarkError
-from soundmark.match.segments import ScanCancelled, ScanSettings, TrackSegment, chunk_spans, scan
+from soundmark.match.scan import ScanCancelled, ScanSettings, TrackSegment, chunk_spans, scan
 
 log = logging.getLogger("soundmark.jobs")
 

@@ -9,7 +9,7 @@ from soundmark.fingerprint.extract import query_fingerprint
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.peaks import find_peaks
 from soundmark.fingerprint.spectrogram import log_spectrogram
-from soundmark.match.windows import PeakWindows, window_print
+from soundmark.fingerprint.windows import PeakWindows, window_print
 
 P = FingerprintParams()
 SR = P.sample_rate

@@ -1,4 +1,4 @@
-"""Long recordings: the streaming scan and its tracklist (match/segments.py)."""
+"""Long recordings: the streaming scan and its tracklist (match/scan.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mixing import SR, Recording
 
-from soundmark.match.segments import (
+from soundmark.match.scan import (
     ScanSettings,
     TrackSegment,
     chunk_spans,

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from radio import RATE, Item, Schedule, VirtualRadio
 
+from soundmark.fingerprint.windows import WindowPeaks
 from soundmark.match.recognizer import MatchSettings, Recognizer
-from soundmark.match.windows import WindowPeaks
 from soundmark.services.recognition_pool import WorkerMatch
 from soundmark.settings import Settings
 from soundmark.store import Store, recorded_params

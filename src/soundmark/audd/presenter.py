@@ -17,7 +17,7 @@ from soundmark.audd.metadata import provider_blocks
 from soundmark.audd.models import PROVIDERS, EnterpriseSong, LyricsHit, MatchRecord, Song, StreamSong, TracklistEntry
 from soundmark.catalog.models import Track, TrackMeta
 from soundmark.match.recognizer import Match, format_timecode
-from soundmark.match.segments import clock
+from soundmark.match.scan import clock
 from soundmark.match.tracklist import TrackSegment
 from soundmark.services.recognition_pool import WorkerMatch
 

@@ -19,7 +19,7 @@ from soundmark.audd.presenter import tracklist_entry
 from soundmark.audio.decode import probe_duration
 from soundmark.cli.common import db_option, load_settings
 from soundmark.errors import SoundmarkError, StoreError
-from soundmark.match.segments import ScanResult, ScanSettings, clock, open_scan_store, scan
+from soundmark.match.scan import ScanResult, ScanSettings, clock, open_scan_store, scan
 
 CSV_FIELDS = (
     "start_time", "end_time", "start", "end", "artist", "title", "album", "isrc", "track_id",

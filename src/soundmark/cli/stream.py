@@ -193,8 +193,8 @@ def _watch_longpoll(server: str, category: str, as_json: bool) -> None:
 
 
 async def _watch_direct(settings: Settings, url: str, as_json: bool) -> None:
+    from soundmark.fingerprint.windows import WindowPeaks
     from soundmark.match.recognizer import MatchSettings, Recognizer
-    from soundmark.match.windows import WindowPeaks
     from soundmark.services.recognition_pool import WorkerMatch
     from soundmark.streams.callbacks import notification_payload, result_payload, song_dict
     from soundmark.streams.monitor import MonitorConfig, StreamJob, StreamWorker

@@ -11,7 +11,7 @@ stream.
 ``window()`` gives the last ``window_frames`` frames' peaks as ``extract.query_fingerprint``
 selects them for the samples of those frames (floor below the span's loudest value, density cap
 on one-second blocks counted from the window's first frame), re-based to the window's first
-frame; ``.query.query_print(params)`` hashes them under every warp (match/windows.py) into the
+frame; ``.query.query_print(params)`` hashes them under every warp (fingerprint/windows.py) into the
 ``QueryPrint`` that ``query_fingerprint`` returns. Samples are analysed in batches
 (``batch_seconds``, and whatever is pending at ``window()``), not per block. The rows
 not judged yet (the last ``peak_time_radius``) are judged against the end of the window, as the
@@ -31,7 +31,7 @@ import numpy as np
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.peaks import FLOOR_BELOW_MAX_DB, Candidates, peak_candidates, select_peaks
 from soundmark.fingerprint.spectrogram import band_bins, log_spectrogram
-from soundmark.match.windows import WindowPeaks
+from soundmark.fingerprint.windows import WindowPeaks
 
 
 @dataclass(frozen=True)

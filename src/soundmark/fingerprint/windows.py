@@ -1,6 +1,6 @@
 """Query windows over one peak set: the ``QueryPrint`` of a span, hashed under every warp.
 
-The long-recording scan (match/segments.py) takes the peaks of a minute-long chunk and cuts a
+The long-recording scan (match/scan.py) takes the peaks of a minute-long chunk and cuts a
 window every few seconds; a live stream (fingerprint/query_stream.py) selects the peaks of its
 last window at every hop. Both build their query prints here, so the warp hashing and the
 re-basing of a window to its first frame exist once:
@@ -11,7 +11,7 @@ re-basing of a window to its first frame exist once:
   that frame ``first`` is 0 in query time and ``round(first * time_rate)`` in reference time.
 - ``window_print(peaks, first, last, params)`` is the print of the peaks of ``[first, last)``
   alone (pairs stay inside the window): for the peaks of a whole clip it is exactly what
-  ``extract.query_fingerprint`` returns (tests/match/test_windows.py). ``WindowPeaks`` carries such
+  ``extract.query_fingerprint`` returns (tests/fingerprint/test_windows.py). ``WindowPeaks`` carries such
   a window's peaks to where it is matched (a live stream's window travels to a recognition
   worker as its peaks, a few KB, and is hashed there: hashing is the costliest step left in the
   stream's thread, and the worker processes do not share the server's GIL).

@@ -28,9 +28,9 @@ from soundmark.audio.decode import Source, iter_blocks
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.peaks import find_peaks
 from soundmark.fingerprint.spectrogram import log_spectrogram
+from soundmark.fingerprint.windows import PeakWindows
 from soundmark.match.recognizer import MatchSettings, Recognizer
 from soundmark.match.tracklist import ScanSettings, Tracklist, TrackSegment, WindowHit
-from soundmark.match.windows import PeakWindows
 from soundmark.proc import die_with_parent
 from soundmark.store import Store, recorded_params
 

@@ -22,8 +22,8 @@ import numpy as np
 from soundmark.audio.decode import decode
 from soundmark.errors import SoundmarkError, TooShortError
 from soundmark.fingerprint.stream import fingerprint_source
+from soundmark.fingerprint.windows import WindowPeaks
 from soundmark.match.recognizer import MatchSettings, Recognizer
-from soundmark.match.windows import WindowPeaks
 from soundmark.proc import die_with_parent
 from soundmark.store import Store, recorded_params
 

@@ -24,7 +24,8 @@ from typing import Protocol, cast
 from soundmark.errors import SoundmarkError
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.query_stream import QueryStream, StreamWindow
-from soundmark.match.windows import WindowPeaks
+from soundmark.fingerprint.windows import WindowPeaks
+from soundmark.net.addresses import AddressPolicy
 from soundmark.services.recognition_pool import Overloaded, WorkerMatch
 from soundmark.settings import Settings
 from soundmark.streams.source import SourceOptions, StreamError, read_stream
@@ -56,7 +57,7 @@ class MonitorConfig:
     silence: float  # stream_silence_seconds
     read_timeout: float  # stream_read_timeout
     reconnect_max: float  # stream_reconnect_max_seconds
-    allow_private: bool  # allow_private_urls
+    policy: AddressPolicy  # the addresses a source may reach (allow_private_urls, allowed_networks)
 
     @property
     def sample_rate(self) -> int:
@@ -66,7 +67,7 @@ class MonitorConfig:
     def from_settings(cls, s: Settings, params: FingerprintParams) -> MonitorConfig:
         return cls(params, s.stream_window_seconds, s.stream_hop_seconds, s.stream_song_gap_seconds,
                    s.stream_silence_seconds, s.stream_read_timeout, s.stream_reconnect_max_seconds,
-                   s.allow_private_urls)  # fmt: skip
+                   AddressPolicy.from_settings(s))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class StreamWorker:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         cfg = self.config
-        opts = SourceOptions(cfg.sample_rate, cfg.allow_private, 10.0, cfg.read_timeout)
+        opts = SourceOptions(cfg.sample_rate, connect_timeout=10.0, read_timeout=cfg.read_timeout, policy=cfg.policy)
         win_n, hop_n = int(cfg.window * cfg.sample_rate), int(cfg.hop * cfg.sample_rate)
         first_n = min(win_n, 2 * hop_n)  # audio needed before the first window
 
