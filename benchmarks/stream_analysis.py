@@ -49,7 +49,7 @@ def build_stream(params: FingerprintParams, tracks: int, minutes: float, root: P
         write_wav(path, x, rate)
         items.append(IngestItem(path, TrackMeta(title=f"Piece {i}", artist="Bench")))
     store = Store(root / "db", params, create=True)
-    ingest(store, items, jobs=1)
+    ingest(store, items, processes=1)
     rng = np.random.default_rng(7)
     parts, total = [], 0
     while total < minutes * 60 * rate:

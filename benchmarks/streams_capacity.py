@@ -65,7 +65,7 @@ def build(root: Path) -> tuple[Path, dict[int, np.ndarray]]:
         write_wav(path, x, RATE)
         items.append(IngestItem(path, TrackMeta(title=f"Piece {s}", artist="Bench")))
     with Store(db, FingerprintParams(), create=True) as store:
-        ingest(store, items, jobs=2)
+        ingest(store, items, processes=2)
     return db, pieces
 
 

@@ -66,7 +66,7 @@ def build(root: Path) -> tuple[Path, bytes, str]:
         if not clip:
             clip = wav_bytes(x[5 * RATE : 11 * RATE], RATE)
     with Store(db, FingerprintParams(), create=True) as store:
-        ingest(store, items, jobs=1)
+        ingest(store, items, processes=1)
     return db, clip, f"Piece {SEEDS[0]}"
 
 

@@ -39,7 +39,7 @@ def built_store(tmp_path_factory: pytest.TempPathFactory, pieces: list[Piece]) -
     db = tmp_path_factory.mktemp("store") / "db"
     items = [IngestItem(p.path, TrackMeta(title=p.title, artist="Test Band")) for p in pieces]
     with Store(db, FingerprintParams(), create=True) as store:
-        report = ingest(store, items, jobs=1)
+        report = ingest(store, items, processes=1)
     assert len(report.added) == len(pieces)
     return db
 

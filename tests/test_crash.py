@@ -88,7 +88,7 @@ _CHILD = textwrap.dedent(
         else:
             pace = (lambda item, status: time.sleep(0.05)) if mode == "slow" else None
             items = [IngestItem(Path(f), TrackMeta(artist="Crash")) for f in files]
-            ingest(store, items, jobs=1, batch_tracks=1, progress=pace)
+            ingest(store, items, processes=1, batch_tracks=1, progress=pace)
     """
 )
 
@@ -221,7 +221,7 @@ def test_kill_during_ingest_then_resume_with_cli(tmp_path: Path, files: list[Pat
     assert all(Path(src) in files for src in before)
 
     out = subprocess.run(
-        [str(SOUNDMARK), "add", "--db", str(db), "--batch", "1", "--jobs", "1", "--json", "--quiet"]
+        [str(SOUNDMARK), "add", "--db", str(db), "--batch", "1", "--processes", "1", "--json", "--quiet"]
         + [str(f) for f in files],
         capture_output=True,
         text=True,
@@ -262,7 +262,7 @@ def test_kill_inside_a_commit(
     assert len(check_store(db, prints)) == committed  # also removes the orphan
 
     with Store(db, PARAMS) as store:
-        report = ingest(store, [IngestItem(f, TrackMeta()) for f in files], jobs=1, batch_tracks=4)
+        report = ingest(store, [IngestItem(f, TrackMeta()) for f in files], processes=1, batch_tracks=4)
     assert len(report.added) == N_FILES - committed
     assert len(report.known) == committed and report.duplicates == []
     assert set(check_store(db, prints)) == {str(f) for f in files}
@@ -272,7 +272,7 @@ def test_kill_inside_a_commit(
 def test_kill_during_compaction(tmp_path: Path, files: list[Path], prints: dict[str, object], mode: str) -> None:
     db = tmp_path / "db"
     with Store(db, PARAMS, create=True) as store:
-        ingest(store, [IngestItem(f, TrackMeta()) for f in files], jobs=1, batch_tracks=3)
+        ingest(store, [IngestItem(f, TrackMeta()) for f in files], processes=1, batch_tracks=3)
         assert len(store.index.names) == 4
         victim = store.catalog.list_tracks()[0]
     _run_until_marker(mode, db, files)

@@ -116,7 +116,7 @@ _WRITER = textwrap.dedent(
     db, *files = sys.argv[1:]
     items = [IngestItem(Path(f), TrackMeta(artist="Writer")) for f in files]
     with Store(db, FingerprintParams()) as store:
-        report = ingest(store, items, jobs=1, batch_tracks=1, progress=lambda i, s: time.sleep(0.05))
+        report = ingest(store, items, processes=1, batch_tracks=1, progress=lambda i, s: time.sleep(0.05))
     print(len(report.added), len(report.duplicates), len(report.failures))
     """
 )
@@ -248,7 +248,7 @@ def test_remove_deletes_track_metadata_and_postings(store_copy: Path, pieces: li
         assert _best(reader, path) is None
         reader.close()
         # Removed audio is no duplicate: adding it again creates a new track.
-        report = ingest(store, [IngestItem(path, TrackMeta())], jobs=1)
+        report = ingest(store, [IngestItem(path, TrackMeta())], processes=1)
         assert report.duplicates == [] and len(report.added) == 1
         new_id = report.added[0][0]
         assert new_id != tid
@@ -262,7 +262,7 @@ def test_re_adding_the_same_file_is_known(store_copy: Path, pieces: list) -> Non
     with Store(store_copy, PARAMS) as store:
         before = store.info()
         expected = {str(p.path): _id_of(store, p.path) for p in pieces[:2]}
-        report = ingest(store, [IngestItem(p.path, TrackMeta()) for p in pieces[:2]], jobs=1)
+        report = ingest(store, [IngestItem(p.path, TrackMeta()) for p in pieces[:2]], processes=1)
         assert report.added == [] and report.duplicates == []
         assert dict(report.known) == expected
         after = store.info()
@@ -291,7 +291,7 @@ def test_re_encoded_copies_are_duplicates_by_self_match(store_copy: Path, pieces
         tid = _id_of(store, piece.path)
         before = store.info().tracks
         items = [IngestItem(p, TrackMeta()) for p in (resampled, flac, shifted)]
-        report = ingest(store, items, jobs=1)
+        report = ingest(store, items, processes=1)
         assert report.added == [] and report.failures == []
         assert sorted(report.duplicates) == sorted((str(p), tid) for p in (resampled, flac, shifted))
         assert store.info().tracks == before
@@ -299,7 +299,7 @@ def test_re_encoded_copies_are_duplicates_by_self_match(store_copy: Path, pieces
     other = tmp_path / "other.wav"
     write_wav(other, compose_piece(777, 40.0, 22050), 22050)
     with Store(store_copy, PARAMS) as store:
-        report = ingest(store, [IngestItem(other, TrackMeta())], jobs=1)
+        report = ingest(store, [IngestItem(other, TrackMeta())], processes=1)
         assert len(report.added) == 1 and report.duplicates == []
 
 
@@ -372,28 +372,28 @@ def test_resumed_add_skips_unchanged_files_without_decoding(store_copy: Path, pi
     with Store(store_copy, PARAMS) as store:
         tid = _id_of(store, pieces[0].path)
         # A byte-identical copy at a new path is known by its sha256, and remembered under its path.
-        first = ingest(store, [IngestItem(victim, TrackMeta())], jobs=1)
+        first = ingest(store, [IngestItem(victim, TrackMeta())], processes=1)
         assert first.known == [(str(victim), tid)] and first.added == first.duplicates == []
         st = victim.stat()
         victim.write_bytes(b"\0" * st.st_size)  # not audio any more, same size
         os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
-        again = ingest(store, [IngestItem(victim, TrackMeta()), IngestItem(pieces[1].path, TrackMeta())], jobs=1)
+        again = ingest(store, [IngestItem(victim, TrackMeta()), IngestItem(pieces[1].path, TrackMeta())], processes=1)
         assert again.failures == [] and again.duplicates == [] and again.added == []
         assert dict(again.known) == {str(victim): tid, str(pieces[1].path): _id_of(store, pieces[1].path)}
         # Changed (new mtime): examined again, and the garbage is reported as a failure.
         os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-        changed = ingest(store, [IngestItem(victim, TrackMeta())], jobs=1)
+        changed = ingest(store, [IngestItem(victim, TrackMeta())], processes=1)
         assert changed.known == [] and len(changed.failures) == 1
         # Replaced by other audio: added as a new track, and known from then on.
         write_wav(victim, compose_piece(4242, 20.0, 22050), 22050)
-        replaced = ingest(store, [IngestItem(victim, TrackMeta())], jobs=1)
+        replaced = ingest(store, [IngestItem(victim, TrackMeta())], processes=1)
         assert len(replaced.added) == 1 and replaced.known == []
         new_id = replaced.added[0][0]
-        assert ingest(store, [IngestItem(victim, TrackMeta())], jobs=1).known == [(str(victim), new_id)]
+        assert ingest(store, [IngestItem(victim, TrackMeta())], processes=1).known == [(str(victim), new_id)]
         # Removing a track forgets its files: the same file is added again.
         with store.writer() as w:
             w.remove(new_id)
-        back = ingest(store, [IngestItem(victim, TrackMeta())], jobs=1)
+        back = ingest(store, [IngestItem(victim, TrackMeta())], processes=1)
         assert back.known == [] and len(back.added) == 1
 
 
@@ -409,10 +409,10 @@ def test_decoded_duplicates_are_remembered(store_copy: Path, pieces: list, tmp_p
     twin.write_bytes(twin.read_bytes() + b"\0\0")  # other bytes, same audio
     items = [IngestItem(p, TrackMeta()) for p in (flac, fresh, twin)]
     with Store(store_copy, PARAMS) as store:
-        first = ingest(store, items, jobs=1)
+        first = ingest(store, items, processes=1)
         assert len(first.added) == 1 and len(first.duplicates) == 2
         fresh_id = first.added[0][0]
-        again = ingest(store, items, jobs=1)
+        again = ingest(store, items, processes=1)
         assert again.added == again.duplicates == again.failures == []
         assert dict(again.known) == {
             str(flac): _id_of(store, pieces[2].path),
@@ -434,7 +434,7 @@ def test_a_second_writer_skips_what_the_first_added(store_copy: Path, tmp_path: 
 
     def run() -> None:
         with Store(store_copy, PARAMS) as store:
-            reports.append(ingest(store, [IngestItem(f, TrackMeta()) for f in files], jobs=1))
+            reports.append(ingest(store, [IngestItem(f, TrackMeta()) for f in files], processes=1))
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for t in threads:

@@ -242,7 +242,7 @@ def test_an_unpublished_write_is_invisible_and_cleaned_up(store: Store) -> None:
 def test_a_store_on_the_memory_backend(tmp_path: Path, pieces: list) -> None:
     """The factory's seam: the same store, ingest and recognizer on another backend."""
     with Store(tmp_path / "db", PARAMS, create=True, index_backend="memory") as store:
-        report = ingest(store, [IngestItem(p.path, TrackMeta()) for p in pieces[:3]], jobs=1)
+        report = ingest(store, [IngestItem(p.path, TrackMeta()) for p in pieces[:3]], processes=1)
         assert len(report.added) == 3 and report.failures == []
         assert store.index.stats().segments == 0 and store.index.postings() > 0
         assert not (store.root / SEGMENTS_DIR).exists()

@@ -102,18 +102,18 @@ def _extract_safe(item: IngestItem, params: FingerprintParams, max_seconds: floa
 
 
 def _results(
-    items: list[IngestItem], params: FingerprintParams, max_seconds: float, jobs: int
+    items: list[IngestItem], params: FingerprintParams, max_seconds: float, processes: int
 ) -> Iterator[tuple[IngestItem, NewTrack | str]]:
     """Extraction results in completion order, with a bounded number in flight."""
-    if jobs <= 1:
+    if processes <= 1:
         for item in items:
             yield item, _extract_safe(item, params, max_seconds)
         return
-    with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(max_workers=processes, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         pending: dict[Future[NewTrack | str], IngestItem] = {}
         todo = iter(items)
         while True:
-            while len(pending) < 2 * jobs:
+            while len(pending) < 2 * processes:
                 queued = next(todo, None)
                 if queued is None:
                     break
@@ -129,14 +129,14 @@ def ingest(
     store: Store,
     items: list[IngestItem],
     *,
-    jobs: int = 0,
+    processes: int = 0,
     batch_tracks: int = 64,
     max_seconds: float = 6 * 3600,
     progress: Callable[[IngestItem, str], None] | None = None,
 ) -> IngestReport:
     """Add ``items`` to ``store``; returns what happened to each."""
-    jobs = jobs or os.cpu_count() or 1
-    jobs = max(1, min(jobs, len(items)))
+    processes = processes or os.cpu_count() or 1
+    processes = max(1, min(processes, len(items)))
     report = IngestReport()
     start = time.perf_counter()
     with store.writer() as writer:
@@ -145,7 +145,7 @@ def ingest(
         batch: list[tuple[IngestItem, NewTrack]] = []
         pending = _Pending(sources)
         last_flush = time.monotonic()
-        for item, result in _results(todo, store.params, max_seconds, jobs):
+        for item, result in _results(todo, store.params, max_seconds, processes):
             status = "failed"
             if isinstance(result, str):
                 report.failures.append((str(item.path), result))

@@ -20,7 +20,7 @@ class Settings(BaseSettings):
 
     # --- store and ingest ---------------------------------------------------------------------
     db: Path = Field(Path("data/db"), description="store directory (catalog + index)")
-    jobs: int = Field(0, ge=0, description="worker processes for ingest; 0 = one per core")
+    ingest_processes: int = Field(0, ge=0, description="worker processes for ingest; 0 = one per core")
     batch_tracks: int = Field(64, ge=1, description="tracks committed together during ingest")
     max_track_hours: float = Field(6.0, gt=0, description="longest reference track ingested (hours)")
 

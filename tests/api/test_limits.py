@@ -12,12 +12,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import audd
 import httpx
 import pytest
 from live_server import HostRewrite, Server, start_server, stop_server
 from long_audio import RATE, bursts, write_flac
 from procs import descendants, peak_rss_mb
+
+import audd
 
 CAP_HOURS = 0.75
 # Decoding an hour whole and fingerprinting the array took a worker past 1.1 GB; streamed, the
@@ -84,7 +85,7 @@ def test_add_refuses_a_file_over_the_cap_and_streams_the_rest(tmp_path: Path) ->
         "sys.stderr.write(r.stderr); print(r.stdout);"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
     )
-    cmd = [sys.executable, "-m", "soundmark", "add", "--db", str(tmp_path / "db"), "--jobs", "1", "--json",
+    cmd = [sys.executable, "-m", "soundmark", "add", "--db", str(tmp_path / "db"), "--processes", "1", "--json",
            str(over), str(under)]  # fmt: skip
     env = {**os.environ, "SOUNDMARK_MAX_TRACK_HOURS": str(CAP_HOURS)}
     out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, env=env, check=True)

@@ -32,7 +32,7 @@ def custom_store(pieces: list[Piece], tmp_path: Path) -> Path:
     db = tmp_path / "custom-db"
     items = [IngestItem(p.path, TrackMeta(title=p.title, artist="Test Band")) for p in pieces[:3]]
     with Store(db, CUSTOM, create=True) as store:
-        assert len(ingest(store, items, jobs=1).added) == 3
+        assert len(ingest(store, items, processes=1).added) == 3
     return db
 
 

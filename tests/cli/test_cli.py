@@ -180,7 +180,7 @@ def test_add_on_a_full_disk_is_a_clear_error_and_leaves_the_store_whole(pieces: 
     env = {k: v for k, v in os.environ.items() if k != "SOUNDMARK_DB"}
     others = [str(p.path) for p in pieces[1:4]]
     proc = subprocess.run(
-        [*EXE, "add", "--db", str(db), "--quiet", "--jobs", "1", *others],
+        [*EXE, "add", "--db", str(db), "--quiet", "--processes", "1", *others],
         capture_output=True, text=True, timeout=300, env=env, preexec_fn=lambda: _limit_file_size(48 * 1024),
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
@@ -194,7 +194,7 @@ def test_add_on_a_full_disk_is_a_clear_error_and_leaves_the_store_whole(pieces: 
     q = tmp_path / "q.wav"
     write_wav(q, pieces[0].samples[8 * PIECE_RATE : 14 * PIECE_RATE], PIECE_RATE)
     assert json.loads(run("recognize", "--db", str(db), "--json", str(q)).stdout)["result"] is not None
-    resumed = json.loads(run("add", "--db", str(db), "--json", "--jobs", "1", *others).stdout)
+    resumed = json.loads(run("add", "--db", str(db), "--json", "--processes", "1", *others).stdout)
     assert resumed["added"] == 3 and resumed["tracks_in_store"] == 4
 
 

@@ -26,7 +26,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
         items.append(IngestItem(path, TrackMeta(title=titles[s], artist="Scan Band")))
     db = root / "db"
     with Store(db, FingerprintParams(), create=True) as store:
-        report = ingest(store, items, jobs=1)
+        report = ingest(store, items, processes=1)
     assert len(report.added) == len(SEEDS)
     samples, truth = build_recording(known, unknown, SR)
     path = root / "mix.wav"

@@ -87,8 +87,8 @@ def test_files_are_added_and_a_bad_manifest_refused(tmp_path: Path, pieces: list
     assert refused.value.code == 50
     with Store(tmp_path / "db", FingerprintParams(), create=True) as store:
         items = items_to_add([pieces[0].path, pieces[1].path])
-        report = add_files(store, items, Settings(db=tmp_path / "db", jobs=1))
-        again = add_files(store, items_to_add([pieces[0].path]), Settings(db=tmp_path / "db", jobs=1))
+        report = add_files(store, items, Settings(db=tmp_path / "db", ingest_processes=1))
+        again = add_files(store, items_to_add([pieces[0].path]), Settings(db=tmp_path / "db", ingest_processes=1))
         assert len(report.added) == 2 and not report.failures
         assert len(again.added) == 0 and len(again.known) == 1  # the same file is not added twice
         assert len(store.catalog.list_tracks()) == 2

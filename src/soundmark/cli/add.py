@@ -9,10 +9,11 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from soundmark.catalog.manifest import ManifestError, read_manifest
 from soundmark.cli.common import db_option, load_settings, open_store
 from soundmark.errors import StoreError
-from soundmark.ingest import IngestItem, collect_items, ingest, items_from_manifest
+from soundmark.ingest import IngestItem
+from soundmark.services.catalog import add_files, items_to_add
+from soundmark.services.errors import ServiceError
 
 
 @click.command("add")
@@ -24,12 +25,20 @@ from soundmark.ingest import IngestItem, collect_items, ingest, items_from_manif
     help="CSV with path,title,artist,album,release_date,label[,isrc,upc,lyrics,audio_id,...]; "
     "its values override the files' tags; extra columns become external ids.",
 )
-@click.option("--jobs", "-j", type=int, default=None, help="Worker processes [default: one per core].")
+@click.option(
+    "--processes",
+    "--jobs",
+    "-j",
+    "processes",
+    type=int,
+    default=None,
+    help="Fingerprinting worker processes [default: one per core; SOUNDMARK_INGEST_PROCESSES].",
+)
 @click.option("--batch", type=int, default=None, help="Tracks committed per atomic batch [default 64].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def add_command(
-    db: Path | None, paths: tuple[Path, ...], manifest: Path | None, jobs: int | None,
+    db: Path | None, paths: tuple[Path, ...], manifest: Path | None, processes: int | None,
     batch: int | None, as_json: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Fingerprint audio files and add them to the catalog.
@@ -40,15 +49,13 @@ def add_command(
     committed batch and a re-run resumes, skipping files already stored (same path, size and
     mtime, or the same bytes) without decoding them.
     """
-    settings = load_settings(db=db, jobs=jobs, batch_tracks=batch)
+    settings = load_settings(db=db, ingest_processes=processes, batch_tracks=batch)
     if not paths and manifest is None:
         raise click.UsageError("give audio files/folders or --manifest CSV")
-    items: list[IngestItem] = collect_items(paths)
-    if manifest is not None:
-        try:
-            items += items_from_manifest(read_manifest(manifest))
-        except ManifestError as exc:
-            raise click.ClickException(str(exc)) from exc
+    try:
+        items = items_to_add(paths, manifest)
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from exc
     store = open_store(settings.db, create=True)
     console = Console(stderr=True)
     with store, Progress(
@@ -61,10 +68,7 @@ def add_command(
             bar.update(task, advance=1, last=f"{status}: {item.path.name}")
 
         try:
-            report = ingest(
-                store, items, jobs=settings.jobs, batch_tracks=settings.batch_tracks,
-                max_seconds=settings.max_track_hours * 3600, progress=advance,
-            )  # fmt: skip
+            report = add_files(store, items, settings, progress=advance)
         except StoreError as exc:  # a full disk, typically: the store stays as it was before the batch
             raise click.ClickException(
                 f"add stopped: {exc}. Every batch committed before the failure is kept and nothing "

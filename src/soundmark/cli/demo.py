@@ -28,7 +28,7 @@ def demo_command(db: Path | None, out: Path) -> None:
     settings = load_settings(db=db)
     manifest = build_demo_catalog(out)
     with open_store(settings.db, create=True) as store:
-        report = ingest(store, items_from_manifest(read_manifest(manifest)), jobs=settings.jobs)
+        report = ingest(store, items_from_manifest(read_manifest(manifest)), processes=settings.ingest_processes)
         info = store.info()
     click.echo(f"demo catalog: {info.tracks} tracks in {settings.db} ({len(report.added)} added now)")
     click.echo(f"try: soundmark recognize --db {settings.db} {out / 'demo-clip.wav'}")

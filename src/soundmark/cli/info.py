@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from soundmark.cli.common import db_option, human_bytes, load_settings, open_store
+from soundmark.services.catalog import remove_tracks
 
 
 @click.command("info")
@@ -46,16 +47,12 @@ def info_command(db: Path | None, as_json: bool) -> None:
 def remove_command(db: Path | None, track_ids: tuple[int, ...]) -> None:
     """Delete tracks (by id) and all their fingerprints from the store."""
     settings = load_settings(db=db)
-    missing = []
-    with open_store(settings.db) as store, store.writer() as writer:
-        for tid in track_ids:
-            if writer.remove(tid):
-                click.echo(f"removed track {tid}")
-            else:
-                missing.append(tid)
-        writer.compact()
-    if missing:
-        raise click.ClickException(f"no such track: {', '.join(map(str, missing))}")
+    with open_store(settings.db) as store:
+        removal = remove_tracks(store, track_ids)
+    for tid in removal.removed:
+        click.echo(f"removed track {tid}")
+    if removal.missing:
+        raise click.ClickException(f"no such track: {', '.join(map(str, removal.missing))}")
 
 
 @click.command("list")

@@ -59,7 +59,7 @@ def add_files(
     already stored are reported, not added); the settings give the workers, batch size and the
     longest track accepted."""
     return ingest(
-        store, items, jobs=settings.jobs, batch_tracks=settings.batch_tracks,
+        store, items, processes=settings.ingest_processes, batch_tracks=settings.batch_tracks,
         max_seconds=settings.max_track_hours * 3600, progress=progress,
     )  # fmt: skip
 

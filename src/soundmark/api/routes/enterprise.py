@@ -51,6 +51,7 @@ from soundmark.catalog.models import Track
 from soundmark.errors import SoundmarkError
 from soundmark.jobs import DONE, FAILED, Job, JobRunner, JobStore
 from soundmark.match.recognizer import format_timecode
+from soundmark.net.addresses import AddressPolicy
 from soundmark.services.jobs import JobService
 from soundmark.services.runtime import Role
 
@@ -164,7 +165,7 @@ async def _store_audio(state: AppState, api: ApiRequest, dst: Path) -> str:
             with dst.open("wb") as sink:  # streamed to the job's folder: memory stays flat
                 await fetch_url(
                     api.get("url"), max_bytes=s.max_enterprise_download_bytes, timeout=s.download_timeout,
-                    allow_private=s.allow_private_urls, sink=sink,
+                    policy=AddressPolicy.from_settings(s), sink=sink,
                 )  # fmt: skip
         except SoundmarkError as exc:
             if exc.code == 400:
