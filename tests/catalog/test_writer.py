@@ -29,7 +29,7 @@ from soundmark.catalog.writer import (
     write_async,
 )
 from soundmark.jobs import JobStore
-from soundmark.streams.store import DELIVERED, StreamStore, longpoll_category
+from soundmark.streams.registry import DELIVERED, StreamStore, longpoll_category
 
 
 @pytest.fixture()

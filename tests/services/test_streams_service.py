@@ -12,8 +12,8 @@ from soundmark.services.errors import ServiceError
 from soundmark.services.streams import StreamAccount, StreamService
 from soundmark.settings import Settings
 from soundmark.store import Store
+from soundmark.streams.registry import StreamStore, longpoll_category
 from soundmark.streams.source import StreamError
-from soundmark.streams.store import StreamStore, longpoll_category
 
 ACCOUNT = StreamAccount.of(1, "a-token-of-the-radio")
 

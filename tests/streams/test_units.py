@@ -19,7 +19,7 @@ from soundmark.services.recognition_pool import WorkerMatch
 from soundmark.store import Store
 from soundmark.streams.callbacks import notification_payload, percent_score, result_payload
 from soundmark.streams.longpoll import LongpollHub
-from soundmark.streams.store import DELIVERED, PENDING, StreamStore, longpoll_category, token_md5
+from soundmark.streams.registry import DELIVERED, PENDING, StreamStore, longpoll_category, token_md5
 from soundmark.streams.tracker import SongTracker
 
 

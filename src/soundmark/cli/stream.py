@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # imported lazily at run time, as in the functions below
 def _service(db: Path | None) -> Iterator[tuple[Store, StreamService]]:
     """The store and the stream use cases over it, closed afterwards."""
     from soundmark.services.streams import StreamService
-    from soundmark.streams.store import StreamStore
+    from soundmark.streams.registry import StreamStore
 
     settings = load_settings(db=db)
     with open_store(settings.db) as store:
@@ -150,7 +150,7 @@ def watch_command(
     if not category:
         if not (token and radio_id is not None):
             raise click.UsageError("give --category, or --token and --radio-id")
-        from soundmark.streams.store import longpoll_category, token_md5
+        from soundmark.streams.registry import longpoll_category, token_md5
 
         category = longpoll_category(token_md5(token), radio_id)
     _watch_longpoll(server.rstrip("/"), category, as_json)

@@ -21,8 +21,8 @@ from soundmark.net.addresses import AddressPolicy
 from soundmark.services.errors import ServiceError
 from soundmark.settings import Settings
 from soundmark.streams.callbacks import NO_OP_RECEIVERS
+from soundmark.streams.registry import StreamRow, StreamStore, token_md5
 from soundmark.streams.source import StreamError, check_stream_url
-from soundmark.streams.store import StreamRow, StreamStore, token_md5
 
 STREAM_LIMIT_MESSAGE = (
     "authorization failed: the limit was reached. (This api_token may monitor {limit} streams; "

@@ -28,7 +28,7 @@ from soundmark.net.transport import AsyncPinnedClient, Limits, NetError
 from soundmark.services.recognition_pool import WorkerMatch
 from soundmark.settings import Settings
 from soundmark.streams.monitor import StreamJob
-from soundmark.streams.store import DELIVERED, SKIPPED, StreamStore
+from soundmark.streams.registry import DELIVERED, SKIPPED, StreamStore
 from soundmark.streams.tracker import Play
 from soundmark.streams.zone import format_timestamp
 

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 
-from soundmark.streams.store import StreamStore
+from soundmark.streams.registry import StreamStore
 
 MAX_TIMEOUT = 120  # seconds; golongpoll's default limit is 110, AudD documents 1-90
 DEFAULT_TIMEOUT = 50

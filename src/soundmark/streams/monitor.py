@@ -28,8 +28,8 @@ from soundmark.fingerprint.windows import WindowPeaks
 from soundmark.net.addresses import AddressPolicy
 from soundmark.services.recognition_pool import Overloaded, WorkerMatch
 from soundmark.settings import Settings
+from soundmark.streams.registry import StreamRow, StreamStore
 from soundmark.streams.source import SourceOptions, StreamError, read_stream
-from soundmark.streams.store import StreamRow, StreamStore
 from soundmark.streams.tracker import Change, Play, SongTracker
 
 log = logging.getLogger("soundmark.streams")

@@ -5,7 +5,7 @@ audd-cli reads), and the monitor + callback delivery run in ``lifespan``.
 Every parameter goes through one pydantic model per method (audd/typed.py): a malformed or huge
 value is AudD's error 50 (golongpoll's ``{"error": ...}`` on ``/longpoll/``), never a 500.
 
-Streams live in the store (streams/store.py), so they survive restarts and may also be added with
+Streams live in the store (streams/registry.py), so they survive restarts and may also be added with
 ``soundmark stream add`` while the server runs (it picks them up every ``stream_sync_seconds``).
 """
 
@@ -35,7 +35,7 @@ from soundmark.streams.callbacks import CallbackDeliverer, EventSink
 from soundmark.streams.event_watch import EventWatcher
 from soundmark.streams.longpoll import DEFAULT_TIMEOUT, MAX_TIMEOUT, LongpollHub
 from soundmark.streams.monitor import MonitorConfig, StreamManager
-from soundmark.streams.store import RECENT_RESULTS, StreamStore
+from soundmark.streams.registry import RECENT_RESULTS, StreamStore
 
 log = logging.getLogger("soundmark.streams")
 router = APIRouter()
@@ -43,7 +43,7 @@ EVENT_POLL_SECONDS = 0.5  # how soon an `api` node's longpoll sees an event anot
 
 
 def _streams(state: AppState) -> StreamStore:
-    store: StreamStore = state.extras["streams.store"]
+    store: StreamStore = state.extras["streams.registry"]
     return store
 
 
@@ -206,7 +206,7 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
     s = state.settings
     store = await asyncio.to_thread(StreamStore, s.db, state.db)  # its writes go through the one writer
     hub = LongpollHub(store)
-    state.extras.update({"streams.store": store, "streams.hub": hub, "streams.service": StreamService(store, s)})
+    state.extras.update({"streams.registry": store, "streams.hub": hub, "streams.service": StreamService(store, s)})
     tasks = []
     closing: list[Callable[[], None]] = []
     manager: StreamManager | None = None
