@@ -8,7 +8,7 @@ DB     ?= data/db
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test install dev lint bench clean
+.PHONY: run test install dev lint coverage bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,12 @@ test: dev
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
+coverage: dev
+	rm -f .coverage .coverage.*
+	$(BIN)/pytest -q --cov --cov-report=term:skip-covered
+
 bench: install
 	$(BIN)/python benchmarks/run_public.py
 
 clean:
-	rm -rf data .pytest_cache .ruff_cache
+	rm -rf data .pytest_cache .ruff_cache .coverage .coverage.*
