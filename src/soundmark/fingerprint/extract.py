@@ -9,7 +9,7 @@ import numpy as np
 from soundmark.fingerprint.hashes import pair_hashes
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.peaks import find_peaks
-from soundmark.fingerprint.spectrogram import band_bins, log_spectrogram
+from soundmark.fingerprint.spectrogram import log_spectrogram
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,10 @@ def warp_peaks(peaks: np.ndarray, time_rate: float, freq_rate: float, lo: int) -
 
 
 def query_fingerprint(samples: np.ndarray, params: FingerprintParams) -> QueryPrint:
-    """Query peaks once, hashed under every warp of params.warp_grid."""
+    """Query peaks once, hashed under every warp of params.warp_grid: the window driver's print
+    (fingerprint/windows.py) of the whole clip, as for a scan's or a live stream's window."""
+    from soundmark.fingerprint.windows import window_print  # windows.py builds on this module's types
+
     spec = log_spectrogram(samples, params)
     peaks = find_peaks(spec, params, params.query_peaks_per_second)
-    lo, _ = band_bins(params)
-    warps = []
-    for time_rate, freq_rate in params.warp_grid:
-        t, f = warp_peaks(peaks, time_rate, freq_rate, lo)
-        h, times = pair_hashes(t, f, params, params.query_fanout, params.query_jitter)
-        warps.append(QueryWarp(h, times, time_rate, freq_rate))
-    return QueryPrint(peaks, spec.shape[0], warps)
+    return window_print(peaks, 0, spec.shape[0], params)
