@@ -72,8 +72,8 @@ def test_a_stream_is_recognised_from_window_peaks(built_store: Path, pieces: lis
     config = MonitorConfig.from_settings(settings, store.params)
     sink = Collect()
 
-    def duration(track_id: int) -> float | None:
-        found = store.catalog.get_track(track_id)
+    async def duration(track_id: int) -> float | None:
+        found = await asyncio.to_thread(store.catalog.get_track, track_id)
         return None if found is None else found.duration
 
     worker = StreamWorker(StreamJob(1, 1, f"{radio.url}/0.mp3", before=True), config, recognize, duration, sink)

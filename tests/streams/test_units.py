@@ -12,6 +12,7 @@ from pathlib import Path
 from audd._callbacks import derive_longpoll_category, parse_callback
 from click.testing import CliRunner
 
+from soundmark.audd.models import wire
 from soundmark.auth.tokens import TokenStore
 from soundmark.cli.main import cli
 from soundmark.fingerprint.params import FingerprintParams
@@ -97,7 +98,8 @@ def test_events_longpoll_and_prune(tmp_path: Path) -> None:
     assert [e.kind for e in streams.due_events(1e12)] == ["result"]  # the first had no callback URL: skipped
 
     async def poll(since: int | None, timeout: float) -> dict:
-        return await LongpollHub(streams).wait(cat, timeout, since)
+        answer: dict = wire(await LongpollHub(streams).wait(cat, timeout, since))
+        return answer
 
     first = asyncio.run(poll(0, 1))
     assert first["notification"]["notification_code"] == 650 and first["events"][0]["category"] == cat
@@ -188,3 +190,37 @@ def test_cli_add_list_remove(tmp_path: Path) -> None:
     assert res.exit_code != 0 and "token" in res.output
     for sub in ("add", "list", "remove", "watch"):
         assert run(cli, ["stream", sub, "--help"]).exit_code == 0
+
+
+def test_a_longpoll_answer_is_the_stored_callback_json_byte_for_byte() -> None:
+    """The answer built from the response models (``event_answer``) is golongpoll's dict around
+    the stored body, byte for byte: songs' provider blocks in the order ``return`` asked, a
+    song with metadata and one custom-catalog song, and a notification."""
+    from starlette.responses import JSONResponse
+
+    from soundmark.catalog.models import Track, TrackMeta
+    from soundmark.streams.callbacks import song_dict
+    from soundmark.streams.longpoll import event_answer
+    from soundmark.streams.registry import Event
+
+    external = {"spotify_id": "4RvWPyQ5RL0ao9LPZeSouE", "apple_music_id": "1440826582"}
+    meta = TrackMeta(title="Everybody Wants", artist="Tears For Fears", album="Big Chair", isrc="GBUM71403885",
+                     external=external)  # fmt: skip
+    described = song_dict(WorkerMatch(7, 31.46, 40.0, 1.0, 1.0), Track(id=7, meta=meta, duration=250.0),
+                          "http://radio.example", ["spotify", "apple_music"], "us", 20.0)  # fmt: skip
+    custom = song_dict(WorkerMatch(8, 3.0, 25.0, 1.02, 1.0), Track(id=8, meta=TrackMeta(audio_id=146), duration=9.0),
+                       "http://radio.example", [], "us", 20.0)  # fmt: skip
+    blocks = [k for k in described if k in ("spotify", "apple_music")]
+    assert blocks == ["spotify", "apple_music"]  # not the models' field order: the order is restored
+    result = result_payload(7, _play(), [described, custom], "UTC", with_length=True)
+    notification = notification_payload(7, 650, "Recognition failed: can't connect", False)
+    for n, body in enumerate([result, notification], 1):
+        stored = json.loads(json.dumps(body, ensure_ascii=False))  # as the registry keeps it
+        event = Event(n, 1, 7, "abc123def", "result" if n == 1 else "notification", stored, 1_700_000_000_123, 0)
+        expected = {
+            "events": [{"timestamp": 1_700_000_000_125, "category": "abc123def", "data": body, "id": str(n)}],
+            "timestamp": 1_700_000_000_125,
+            **body,
+        }
+        answer = event_answer(event, 1_700_000_000_125)
+        assert JSONResponse(wire(answer)).body == JSONResponse(expected).body

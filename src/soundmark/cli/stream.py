@@ -1,7 +1,8 @@
 """soundmark stream: live stream monitoring from the command line.
 
-``add`` / ``list`` / ``remove`` call the stream use cases (services/streams.py) on the store, with
-the rules AudD's ``addStream`` has over HTTP (the URL check, the per-token limit); a running
+``add`` / ``list`` / ``remove`` call the stream use cases (services/streams.py, awaited: run here
+with ``asyncio.run``) on the store, with the rules AudD's ``addStream`` has over HTTP (the URL
+check, the per-token limit); a running
 ``serve`` picks the change up within ``SOUNDMARK_STREAM_SYNC_SECONDS``. Streams belong to an API
 token, as with AudD's ``addStream``. ``watch`` prints songs as they play: from a server's longpoll (``--server``), or by
 monitoring a stream URL itself against the store (``--db``), without any server.
@@ -88,7 +89,7 @@ def add_command(db: Path | None, token: str, radio_id: int, before: bool, url: s
     allows every one), and a token monitors at most SOUNDMARK_STREAMS_PER_TOKEN streams."""
     with _service(db) as (store, service):
         try:
-            service.add_stream(_account(store, token), radio_id, url, "before" if before else None)
+            asyncio.run(service.add_stream(_account(store, token), radio_id, url, "before" if before else None))
         except ServiceError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"added stream {radio_id}: {url}")
@@ -100,12 +101,13 @@ def add_command(db: Path | None, token: str, radio_id: int, before: bool, url: s
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (AudD's getStreams result) instead of a table.")
 def list_command(db: Path | None, token: str | None, as_json: bool) -> None:
     """List monitored streams with their state and longpoll category."""
+    from soundmark.audd.models import wire
+    from soundmark.services.streams import stream_entry
+
     with _service(db) as (store, service):
-        rows = service.streams(_account(store, token) if token else None)
+        rows = asyncio.run(service.streams(_account(store, token) if token else None))
     if as_json:
-        out = [{"radio_id": r.radio_id, "url": r.url, "stream_running": r.running,
-                "longpoll_category": r.category} for r in rows]  # fmt: skip
-        click.echo(json.dumps(out, indent=2))
+        click.echo(json.dumps([wire(stream_entry(r)) for r in rows], indent=2))
         return
     for r in rows:
         state = "running" if r.running else f"down ({r.status_code})" if r.status_code else "not running"
@@ -120,7 +122,7 @@ def remove_command(db: Path | None, token: str, radio_id: int) -> None:
     """Stop monitoring a stream and forget it."""
     with _service(db) as (store, service):
         try:
-            service.delete_stream(_account(store, token), radio_id)
+            asyncio.run(service.delete_stream(_account(store, token), radio_id))
         except ServiceError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"removed stream {radio_id}")
@@ -206,15 +208,15 @@ async def _watch_direct(settings: Settings, url: str, as_json: bool) -> None:
         found = await asyncio.to_thread(recognizer.recognize_print, window.query_print(store.params))
         return [WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate) for m in found]
 
-    def duration(track_id: int) -> float | None:
-        track = store.catalog.get_track(track_id)
+    async def duration(track_id: int) -> float | None:
+        track = await asyncio.to_thread(store.catalog.get_track, track_id)  # SQL off the event loop
         return None if track is None else track.duration
 
     class Printer:
         async def song(self, job: StreamJob, play: Play, final: bool) -> None:
             songs: list[dict[str, object]] = []
             for m in [play.best, *play.alternatives]:
-                track = store.catalog.get_track(m.track_id)
+                track = await asyncio.to_thread(store.catalog.get_track, m.track_id)
                 if track is not None:
                     songs.append(song_dict(m, track, settings.public_url or "", [], "us", settings.min_score))
             if songs:

@@ -7,16 +7,20 @@ callback URL passes the SSRF check of net/ under the settings' address policy
 ``streams.source.check_stream_url`` by default); a token monitors at most ``streams_per_token``
 streams (replacing one it has is always allowed).
 
-Every method blocks (SQLite, DNS): call it through ``asyncio.to_thread`` from an event loop. A
-refused request raises ``ServiceError`` with AudD's code.
+Every use case is awaited: the store's reads and writes go through the server's read pool and
+writer (a ``LocalDatabase``'s in a thread), the URL check (DNS) runs in a thread, so nothing
+blocks the event loop. The CLI, which has no loop, runs them with ``asyncio.run``. A refused
+request raises ``ServiceError`` with AudD's code.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from soundmark.audd.models import Stream
 from soundmark.net.addresses import AddressPolicy
 from soundmark.services.errors import ServiceError
 from soundmark.settings import Settings
@@ -46,6 +50,11 @@ class StreamAccount:
         return cls(token_id, token_md5(token))
 
 
+def stream_entry(row: StreamRow) -> Stream:
+    """A stream as AudD's ``getStreams`` lists it (``soundmark stream list --json`` too)."""
+    return Stream(radio_id=row.radio_id, url=row.url, stream_running=row.running, longpoll_category=row.category)
+
+
 def _ssrf_check(url: str, policy: AddressPolicy) -> None:
     check_stream_url(url, policy=policy)
 
@@ -56,42 +65,46 @@ class StreamService:
         self._policy = AddressPolicy.from_settings(settings)
 
     # --- callback URL -------------------------------------------------------------------------
-    def set_callback_url(self, account: StreamAccount, url: str) -> None:
-        self._store.set_callback_url(account.token_id, account.token_md5, self.checked_url(url, "callback"))
+    async def set_callback_url(self, account: StreamAccount, url: str) -> None:
+        checked = await self._checked(url, "callback")
+        await self._store.aset_callback_url(account.token_id, account.token_md5, checked)
 
-    def callback_url(self, account: StreamAccount) -> str:
-        url = self._store.callback_url(account.token_id)
+    async def callback_url(self, account: StreamAccount) -> str:
+        url = await self._store.acallback_url(account.token_id)
         if not url:
             raise ServiceError(19)
         return url
 
     # --- streams ------------------------------------------------------------------------------
-    def add_stream(self, account: StreamAccount, radio_id: int, url: str, callbacks: Callbacks = None) -> None:
+    async def add_stream(self, account: StreamAccount, radio_id: int, url: str, callbacks: Callbacks = None) -> None:
         """Add (or replace) the stream ``radio_id`` of the account."""
-        url = self.checked_url(url, "stream")
-        limit = self._settings.streams_per_token
-        store = self._store
-        if not store.has_stream(account.token_id, radio_id) and store.count_streams(account.token_id) >= limit:
+        url = await self._checked(url, "stream")
+        limit, store, token_id = self._settings.streams_per_token, self._store, account.token_id
+        if not await store.ahas_stream(token_id, radio_id) and await store.acount_streams(token_id) >= limit:
             raise ServiceError(902, STREAM_LIMIT_MESSAGE.format(limit=limit))
-        store.add_stream(account.token_id, account.token_md5, radio_id, url, callbacks)
+        await store.aadd_stream(token_id, account.token_md5, radio_id, url, callbacks)
 
-    def set_stream_url(self, account: StreamAccount, radio_id: int, url: str) -> None:
-        url = self.checked_url(url, "stream")
-        if not self._store.set_stream_url(account.token_id, radio_id, url):
+    async def set_stream_url(self, account: StreamAccount, radio_id: int, url: str) -> None:
+        url = await self._checked(url, "stream")
+        if not await self._store.aset_stream_url(account.token_id, radio_id, url):
             raise ServiceError(50, f"there is no stream with radio_id {radio_id}.")
 
-    def delete_stream(self, account: StreamAccount, radio_id: int) -> None:
-        if not self._store.delete_stream(account.token_id, radio_id):
+    async def delete_stream(self, account: StreamAccount, radio_id: int) -> None:
+        if not await self._store.adelete_stream(account.token_id, radio_id):
             raise ServiceError(50, f"there is no stream with radio_id {radio_id}.")
 
-    def streams(self, account: StreamAccount | None) -> list[StreamRow]:
+    async def streams(self, account: StreamAccount | None) -> list[StreamRow]:
         """The account's streams (every account's with None: the operator's view)."""
-        return self._store.streams(None if account is None else account.token_id)
+        return await self._store.astreams(None if account is None else account.token_id)
 
     # --- the rules ----------------------------------------------------------------------------
+    async def _checked(self, url: str, what: Literal["stream", "callback"]) -> str:
+        return await asyncio.to_thread(self.checked_url, url, what)  # the SSRF check resolves the host
+
     def checked_url(self, url: str, what: Literal["stream", "callback"]) -> str:
         """``url`` when the rules let it be a stream / callback URL, else a ``ServiceError``:
-        50 for a malformed or refused callback, 600 for a refused stream (as AudD answers)."""
+        50 for a malformed or refused callback, 600 for a refused stream (as AudD answers).
+        Blocks (DNS): the use cases run it in a thread."""
         url = url.strip()
         if not url:
             raise ServiceError(50, "the `url` parameter is required.")

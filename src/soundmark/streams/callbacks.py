@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -36,6 +36,8 @@ log = logging.getLogger("soundmark.streams")
 
 NO_OP_RECEIVERS = ("audd.tech/empty",)  # AudD's documented "no receiver" URL for longpoll-only use
 PRUNE_EVERY = 60.0  # seconds
+
+TrackLookup = Callable[[int], Awaitable[Track | None]]  # a catalog track by id, read off the event loop
 
 
 def percent_score(score: float, min_score: float) -> int:
@@ -87,13 +89,15 @@ def notification_payload(radio_id: int, code: int, message: str, running: bool) 
 
 
 class EventSink:
-    """What the monitor reports goes into the store's event queue (then to callbacks and longpoll)."""
+    """What the monitor reports goes into the store's event queue (then to callbacks and longpoll).
+    Every read and write is awaited (the server's read pool and writer): nothing runs SQL on the
+    event loop, and no thread of the default pool waits for the writer."""
 
     def __init__(
         self,
         store: StreamStore,
         settings: Settings,
-        track: Callable[[int], Track | None],
+        track: TrackLookup,
         base_url: str,
         published: Callable[[], None],
     ):
@@ -106,11 +110,11 @@ class EventSink:
         )
 
     async def song(self, job: StreamJob, play: Play, final: bool) -> None:
-        url = await asyncio.to_thread(self._store.callback_url, job.token_id)
+        url = await self._store.acallback_url(job.token_id)
         wanted, market = callback_options(url)
         songs = []
         for m in [play.best, *play.alternatives]:
-            track = self._track(m.track_id)
+            track = await self._track(m.track_id)
             if track is not None:
                 songs.append(song_dict(m, track, self._base, wanted, market, self._settings.min_score))
         if not songs:
@@ -119,19 +123,20 @@ class EventSink:
         await self._add(job, "result", payload)
 
     async def notify(self, job: StreamJob, code: int, message: str, running: bool) -> None:
-        await asyncio.to_thread(self._store.set_status, job.key, running, code, message)
+        await self._store.aset_status(job.key, running, code, message)
         await self._add(job, "notification", notification_payload(job.radio_id, code, message, running))
 
     async def status(self, job: StreamJob, running: bool) -> None:
-        await asyncio.to_thread(self._store.set_status, job.key, running, 0 if running else None, None)
+        await self._store.aset_status(job.key, running, 0 if running else None, None)
 
     async def _add(self, job: StreamJob, kind: str, payload: dict[str, object]) -> None:
-        await asyncio.to_thread(self._store.add_event, job.token_id, job.radio_id, job.category, kind, payload)
+        await self._store.aadd_event(job.token_id, job.radio_id, job.category, kind, payload)
         self._published()
 
 
 class CallbackDeliverer:
-    """POSTs pending events, oldest first, retrying with exponential backoff; prunes the queue."""
+    """POSTs pending events, oldest first, retrying with exponential backoff; prunes the queue
+    (every store call awaited, as in ``EventSink``)."""
 
     def __init__(self, store: StreamStore, settings: Settings):
         self._store, self._s = store, settings
@@ -153,7 +158,7 @@ class CallbackDeliverer:
                         await self._prune()
                     await self._round(client)
                     wait = 30.0
-                    due = await asyncio.to_thread(self._store.next_due_at)
+                    due = await self._store.anext_due_at()
                     if due is not None:
                         wait = max(0.05, min(wait, due - time.time()))
                 except Exception:  # the loop must survive anything (a locked store, a bad payload)
@@ -164,33 +169,31 @@ class CallbackDeliverer:
                 self._wake.clear()
 
     async def _prune(self) -> None:
-        expired, deleted = await asyncio.to_thread(
-            self._store.prune, self._s.stream_events_max, self._s.callback_max_age_hours * 3600
-        )
+        expired, deleted = await self._store.aprune(self._s.stream_events_max, self._s.callback_max_age_hours * 3600)
         if expired or deleted:
             log.warning("stream events pruned", extra={"fields": {"expired": expired, "deleted": deleted}})
 
     async def _round(self, client: AsyncPinnedClient) -> None:
-        events = await asyncio.to_thread(self._store.due_events, time.time())
+        events = await self._store.adue_events(time.time())
         urls: dict[int, str | None] = {}
         blocked: set[int] = set()
         for ev in events:
             if ev.token_id in blocked:
                 continue
             if ev.token_id not in urls:
-                urls[ev.token_id] = await asyncio.to_thread(self._store.callback_url, ev.token_id)
+                urls[ev.token_id] = await self._store.acallback_url(ev.token_id)
             url = urls[ev.token_id]
             if not url or any(x in url for x in NO_OP_RECEIVERS):
-                await asyncio.to_thread(self._store.mark, ev.id, SKIPPED)
+                await self._store.amark(ev.id, SKIPPED)
                 continue
             error = await post_json(client, url, ev.payload)
             if error is None:
                 self.delivered += 1
-                await asyncio.to_thread(self._store.mark, ev.id, DELIVERED)
+                await self._store.amark(ev.id, DELIVERED)
                 continue
             delay = min(self._s.callback_retry_max_seconds, 2.0**ev.attempts)
             log.info("callback failed", extra={"fields": {"radio_id": ev.radio_id, "error": error, "retry_in": delay}})
-            await asyncio.to_thread(self._store.retry_later, ev.id, ev.token_id, time.time() + delay, error)
+            await self._store.aretry_later(ev.id, ev.token_id, time.time() + delay, error)
             blocked.add(ev.token_id)
 
 

@@ -5,6 +5,10 @@ level, so an answer carries both (one event per answer, ../shared/API.md §5.5):
 ``{"events":[{"timestamp":T,"category":C,"data":P,"id":"…"}],"timestamp":T, **P}``; with no event
 before the timeout: ``{"timeout":"no events before timeout","timestamp":T}``. No token is needed:
 the category (md5(md5(token) + radio_id)[:9]) is the capability.
+
+The answers are the response models of audd/models.py (``LongpollEvents``, ``LongpollTimeout``);
+an event's stored callback body is read back into its model with the songs' provider blocks in
+the order they were stored, so ``wire(answer)`` is the stored JSON, byte for byte.
 """
 
 from __future__ import annotations
@@ -13,7 +17,15 @@ import asyncio
 import contextlib
 import time
 
-from soundmark.streams.registry import StreamStore
+from soundmark.audd.models import (
+    PROVIDERS,
+    CallbackNotificationBody,
+    CallbackResultBody,
+    LongpollEvent,
+    LongpollEvents,
+    LongpollTimeout,
+)
+from soundmark.streams.registry import Event, StreamStore
 
 MAX_TIMEOUT = 120  # seconds; golongpoll's default limit is 110, AudD documents 1-90
 DEFAULT_TIMEOUT = 50
@@ -32,7 +44,7 @@ class LongpollHub:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    async def wait(self, category: str, timeout: float, since_ms: int | None) -> dict[str, object]:
+    async def wait(self, category: str, timeout: float, since_ms: int | None) -> LongpollEvents | LongpollTimeout:
         """The answer for one longpoll request. Without ``since_time`` only events published
         after the request count (golongpoll's default)."""
         if since_ms is None:
@@ -40,16 +52,32 @@ class LongpollHub:
         deadline = time.monotonic() + timeout
         while True:
             changed = self._changed  # taken before looking, so a publish in between is not missed
-            event, stamp = await asyncio.to_thread(self._store.poll, category, since_ms)
+            event, stamp = await self._store.apoll(category, since_ms)
             if event is not None:
-                data = event.payload
-                return {
-                    "events": [{"timestamp": stamp, "category": category, "data": data, "id": str(event.id)}],
-                    "timestamp": stamp,
-                    **data,
-                }
+                return event_answer(event, stamp)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return {"timeout": "no events before timeout", "timestamp": stamp}
+                return LongpollTimeout(timeout="no events before timeout", timestamp=stamp)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)
+
+
+def event_answer(event: Event, stamp: int) -> LongpollEvents:
+    """The answer carrying ``event``: golongpoll's ``events`` and, at the top level, the fields
+    of its callback body."""
+    body = callback_body(event.payload)
+    item = LongpollEvent(timestamp=stamp, category=event.category, data=body, id=str(event.id))
+    top = {name: getattr(body, name) for name in body.model_fields_set}
+    return LongpollEvents(events=[item], timestamp=stamp, **top)
+
+
+def callback_body(payload: dict[str, object]) -> CallbackResultBody | CallbackNotificationBody:
+    """A stored callback body (streams/callbacks.py wrote it) as its model."""
+    if "notification" in payload:
+        return CallbackNotificationBody.model_validate(payload)
+    body = CallbackResultBody.model_validate(payload)
+    stored = payload["result"]
+    songs = stored.get("results", []) if isinstance(stored, dict) else []
+    for song, raw in zip(body.result.results, songs, strict=True):
+        song.order_blocks(tuple(k for k in raw if k in PROVIDERS))
+    return body

@@ -42,7 +42,7 @@ MSG_NOISE = "Recognition failed: only noise or silence, no music detected"
 MSG_RESUMED = "Recognition resumed: the audiostream is running"
 
 Recognize = Callable[[WindowPeaks], Awaitable[list[WorkerMatch]]]
-Duration = Callable[[int], float | None]
+Duration = Callable[[int], Awaitable[float | None]]  # a track's length (s), read off the event loop
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,7 @@ class StreamWorker:
         except SoundmarkError:
             return
         self.windows += 1
-        duration = self._duration(matches[0].track_id) if matches else None
+        duration = await self._duration(matches[0].track_id) if matches else None
         if matches and duration is None:  # removed from the catalog meanwhile
             matches = []
         await self._emit(self.tracker.window(t0, t1, matches, duration or 0.0))
@@ -256,7 +256,7 @@ class StreamManager:
 
     async def sync(self) -> None:
         async with self._lock:
-            rows = {r.id: r for r in await asyncio.to_thread(self._store.streams, active_only=True)}
+            rows = {r.id: r for r in await self._store.astreams(active_only=True)}
             stopping = []
             for key, (row, worker, task) in list(self.workers.items()):
                 new = rows.get(key)

@@ -1,12 +1,11 @@
 """Streams, callback URLs and the durable event queue, kept in the store's catalog (SQLite).
 
-Every method is synchronous (call it through ``asyncio.to_thread`` from the event loop) and
-reaches SQLite through a ``Database`` (catalog/writer.py): in the server its writes go through the
-process's one writer thread and its reads through the read pool; the CLI gets a connection of its
-own. The writes the monitor and the callback deliverer make from the event loop have awaited twins
-(``aset_status``, ``aadd_event``, ``amark``, ``aretry_later``, ``aprune``): through the server's
-writer they hold no thread of the default pool while the writer waits for a lock that another
-process (``soundmark add``) holds.
+It reaches SQLite through a ``Database`` (catalog/writer.py): in the server its writes go through
+the process's one writer thread and its reads through the read pool; the CLI and tests get a
+connection of their own. Each method blocks (for threads, the CLI and tests); what the event loop
+calls (the monitor, callback delivery, longpoll, the stream methods) has an awaited twin named
+``a<method>``: through the server's writer and read pool it holds no thread of the default pool
+while the writer waits for a lock that another process (``soundmark add``) holds.
 
 Event stamps (``created_ms``) are strictly increasing across the process, which golongpoll's
 ``since_time`` semantics need: an event's stamp is taken and committed under the stamp lock, and
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from soundmark.catalog.sqlite import Catalog
-from soundmark.catalog.writer import Database, LocalDatabase, write_async
+from soundmark.catalog.writer import Database, LocalDatabase, read_async, write_async
 
 PENDING, DELIVERED, SKIPPED, EXPIRED = "pending", "delivered", "skipped", "expired"
 RECENT_RESULTS = 40  # results kept per stream by AudD's lastSong service (historyCap)
@@ -88,7 +87,11 @@ class StreamStore:
         return changed
 
     def _one(self, sql: str, args: tuple[object, ...]) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._db.read(lambda c: c.conn.execute(sql, args).fetchone())
+        row: sqlite3.Row | None = self._db.read(_fetch_one(sql, args))
+        return row
+
+    async def _aone(self, sql: str, args: tuple[object, ...]) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = await read_async(self._db, _fetch_one(sql, args))
         return row
 
     # --- stamps -------------------------------------------------------------------------------
@@ -103,89 +106,58 @@ class StreamStore:
 
     # --- accounts -----------------------------------------------------------------------------
     def set_callback_url(self, token_id: int, md5_of_token: str, url: str | None) -> None:
-        self._write(
-            "INSERT INTO stream_accounts(token_id, token_md5, callback_url, updated_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(token_id) DO UPDATE SET token_md5=excluded.token_md5, "
-            "callback_url=excluded.callback_url, updated_at=excluded.updated_at",
-            (token_id, md5_of_token, url, time.time()),
-        )
+        self._write(_SET_CALLBACK_URL, (token_id, md5_of_token, url, time.time()))
+
+    async def aset_callback_url(self, token_id: int, md5_of_token: str, url: str | None) -> None:
+        await self._awrite(_SET_CALLBACK_URL, (token_id, md5_of_token, url, time.time()))
 
     def callback_url(self, token_id: int) -> str | None:
-        row = self._one("SELECT callback_url FROM stream_accounts WHERE token_id=?", (token_id,))
-        return None if row is None or not row[0] else str(row[0])
+        return _text(self._one(_CALLBACK_URL, (token_id,)))
+
+    async def acallback_url(self, token_id: int) -> str | None:
+        return _text(await self._aone(_CALLBACK_URL, (token_id,)))
 
     # --- streams ------------------------------------------------------------------------------
     def add_stream(self, token_id: int, md5_of_token: str, radio_id: int, url: str, callbacks: str | None) -> None:
         """Add (or replace) the stream ``radio_id`` of a token."""
-        now = time.time()
-        category = longpoll_category(md5_of_token, radio_id)
+        self._db.write(_add_stream_write(token_id, md5_of_token, radio_id, url, callbacks))
 
-        def write(c: sqlite3.Connection) -> None:
-            c.execute(
-                "INSERT INTO stream_accounts(token_id, token_md5, callback_url, updated_at) VALUES (?, ?, NULL, ?) "
-                "ON CONFLICT(token_id) DO UPDATE SET token_md5=excluded.token_md5",
-                (token_id, md5_of_token, now),
-            )
-            c.execute(
-                "INSERT INTO streams(token_id, radio_id, url, callbacks, category, running, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT(token_id, radio_id) DO UPDATE SET url=excluded.url, "
-                "callbacks=excluded.callbacks, category=excluded.category, running=0, status_code=NULL, "
-                "status_message=NULL, updated_at=excluded.updated_at",
-                (token_id, radio_id, url, callbacks, category, now, now),
-            )
-
-        self._db.write(write)
+    async def aadd_stream(
+        self, token_id: int, md5_of_token: str, radio_id: int, url: str, callbacks: str | None
+    ) -> None:
+        await write_async(self._db, _add_stream_write(token_id, md5_of_token, radio_id, url, callbacks))
 
     def count_streams(self, token_id: int) -> int:
-        row = self._one("SELECT COUNT(*) FROM streams WHERE token_id=?", (token_id,))
-        return int(row[0]) if row is not None else 0
+        return _count(self._one(_COUNT_STREAMS, (token_id,)))
+
+    async def acount_streams(self, token_id: int) -> int:
+        return _count(await self._aone(_COUNT_STREAMS, (token_id,)))
 
     def has_stream(self, token_id: int, radio_id: int) -> bool:
-        return self._one("SELECT 1 FROM streams WHERE token_id=? AND radio_id=?", (token_id, radio_id)) is not None
+        return self._one(_HAS_STREAM, (token_id, radio_id)) is not None
+
+    async def ahas_stream(self, token_id: int, radio_id: int) -> bool:
+        return await self._aone(_HAS_STREAM, (token_id, radio_id)) is not None
 
     def set_stream_url(self, token_id: int, radio_id: int, url: str) -> bool:
-        changed = self._write(
-            "UPDATE streams SET url=?, running=0, status_code=NULL, status_message=NULL, updated_at=? "
-            "WHERE token_id=? AND radio_id=?",
-            (url, time.time(), token_id, radio_id),
-        )
-        return changed > 0
+        return self._write(_SET_STREAM_URL, (url, time.time(), token_id, radio_id)) > 0
+
+    async def aset_stream_url(self, token_id: int, radio_id: int, url: str) -> bool:
+        return await self._awrite(_SET_STREAM_URL, (url, time.time(), token_id, radio_id)) > 0
 
     def delete_stream(self, token_id: int, radio_id: int) -> bool:
-        return self._write("DELETE FROM streams WHERE token_id=? AND radio_id=?", (token_id, radio_id)) > 0
+        return self._write(_DELETE_STREAM, (token_id, radio_id)) > 0
+
+    async def adelete_stream(self, token_id: int, radio_id: int) -> bool:
+        return await self._awrite(_DELETE_STREAM, (token_id, radio_id)) > 0
 
     def streams(self, token_id: int | None = None, *, active_only: bool = False) -> list[StreamRow]:
         """Streams of one token (or all); ``active_only`` leaves out those of revoked or deleted tokens."""
-        sql = (
-            "SELECT s.id, s.token_id, s.radio_id, s.url, s.callbacks, s.category, s.running, s.status_code, "
-            "s.updated_at FROM streams s"
-        )
-        args: list[object] = []
-        where = []
-        if active_only:
-            sql += " JOIN tokens t ON t.id = s.token_id"
-            where.append("t.revoked_at IS NULL")
-        if token_id is not None:
-            where.append("s.token_id=?")
-            args.append(token_id)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY s.token_id, s.radio_id"
-        rows = self._db.read(lambda c: c.conn.execute(sql, args).fetchall())
-        return [
-            StreamRow(
-                int(r[0]),
-                int(r[1]),
-                int(r[2]),
-                str(r[3]),
-                r[4],
-                str(r[5]),
-                bool(r[6]),
-                None if r[7] is None else int(r[7]),
-                float(r[8]),
-            )
-            for r in rows
-        ]
+        return self._db.read(_streams_read(token_id, active_only))
+
+    async def astreams(self, token_id: int | None = None, *, active_only: bool = False) -> list[StreamRow]:
+        rows: list[StreamRow] = await read_async(self._db, _streams_read(token_id, active_only))
+        return rows
 
     def set_status(self, stream_id: int, running: bool, code: int | None, message: str | None) -> None:
         self._write(_SET_STATUS, (int(running), code, message, stream_id))
@@ -228,7 +200,13 @@ class StreamStore:
     def poll(self, category: str, since_ms: int) -> tuple[Event | None, int]:
         """The first event of ``category`` stamped after ``since_ms`` (golongpoll answers one per
         request) and its stamp; without one, a fresh stamp that every later event will exceed."""
+        return self._db.read(self._poll_read(category, since_ms))
 
+    async def apoll(self, category: str, since_ms: int) -> tuple[Event | None, int]:
+        found: tuple[Event | None, int] = await read_async(self._db, self._poll_read(category, since_ms))
+        return found
+
+    def _poll_read(self, category: str, since_ms: int) -> Callable[[Catalog], tuple[Event | None, int]]:
         def read(c: Catalog) -> tuple[Event | None, int]:
             with self._lock:  # taken inside the read: the same order as a write's guard
                 row = c.conn.execute(
@@ -241,55 +219,28 @@ class StreamStore:
             event = _event(row)
             return event, event.created_ms
 
-        result: tuple[Event | None, int] = self._db.read(read)
-        return result
+        return read
 
     def recent_results(self, category: str, limit: int = RECENT_RESULTS) -> list[dict[str, object]] | None:
         """The last ``limit`` songs reported for the stream of ``category``, oldest first, each
         the best result of its callback merged with ``radio_id``, ``timestamp`` and ``play_length``
         (the elements of AudD's ``lastSong`` history); None when no stream has this category."""
+        return _history(self._db.read(_recent_read(category, limit)))
 
-        def read(c: Catalog) -> list[sqlite3.Row] | None:
-            known = c.conn.execute(
-                "SELECT 1 FROM streams WHERE category=? UNION ALL SELECT 1 FROM stream_events WHERE category=? LIMIT 1",
-                (category, category),
-            ).fetchone()
-            if known is None:
-                return None
-            rows: list[sqlite3.Row] = c.conn.execute(
-                "SELECT payload FROM stream_events WHERE category=? AND kind='result' ORDER BY created_ms DESC LIMIT ?",
-                (category, limit),
-            ).fetchall()
-            return rows
-
-        rows = self._db.read(read)
-        if rows is None:
-            return None
-        out: list[dict[str, object]] = []
-        for (payload,) in reversed(rows):
-            result = json.loads(str(payload)).get("result") or {}
-            songs = result.get("results") or []
-            if not songs:
-                continue
-            element: dict[str, object] = {"radio_id": result.get("radio_id"), "timestamp": result.get("timestamp")}
-            if "play_length" in result:
-                element["play_length"] = result["play_length"]
-            element.update(songs[0])
-            out.append(element)
-        return out
+    async def arecent_results(self, category: str, limit: int = RECENT_RESULTS) -> list[dict[str, object]] | None:
+        return _history(await read_async(self._db, _recent_read(category, limit)))
 
     def due_events(self, now: float, limit: int = 100) -> list[Event]:
-        rows = self._db.read(
-            lambda c: c.conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM stream_events WHERE state=? AND next_attempt_at<=? ORDER BY id LIMIT ?",
-                (PENDING, now, limit),
-            ).fetchall()
-        )
-        return [_event(r) for r in rows]
+        return [_event(r) for r in self._db.read(_due_read(now, limit))]
+
+    async def adue_events(self, now: float, limit: int = 100) -> list[Event]:
+        return [_event(r) for r in await read_async(self._db, _due_read(now, limit))]
 
     def next_due_at(self) -> float | None:
-        row = self._one("SELECT MIN(next_attempt_at) FROM stream_events WHERE state=?", (PENDING,))
-        return None if row is None or row[0] is None else float(row[0])
+        return _real(self._one(_NEXT_DUE, (PENDING,)))
+
+    async def anext_due_at(self) -> float | None:
+        return _real(await self._aone(_NEXT_DUE, (PENDING,)))
 
     def mark(self, event_id: int, state: str, error: str | None = None) -> None:
         self._write(_MARK, (state, error, event_id))
@@ -306,8 +257,7 @@ class StreamStore:
         await write_async(self._db, _retry_write(event_id, token_id, at, error))
 
     def pending_count(self) -> int:
-        row = self._one("SELECT COUNT(*) FROM stream_events WHERE state=?", (PENDING,))
-        return int(row[0]) if row is not None else 0
+        return _count(self._one("SELECT COUNT(*) FROM stream_events WHERE state=?", (PENDING,)))
 
     def prune(self, max_events: int, max_age_s: float) -> tuple[int, int]:
         """Expire pending events older than ``max_age_s``, then keep at most ``max_events`` rows,
@@ -318,6 +268,119 @@ class StreamStore:
     async def aprune(self, max_events: int, max_age_s: float) -> tuple[int, int]:
         result: tuple[int, int] = await write_async(self._db, _prune_write(max_events, max_age_s))
         return result
+
+
+# --- the statements (one function each, run by the blocking and the awaited methods alike) ------
+def _fetch_one(sql: str, args: tuple[object, ...]) -> Callable[[Catalog], sqlite3.Row | None]:
+    def read(c: Catalog) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = c.conn.execute(sql, args).fetchone()
+        return row
+
+    return read
+
+
+def _text(row: sqlite3.Row | None) -> str | None:
+    return None if row is None or not row[0] else str(row[0])
+
+
+def _count(row: sqlite3.Row | None) -> int:
+    return int(row[0]) if row is not None else 0
+
+
+def _real(row: sqlite3.Row | None) -> float | None:
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def _add_stream_write(
+    token_id: int, md5_of_token: str, radio_id: int, url: str, callbacks: str | None
+) -> Callable[[sqlite3.Connection], None]:
+    now = time.time()
+    category = longpoll_category(md5_of_token, radio_id)
+
+    def write(c: sqlite3.Connection) -> None:
+        c.execute(
+            "INSERT INTO stream_accounts(token_id, token_md5, callback_url, updated_at) VALUES (?, ?, NULL, ?) "
+            "ON CONFLICT(token_id) DO UPDATE SET token_md5=excluded.token_md5",
+            (token_id, md5_of_token, now),
+        )
+        c.execute(
+            "INSERT INTO streams(token_id, radio_id, url, callbacks, category, running, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT(token_id, radio_id) DO UPDATE SET url=excluded.url, "
+            "callbacks=excluded.callbacks, category=excluded.category, running=0, status_code=NULL, "
+            "status_message=NULL, updated_at=excluded.updated_at",
+            (token_id, radio_id, url, callbacks, category, now, now),
+        )
+
+    return write
+
+
+def _streams_read(token_id: int | None, active_only: bool) -> Callable[[Catalog], list[StreamRow]]:
+    sql = (
+        "SELECT s.id, s.token_id, s.radio_id, s.url, s.callbacks, s.category, s.running, s.status_code, "
+        "s.updated_at FROM streams s"
+    )
+    args: list[object] = []
+    where = []
+    if active_only:
+        sql += " JOIN tokens t ON t.id = s.token_id"
+        where.append("t.revoked_at IS NULL")
+    if token_id is not None:
+        where.append("s.token_id=?")
+        args.append(token_id)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY s.token_id, s.radio_id"
+
+    def read(c: Catalog) -> list[StreamRow]:
+        return [_stream_row(r) for r in c.conn.execute(sql, args).fetchall()]
+
+    return read
+
+
+def _recent_read(category: str, limit: int) -> Callable[[Catalog], list[sqlite3.Row] | None]:
+    def read(c: Catalog) -> list[sqlite3.Row] | None:
+        known = c.conn.execute(
+            "SELECT 1 FROM streams WHERE category=? UNION ALL SELECT 1 FROM stream_events WHERE category=? LIMIT 1",
+            (category, category),
+        ).fetchone()
+        if known is None:
+            return None
+        rows: list[sqlite3.Row] = c.conn.execute(
+            "SELECT payload FROM stream_events WHERE category=? AND kind='result' ORDER BY created_ms DESC LIMIT ?",
+            (category, limit),
+        ).fetchall()
+        return rows
+
+    return read
+
+
+def _history(rows: list[sqlite3.Row] | None) -> list[dict[str, object]] | None:
+    """The ``lastSong`` elements of the newest-first result payloads ``rows``, oldest first."""
+    if rows is None:
+        return None
+    out: list[dict[str, object]] = []
+    for (payload,) in reversed(rows):
+        result = json.loads(str(payload)).get("result") or {}
+        songs = result.get("results") or []
+        if not songs:
+            continue
+        element: dict[str, object] = {"radio_id": result.get("radio_id"), "timestamp": result.get("timestamp")}
+        if "play_length" in result:
+            element["play_length"] = result["play_length"]
+        element.update(songs[0])
+        out.append(element)
+    return out
+
+
+def _due_read(now: float, limit: int) -> Callable[[Catalog], list[sqlite3.Row]]:
+    def read(c: Catalog) -> list[sqlite3.Row]:
+        rows: list[sqlite3.Row] = c.conn.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM stream_events WHERE state=? AND next_attempt_at<=? ORDER BY id LIMIT ?",
+            (PENDING, now, limit),
+        ).fetchall()
+        return rows
+
+    return read
 
 
 def _prune_write(max_events: int, max_age_s: float) -> Callable[[sqlite3.Connection], tuple[int, int]]:
@@ -360,10 +423,29 @@ def _retry_write(event_id: int, token_id: int, at: float, error: str) -> Callabl
     return write
 
 
+_SET_CALLBACK_URL = (
+    "INSERT INTO stream_accounts(token_id, token_md5, callback_url, updated_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(token_id) DO UPDATE SET token_md5=excluded.token_md5, "
+    "callback_url=excluded.callback_url, updated_at=excluded.updated_at"
+)
+_CALLBACK_URL = "SELECT callback_url FROM stream_accounts WHERE token_id=?"
+_COUNT_STREAMS = "SELECT COUNT(*) FROM streams WHERE token_id=?"
+_HAS_STREAM = "SELECT 1 FROM streams WHERE token_id=? AND radio_id=?"
+_SET_STREAM_URL = (
+    "UPDATE streams SET url=?, running=0, status_code=NULL, status_message=NULL, updated_at=? "
+    "WHERE token_id=? AND radio_id=?"
+)
+_DELETE_STREAM = "DELETE FROM streams WHERE token_id=? AND radio_id=?"
+_NEXT_DUE = "SELECT MIN(next_attempt_at) FROM stream_events WHERE state=?"
 _SET_STATUS = "UPDATE streams SET running=?, status_code=?, status_message=? WHERE id=?"
 _MARK = "UPDATE stream_events SET state=?, attempts=attempts+1, last_error=? WHERE id=?"
 _EVENT_COLUMNS = "id, token_id, radio_id, category, kind, payload, created_ms, attempts"
 
 
-def _event(r: tuple[object, ...]) -> Event:
-    return Event(int(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4]), json.loads(str(r[5])), int(r[6]), int(r[7]))  # type: ignore[call-overload]
+def _event(r: sqlite3.Row) -> Event:
+    return Event(int(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4]), json.loads(str(r[5])), int(r[6]), int(r[7]))
+
+
+def _stream_row(r: sqlite3.Row) -> StreamRow:
+    code = None if r[7] is None else int(r[7])
+    return StreamRow(int(r[0]), int(r[1]), int(r[2]), str(r[3]), r[4], str(r[5]), bool(r[6]), code, float(r[8]))

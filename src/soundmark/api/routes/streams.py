@@ -7,6 +7,8 @@ value is AudD's error 50 (golongpoll's ``{"error": ...}`` on ``/longpoll/``), ne
 
 Streams live in the store (streams/registry.py), so they survive restarts and may also be added with
 ``soundmark stream add`` while the server runs (it picks them up every ``stream_sync_seconds``).
+Every database call of these routes and of the monitor is awaited on the server's read pool and
+writer (``state.db``); answers are the response models of audd/models.py.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from soundmark.api.params import ApiRequest
 from soundmark.api.state import AppState, app_state
 from soundmark.audd import typed
 from soundmark.audd.errors import ApiError
-from soundmark.catalog.sqlite import Catalog
+from soundmark.audd.models import wire
+from soundmark.catalog.models import Track
 from soundmark.services.runtime import Role
-from soundmark.services.streams import StreamAccount, StreamService
+from soundmark.services.streams import StreamAccount, StreamService, stream_entry
 from soundmark.streams.callbacks import CallbackDeliverer, EventSink
 from soundmark.streams.event_watch import EventWatcher
 from soundmark.streams.longpoll import DEFAULT_TIMEOUT, MAX_TIMEOUT, LongpollHub
@@ -106,20 +109,20 @@ class ChannelParams(typed.Params):
 async def set_callback_url(state: AppState, request: Request, api: ApiRequest) -> object:
     p = typed.parse(UrlParams, api.params)
     account = await _account(state, request, api)
-    await asyncio.to_thread(_service(state).set_callback_url, account, p.url)
+    await _service(state).set_callback_url(account, p.url)
     return None
 
 
 async def get_callback_url(state: AppState, request: Request, api: ApiRequest) -> object:
     typed.parse(TokenParams, api.params)
     account = await _account(state, request, api)
-    return await asyncio.to_thread(_service(state).callback_url, account)
+    return await _service(state).callback_url(account)
 
 
 async def add_stream(state: AppState, request: Request, api: ApiRequest) -> object:
     account = await _account(state, request, api)
     p = AddStreamParams.from_request(api.params)
-    await asyncio.to_thread(_service(state).add_stream, account, p.radio_id, p.url, p.callbacks)
+    await _service(state).add_stream(account, p.radio_id, p.url, p.callbacks)
     await _sync(state)
     return None
 
@@ -127,7 +130,7 @@ async def add_stream(state: AppState, request: Request, api: ApiRequest) -> obje
 async def set_stream_url(state: AppState, request: Request, api: ApiRequest) -> object:
     account = await _account(state, request, api)
     p = typed.parse(StreamUrlParams, api.params)
-    await asyncio.to_thread(_service(state).set_stream_url, account, p.radio_id, p.url)
+    await _service(state).set_stream_url(account, p.radio_id, p.url)
     await _sync(state)
     return None
 
@@ -135,7 +138,7 @@ async def set_stream_url(state: AppState, request: Request, api: ApiRequest) -> 
 async def delete_stream(state: AppState, request: Request, api: ApiRequest) -> object:
     account = await _account(state, request, api)
     radio_id = typed.parse(StreamParams, api.params).radio_id
-    await asyncio.to_thread(_service(state).delete_stream, account, radio_id)
+    await _service(state).delete_stream(account, radio_id)
     await _sync(state)
     return None
 
@@ -143,11 +146,7 @@ async def delete_stream(state: AppState, request: Request, api: ApiRequest) -> o
 async def get_streams(state: AppState, request: Request, api: ApiRequest) -> object:
     typed.parse(TokenParams, api.params)
     account = await _account(state, request, api)
-    rows = await asyncio.to_thread(_service(state).streams, account)
-    return [
-        {"radio_id": r.radio_id, "url": r.url, "stream_running": r.running, "longpoll_category": r.category}
-        for r in rows
-    ]
+    return [stream_entry(r) for r in await _service(state).streams(account)]
 
 
 HANDLERS: dict[str, Callable[[AppState, Request, ApiRequest], Awaitable[object]]] = {
@@ -170,11 +169,12 @@ async def longpoll(request: Request) -> JSONResponse:
     except ApiError as exc:
         return JSONResponse({"error": exc.message}, status_code=400)
     hub: LongpollHub = state.extras["streams.hub"]
-    return JSONResponse(await hub.wait(p.category, p.timeout, p.since_time))
+    return JSONResponse(wire(await hub.wait(p.category, p.timeout, p.since_time)))
 
 
 @router.api_route("/lastSong/getChannelById", methods=["GET", "POST"], include_in_schema=False)
-@router.api_route("/lastSong/getChannelById/", methods=["GET", "POST"])
+@router.get("/lastSong/getChannelById/")  # one route per method: each its own OpenAPI operation id
+@router.post("/lastSong/getChannelById/")
 async def get_channel_by_id(request: Request) -> JSONResponse:
     """A stream's recent results, as AudD's ``lastSong`` service answers them (``audd streams watch``
     and ``history`` read it): ``{"NumericalId", "StringId", "History": {"Elements": [...],
@@ -191,7 +191,7 @@ async def get_channel_by_id(request: Request) -> JSONResponse:
     except ApiError as exc:
         return JSONResponse(exc.message, status_code=400, headers=headers)
     category = ch_id.removeprefix("-").lower()
-    elements = await asyncio.to_thread(_streams(state).recent_results, category, RECENT_RESULTS)
+    elements = await _streams(state).arecent_results(category, RECENT_RESULTS)
     if elements is None:
         return JSONResponse("not_found", status_code=404, headers=headers)
     body = {"NumericalId": ch_id, "StringId": category, "History": {"Elements": elements, "OldestElement": 0}}
@@ -208,7 +208,6 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
     hub = LongpollHub(store)
     state.extras.update({"streams.registry": store, "streams.hub": hub, "streams.service": StreamService(store, s)})
     tasks = []
-    closing: list[Callable[[], None]] = []
     manager: StreamManager | None = None
     if Role.of(s).monitors:
         deliverer = CallbackDeliverer(store, s)
@@ -218,16 +217,16 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
             deliverer.poke()
 
         base = s.public_url.rstrip("/") or f"http://{s.host}:{s.port}"
-        # EventSink and the monitor still look tracks up synchronously, on the event loop (a
-        # primary-key read, WAL: it never waits for a writer): a connection of their own, since
-        # the Store's refuses statements from the loop. TODO: make those lookups awaited.
-        lookups = await asyncio.to_thread(Catalog, s.db, readonly=True)
-        closing.append(lookups.close)
-        sink = EventSink(store, s, lookups.get_track, base, published)
 
-        def duration(track_id: int) -> float | None:
-            track = lookups.get_track(track_id)
-            return None if track is None else track.duration
+        async def track(track_id: int) -> Track | None:  # on the read pool, off the event loop
+            found: Track | None = await state.db.aread(lambda c: c.get_track(track_id))
+            return found
+
+        async def duration(track_id: int) -> float | None:
+            found = await track(track_id)
+            return None if found is None else found.duration
+
+        sink = EventSink(store, s, track, base, published)
 
         config = MonitorConfig.from_settings(s, state.store.params)
         manager = StreamManager(store, config, state.pool.recognize_window, duration, sink)
@@ -249,6 +248,4 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
                 await task
         if manager is not None:
             await manager.close()
-        for close in closing:
-            close()
         store.close()
