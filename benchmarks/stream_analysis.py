@@ -125,11 +125,11 @@ def main() -> None:
                     answers[name] = found
     same = sum(a == b for a, b in zip(answers["per-window"], answers["streamed"], strict=False))
     print(f"stream {args.minutes:g} min, window {args.window:g} s / hop {args.hop:g} s, {args.tracks} tracks")
-    print(f"{'path':<12}{'analysis CPU s/stream-min':>28}{'with matching':>16}")
+    print("CPU seconds per stream-minute, one value per round:")
     for name, vals in rows.items():
         a = ", ".join(f"{v[0]:.3f}" for v in vals)
         t = ", ".join(f"{v[1]:.3f}" for v in vals)
-        print(f"{name:<12}{a:>28}{t:>16}")
+        print(f"{name:<12}  analysis {a}  |  with matching {t}")
     med = {k: (float(np.median([v[0] for v in r])), float(np.median([v[1] for v in r]))) for k, r in rows.items()}
     print(
         f"median: analysis {med['per-window'][0]:.3f} -> {med['streamed'][0]:.3f} "
