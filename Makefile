@@ -32,7 +32,6 @@ test: dev
 	$(BIN)/pytest -q
 
 coverage: dev
-	rm -f .coverage .coverage.*
 	$(BIN)/pytest -q --cov --cov-report=term:skip-covered
 
 bench: install
