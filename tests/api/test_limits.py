@@ -12,13 +12,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import audd
 import httpx
 import pytest
 from live_server import HostRewrite, Server, start_server, stop_server
 from long_audio import RATE, bursts, write_flac
 from procs import descendants, peak_rss_mb
-
-import audd
 
 CAP_HOURS = 0.75
 # Decoding an hour whole and fingerprinting the array took a worker past 1.1 GB; streamed, the
