@@ -47,6 +47,14 @@ class Match:
     def timecode(self) -> str:
         return format_timecode(self.offset_seconds)
 
+    @property
+    def title(self) -> str | None:
+        return self.track.meta.title
+
+    @property
+    def artist(self) -> str | None:
+        return self.track.meta.artist
+
 
 @dataclass(frozen=True)
 class Scored:
