@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -127,6 +128,7 @@ class Store:
         index_backend: str = "segments",
     ):
         self.root = Path(root)
+        self._refresh_lock = threading.RLock()
         self.params = params
         exists = (self.root / CATALOG_FILE).exists()
         if not exists and not create:
@@ -168,8 +170,13 @@ class Store:
 
     def refresh(self, *, force: bool = False) -> None:
         """Show the index commits made since the last call (``force``: reload even if this
-        connection saw no other commit, as a writer does after its own)."""
-        self._index.refresh(force=force)
+        connection saw no other commit, as a writer does after its own).
+
+        One thread at a time: threads sharing this store's one SQLite connection could otherwise
+        deadlock inside sqlite3 (a statement finalised with the GIL held while another thread's
+        progress handler, holding the connection's mutex, waits for the GIL)."""
+        with self._refresh_lock:
+            self._index.refresh(force=force)
 
     def info(self) -> StoreInfo:
         self.refresh()
