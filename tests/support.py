@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,3 +31,14 @@ def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
 
     g = gcd(src, dst)
     return resample_poly(x, dst // g, src // g).astype(np.float32)
+
+
+def wait_for(what: str, cond: Callable[[], object], timeout: float, poll: float = 0.2) -> object:
+    """``cond()``'s first truthy value, polled until ``timeout`` seconds pass (then AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -14,7 +14,7 @@ import gc
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from audd._callbacks import derive_longpoll_category, parse_callback
 from live_server import HostRewrite, Server, start_server, stop_server
 from radio import ICECAST, RATE, CallbackReceiver, HlsWriter, Icecast, IcecastSource, Item, Schedule
 
-from support import Piece
+from support import Piece, wait_for
 
 PIECE = 12.0  # seconds of each catalog piece played
 TOLERANCE = 3.0  # seconds: reported start vs when the piece went on air
@@ -39,16 +39,6 @@ ENV = {
 }  # fmt: skip
 
 pytestmark = pytest.mark.skipif(ICECAST is None, reason="icecast2 is not installed (apt-get install icecast2)")
-
-
-def wait_for(what: str, cond: Callable[[], object], timeout: float) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cut(piece: Piece, seconds: float = PIECE, start: float = 0.0) -> Item:

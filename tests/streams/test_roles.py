@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +16,7 @@ import pytest
 from live_server import Server, start_server, stop_server
 from radio import RATE, Item, Schedule, VirtualRadio
 
-from support import Piece
+from support import Piece, wait_for
 
 ENV = {
     "SOUNDMARK_STREAM_WINDOW_SECONDS": "8", "SOUNDMARK_STREAM_HOP_SECONDS": "4",
@@ -36,16 +36,6 @@ class CountingRadio(VirtualRadio):
     def listen(self, mount: int) -> Iterator[bytes]:
         self.listeners += 1
         yield from super().listen(mount)
-
-
-def wait_for(what: str, cond: Callable[[], object], timeout: float) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture()
