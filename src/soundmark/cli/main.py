@@ -6,6 +6,7 @@ import click
 
 from soundmark import __version__
 from soundmark.cli.add import add_command
+from soundmark.cli.audit import audit_command
 from soundmark.cli.demo import demo_command
 from soundmark.cli.info import info_command, list_command, remove_command
 from soundmark.cli.meta import meta_command
@@ -24,7 +25,7 @@ def cli() -> None:
 
 for command in (
     add_command, recognize_command, info_command, list_command, remove_command, demo_command,
-    serve_command, token_group, scan_command, stream_group, meta_command,
+    serve_command, token_group, scan_command, stream_group, meta_command, audit_command,
 ):  # fmt: skip
     cli.add_command(command)
 

@@ -1,0 +1,143 @@
+"""Aligned runs between one track and all others: the pure core of the audit.
+
+One track (A) is looked up against every other track's postings. Each hit pairs a hash of A at
+time ``ta`` with a posting of track B at ``tb``; where A and B share audio, ``tb - ta`` (the
+offset) is one value for every hash of the shared stretch, while chance hits scatter over all
+offsets. So hits are counted per (B, offset ± tolerance); each well-voted offset is then cut into
+spans along A's time axis: seconds holding enough aligned hashes, gaps of a few seconds bridged,
+a span kept only when it is long and dense enough. The caller verifies a span on the stored
+peaks (``match.verify.shared_peaks``) before believing it.
+
+Units: every time and offset here is in frames (``FingerprintParams.hop`` samples).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from soundmark.index.base import Hits
+from soundmark.match.vote import QueryHashes, join
+
+_OFFSET_BITS = 24  # offsets within ±2**23 frames (74 h at 32 ms): far past the longest track
+_OFFSET_BIAS = 1 << (_OFFSET_BITS - 1)
+
+
+@dataclass(frozen=True)
+class AlignSettings:
+    """What counts as shared audio between two tracks (frames unless named otherwise)."""
+
+    min_overlap: int  # shortest span reported
+    tolerance: int = 2  # offset jitter (frames) still counted as the same alignment
+    bin_frames: int = 31  # the time step along A in which aligned hashes are counted (≈1 s)
+    min_bin_hashes: int = 3  # aligned hashes that make a step count as shared
+    max_gap_bins: int = 4  # unshared steps bridged inside one span (a quiet bar, a dropout)
+    min_density: float = 0.25  # aligned hashes per frame over a span (≈8 a second)
+    max_alignments: int = 4  # offsets tried per pair of tracks, strongest first
+
+    @property
+    def min_votes(self) -> int:
+        return max(1, int(self.min_overlap * self.min_density))
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """A stretch of A found again in B: B's time = A's time + ``offset``."""
+
+    other: int  # B's track id
+    offset: int
+    start: int  # first frame in A
+    end: int  # frame after the last aligned hash in A
+    votes: int  # aligned hashes inside [start, end)
+
+
+@dataclass(frozen=True)
+class AlignedHits:
+    """Hits of A's hashes on other tracks."""
+
+    others: np.ndarray  # int64 track ids
+    offsets: np.ndarray  # int64 frames, B time minus A time
+    times: np.ndarray  # int64 frames in A
+
+
+def aligned_hits(track_id: int, hashes: np.ndarray, times: np.ndarray, hits: Hits) -> AlignedHits:
+    """Pair every hit of ``hits`` (a lookup of ``unique(hashes)``) with A's entries of that hash,
+    keeping tracks with a higher id than ``track_id`` only: each pair of tracks is seen once."""
+    unique, inverse = np.unique(hashes, return_inverse=True)
+    query = QueryHashes(hashes, np.asarray(times, dtype=np.int64), np.zeros(len(hashes), dtype=np.int64))
+    pairs = join(query, unique, inverse.reshape(-1), hits)
+    keep = pairs.track_ids > track_id
+    return AlignedHits(pairs.track_ids[keep], pairs.offsets[keep], pairs.query_times[keep])
+
+
+def find_alignments(hits: AlignedHits, s: AlignSettings) -> list[Alignment]:
+    """The spans A shares with each other track, strongest offset first within a pair.
+
+    A weaker offset of the same pair is dropped when both its span in A and its span in B overlap
+    those of a stronger one: a track played twice in a mix is found twice, while the repeats
+    inside one song (a chorus lining up with the next chorus) add nothing.
+    """
+    if len(hits.others) == 0:
+        return []
+    keys = (hits.others << _OFFSET_BITS) | (hits.offsets + _OFFSET_BIAS)
+    order = np.argsort(keys, kind="stable")
+    keys, times = keys[order], hits.times[order]
+    ukeys, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    window = (
+        cum[np.searchsorted(ukeys, ukeys + s.tolerance, side="right")]
+        - cum[np.searchsorted(ukeys, ukeys - s.tolerance, side="left")]
+    )
+    strong = np.flatnonzero(window >= s.min_votes)
+    strong = strong[np.argsort(-window[strong], kind="stable")]
+    found: list[Alignment] = []
+    tried: dict[int, list[int]] = {}
+    for i in strong:
+        other = int(ukeys[i] >> _OFFSET_BITS)
+        offset = int(ukeys[i] & ((1 << _OFFSET_BITS) - 1)) - _OFFSET_BIAS
+        seen = tried.setdefault(other, [])
+        if len(seen) >= s.max_alignments or any(abs(offset - o) <= 2 * s.tolerance + 1 for o in seen):
+            continue
+        seen.append(offset)
+        lo = np.searchsorted(keys, keys[first[i]] - s.tolerance, side="left")
+        hi = np.searchsorted(keys, keys[first[i]] + s.tolerance, side="right")
+        for start, end, votes in spans(np.sort(times[lo:hi]), s):
+            a = Alignment(other, offset, start, end, votes)
+            if _adds_something(a, [f for f in found if f.other == other]):
+                found.append(a)
+    return found
+
+
+def spans(times: np.ndarray, s: AlignSettings) -> list[tuple[int, int, int]]:
+    """(start, end, votes) of the dense stretches of sorted aligned-hash ``times`` (frames)."""
+    if len(times) == 0:
+        return []
+    steps = times // s.bin_frames
+    counts = np.bincount(steps - steps[0])
+    shared = np.flatnonzero(counts >= s.min_bin_hashes)
+    if len(shared) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(shared) > s.max_gap_bins + 1)
+    out = []
+    for run in np.split(shared, breaks + 1):
+        lo_step, hi_step = steps[0] + run[0], steps[0] + run[-1]
+        inside = times[(steps >= lo_step) & (steps <= hi_step)]
+        start, end = int(inside[0]), int(inside[-1]) + 1
+        if end - start >= s.min_overlap and len(inside) >= s.min_density * (end - start):
+            out.append((start, end, len(inside)))
+    return out
+
+
+def _adds_something(a: Alignment, kept: list[Alignment]) -> bool:
+    def meets(lo1: int, hi1: int, lo2: int, hi2: int) -> bool:
+        return min(hi1, hi2) - max(lo1, lo2) > 0
+
+    for k in kept:
+        if k.offset == a.offset:
+            continue  # another span of the same alignment: disjoint in both by construction
+        if meets(a.start, a.end, k.start, k.end) and meets(
+            a.start + a.offset, a.end + a.offset, k.start + k.offset, k.end + k.offset
+        ):
+            return False
+    return True

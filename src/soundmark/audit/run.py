@@ -1,0 +1,187 @@
+"""The audit use case: which files of a folder (or tracks of a store) share audio, adding nothing.
+
+A folder's files are fingerprinted once, in worker processes, by the extraction ``soundmark add``
+runs (``ingest``), into a ``PostingTable`` held in memory; a store's tracks are read as they are
+stored (their peaks, from which the reference hashes are recomputed exactly: the index hashes
+are ``pair_hashes`` of those very peaks), so nothing is decoded again. Then every file's hashes
+are looked up against all the others (``audit/overlap.py``: aligned spans), each span is checked
+on the peaks (``match.verify.shared_peaks``: most of A's peaks must be found again in B there,
+far more than at wrong offsets), and the verified pairs are described and grouped
+(``audit/groups.py``).
+
+Guards against chance: hashes with more postings than the matcher's stop-word cap
+(``FingerprintParams.max_postings_per_hash``) are skipped; a span needs ``min_overlap`` seconds
+at a density of aligned hashes (``AlignSettings.min_density``) that unrelated music does not
+reach; then the peak check. Alignment is at one fixed offset per stretch: a copy played faster
+or slower (a radio speed-up) is not found.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from soundmark.audit.groups import Group, PairOverlap, Segment, describe, group_pairs, snap
+from soundmark.audit.overlap import Alignment, AlignSettings, aligned_hits, find_alignments
+from soundmark.audit.table import PostingTable
+from soundmark.errors import SoundmarkError
+from soundmark.fingerprint.hashes import pair_hashes
+from soundmark.fingerprint.params import FingerprintParams
+from soundmark.index.base import Hits
+from soundmark.ingest import _results, collect_items
+from soundmark.match.verify import NULL_SHIFTS, shared_peaks
+from soundmark.store import Store
+
+MIN_PEAK_SHARE = 0.25  # share of A's peaks in a span that B must have at the aligned place ...
+NULL_FACTOR = 2.0  # ... and this many times what the best of a few wrong offsets gives
+
+Progress = Callable[[str, int, int], None]  # (stage: "fingerprint" | "compare", done, total)
+
+
+class NothingToAuditError(SoundmarkError):
+    """No audio file under the given paths, or an empty store."""
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    min_overlap_seconds: float = 10.0  # shortest shared stretch reported
+    processes: int = 0  # fingerprinting worker processes; 0 = one per core
+    max_seconds: float = 6 * 3600  # longest file fingerprinted (longer ones are reported as failures)
+
+
+@dataclass(frozen=True)
+class AuditedFile:
+    key: int  # the audit's id of the file (a store's track id)
+    name: str  # the path, or for a store's track its source path (else "track N")
+    duration: float  # seconds
+    title: str | None = None
+
+
+@dataclass
+class AuditReport:
+    source: str  # what was audited: the folder(s), or the store
+    files: list[AuditedFile] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    groups: list[Group] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def pairs(self) -> list[PairOverlap]:
+        return [p for g in self.groups for p in g.pairs]
+
+
+class PrintReader(Protocol):
+    """What the audit reads of an index: the ``FingerprintIndex`` port's lookup and peaks."""
+
+    def lookup(self, hashes: np.ndarray, max_postings_per_hash: int) -> Hits: ...
+
+    def track_peaks(self, track_id: int) -> np.ndarray: ...
+
+
+def audit_folder(
+    paths: Sequence[Path], params: FingerprintParams, options: AuditOptions, progress: Progress | None = None
+) -> AuditReport:
+    """Audit the audio files under ``paths`` (folders searched recursively); a file that cannot
+    be decoded is listed in ``failures`` and the audit goes on."""
+    start = time.perf_counter()
+    items = collect_items(paths)
+    report = AuditReport(", ".join(str(p) for p in paths))
+    if not items:
+        raise NothingToAuditError(f"no audio files found under {report.source}")
+    processes = max(1, min(options.processes or os.cpu_count() or 1, len(items)))
+    table = PostingTable()
+    order = {item.path: i for i, item in enumerate(items)}
+    found: dict[int, AuditedFile] = {}
+    for done, (item, result) in enumerate(_results(items, params, options.max_seconds, processes), 1):
+        if isinstance(result, str):
+            report.failures.append((str(item.path), result))
+        else:
+            key = order[item.path]
+            table.add(key, result.hashes, result.times, result.peaks)
+            found[key] = AuditedFile(key, str(item.path), result.duration, result.meta.title)
+        if progress:
+            progress("fingerprint", done, len(items))
+    table.freeze()
+    report.files = [found[k] for k in sorted(found)]
+    report.failures.sort()
+    _compare(report, table, params, options, progress)
+    report.wall_seconds = time.perf_counter() - start
+    return report
+
+
+def audit_store(store: Store, options: AuditOptions, progress: Progress | None = None) -> AuditReport:
+    """Audit the tracks of ``store`` from their stored peaks (nothing is decoded or written)."""
+    start = time.perf_counter()
+    store.refresh()
+    report = AuditReport(str(store.root))
+    page = 1000
+    while batch := store.catalog.list_tracks(limit=page, offset=len(report.files)):
+        report.files += [AuditedFile(t.id, t.source or f"track {t.id}", t.duration, t.meta.title) for t in batch]
+    if not report.files:
+        raise NothingToAuditError(f"the store at {store.root} holds no tracks")
+    _compare(report, store.index, store.params, options, progress)
+    report.wall_seconds = time.perf_counter() - start
+    return report
+
+
+def _compare(
+    report: AuditReport, index: PrintReader, params: FingerprintParams, options: AuditOptions,
+    progress: Progress | None,
+) -> None:  # fmt: skip
+    """Every file against every other: verified pairs, grouped, into ``report``."""
+    settings = AlignSettings(min_overlap=max(1, round(options.min_overlap_seconds / params.frame_seconds)))
+    durations = {f.key: f.duration for f in report.files}
+    report.audio_seconds = sum(durations.values())
+    pairs: list[PairOverlap] = []
+    for done, f in enumerate(report.files, 1):
+        peaks = index.track_peaks(f.key)
+        hashes, times = pair_hashes(peaks[:, 0], peaks[:, 1], params, params.fanout)
+        if len(hashes):
+            hits = index.lookup(np.unique(hashes), params.max_postings_per_hash)
+            found = find_alignments(aligned_hits(f.key, hashes, times, hits), settings)
+            pairs += _pairs(f.key, found, index, peaks, durations, params)
+        if progress:
+            progress("compare", done, len(report.files))
+    report.groups = group_pairs(pairs, [f.key for f in report.files])
+
+
+def _pairs(
+    key: int, found: Iterable[Alignment], index: PrintReader, peaks: np.ndarray, durations: dict[int, float],
+    params: FingerprintParams,
+) -> list[PairOverlap]:  # fmt: skip
+    """The verified alignments of file ``key`` with each other file, as described pairs."""
+    by_other: dict[int, list[tuple[Alignment, float]]] = {}
+    for a in found:
+        if a.other not in durations:  # a track removed while the audit ran
+            continue
+        other_peaks = index.track_peaks(a.other)
+        share = _verified_share(peaks, other_peaks, a)
+        if share is not None:
+            by_other.setdefault(a.other, []).append((a, share))
+    fs = params.frame_seconds
+    out = []
+    for other, checked in by_other.items():
+        segments = []
+        for a, _ in checked:
+            a0, a1 = snap(a.start * fs, a.end * fs, durations[key])
+            b0, b1 = snap(a0 + a.offset * fs, a1 + a.offset * fs, durations[other])
+            segments.append(Segment(round(a0, 2), round(a1, 2), round(b0, 2), round(b1, 2)))
+        votes = sum(a.votes for a, _ in checked)
+        out.append(describe(key, other, segments, durations[key], durations[other], votes, checked[0][1]))
+    return out
+
+
+def _verified_share(peaks_a: np.ndarray, peaks_b: np.ndarray, a: Alignment) -> float | None:
+    """Share of A's peaks in the span that B has at the aligned place, when it stands out
+    against a few wrong offsets; None when the span does not hold up."""
+    span = a.end - a.start
+    share = shared_peaks(peaks_a, a.start, peaks_b, a.start + a.offset, span)
+    null = max(shared_peaks(peaks_a, a.start, peaks_b, a.start + a.offset + int(s), span) for s in NULL_SHIFTS[::4])
+    return share if share >= max(MIN_PEAK_SHARE, NULL_FACTOR * null) else None
