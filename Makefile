@@ -8,7 +8,7 @@ DB     ?= data/db
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test install dev lint coverage bench clean
+.PHONY: run test install dev lint coverage bench wheel clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ coverage: dev
 
 bench: install
 	$(BIN)/python benchmarks/run_public.py
+
+# dist/soundmark-<version>.tar.gz and dist/soundmark-<version>-py3-none-any.whl (built from the sdist)
+wheel: dev
+	$(BIN)/python -m build --outdir dist .
 
 clean:
 	rm -rf data .pytest_cache .ruff_cache .coverage .coverage.*
