@@ -93,7 +93,11 @@ def find_alignments(hits: AlignedHits, s: AlignSettings) -> list[Alignment]:
     strong = strong[np.argsort(-window[strong], kind="stable")]
     found: list[Alignment] = []
     tried: dict[int, list[int]] = {}
-    for i in strong:
+    for best in strong:
+        # The window's centre: the offset inside it that holds most hits (chance hits at its
+        # edge must not move it).
+        near = np.searchsorted(ukeys, [ukeys[best] - s.tolerance, ukeys[best] + s.tolerance + 1])
+        i = int(near[0] + np.argmax(counts[near[0] : near[1]]))
         other = int(ukeys[i] >> _OFFSET_BITS)
         offset = int(ukeys[i] & ((1 << _OFFSET_BITS) - 1)) - _OFFSET_BIAS
         seen = tried.setdefault(other, [])

@@ -27,12 +27,16 @@ def _segment_text(s: Segment) -> str:
     return f"{clock(s.a_start)}–{clock(s.a_end)} = {clock(s.b_start)}–{clock(s.b_end)}"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def summary(report: AuditReport) -> str:
     n_pairs = len(report.pairs)
     return (
         f"audited {len(report.files)} files ({report.audio_seconds / 3600:.2f} h of audio) in "
         f"{report.wall_seconds:.1f} s; {len(report.failures)} could not be read; "
-        f"{len(report.groups)} groups sharing audio ({n_pairs} pairs)"
+        f"{_count(len(report.groups), 'group')} sharing audio ({_count(n_pairs, 'pair')})"
     )
 
 
