@@ -46,6 +46,7 @@ def test_the_table(library: Library) -> None:
     assert proc.stdout.startswith("audited 4 files")
     assert "1 group sharing audio (6 pairs)" in proc.stdout
     assert "same as" in proc.stdout
+    assert proc.stderr == ""  # no progress bar and nothing else when stderr is not a terminal
 
 
 def test_an_empty_folder_says_so(tmp_path: Path) -> None:

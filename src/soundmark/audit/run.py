@@ -41,7 +41,7 @@ from soundmark.store import Store
 MIN_PEAK_SHARE = 0.25  # share of A's peaks in a span that B must have at the aligned place ...
 NULL_FACTOR = 2.0  # ... and this many times what the best of a few wrong offsets gives
 
-Progress = Callable[[str, int, int], None]  # (stage: "fingerprint" | "compare", done, total)
+ProgressFn = Callable[[str, int, int], None]  # (stage: "fingerprint" | "compare", done, total)
 
 
 class NothingToAuditError(SoundmarkError):
@@ -86,7 +86,7 @@ class PrintReader(Protocol):
 
 
 def audit_folder(
-    paths: Sequence[Path], params: FingerprintParams, options: AuditOptions, progress: Progress | None = None
+    paths: Sequence[Path], params: FingerprintParams, options: AuditOptions, progress: ProgressFn | None = None
 ) -> AuditReport:
     """Audit the audio files under ``paths`` (folders searched recursively); a file that cannot
     be decoded is listed in ``failures`` and the audit goes on."""
@@ -116,7 +116,7 @@ def audit_folder(
     return report
 
 
-def audit_store(store: Store, options: AuditOptions, progress: Progress | None = None) -> AuditReport:
+def audit_store(store: Store, options: AuditOptions, progress: ProgressFn | None = None) -> AuditReport:
     """Audit the tracks of ``store`` from their stored peaks (nothing is decoded or written)."""
     start = time.perf_counter()
     store.refresh()
@@ -133,7 +133,7 @@ def audit_store(store: Store, options: AuditOptions, progress: Progress | None =
 
 def _compare(
     report: AuditReport, index: PrintReader, params: FingerprintParams, options: AuditOptions,
-    progress: Progress | None,
+    progress: ProgressFn | None,
 ) -> None:  # fmt: skip
     """Every file against every other: verified pairs, grouped, into ``report``."""
     settings = AlignSettings(min_overlap=max(1, round(options.min_overlap_seconds / params.frame_seconds)))

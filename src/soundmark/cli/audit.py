@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from soundmark.audit.render import as_csv, as_json, as_text
-from soundmark.audit.run import AuditOptions, NothingToAuditError, audit_folder, audit_store
+from soundmark.audit.run import AuditOptions, AuditReport, NothingToAuditError, ProgressFn, audit_folder, audit_store
 from soundmark.cli.common import load_settings, open_store
 from soundmark.fingerprint.params import FingerprintParams
 
@@ -62,25 +62,24 @@ def audit_command(
     settings = load_settings(ingest_processes=processes)
     options = AuditOptions(min_overlap, settings.ingest_processes, settings.max_track_hours * 3600)
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=quiet or not console.is_terminal,
-    ) as bar:  # fmt: skip
-        tasks: dict[str, TaskID] = {}
+    try:
+        if quiet or not console.is_terminal:  # no bar (a disabled rich bar still writes a newline)
+            report = _audit(paths, db, options, None)
+        else:
+            with Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                console=console,
+            ) as bar:  # fmt: skip
+                tasks: dict[str, TaskID] = {}
 
-        def advance(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
+                def advance(stage: str, done: int, total: int) -> None:
+                    if stage not in tasks:
+                        tasks[stage] = bar.add_task(stage, total=total)
+                    bar.update(tasks[stage], completed=done)
 
-        try:
-            if db is not None:
-                with open_store(db) as store:
-                    report = audit_store(store, options, advance)
-            else:
-                report = audit_folder(paths, FingerprintParams(), options, advance)
-        except NothingToAuditError as exc:
-            raise click.ClickException(str(exc)) from exc
+                report = _audit(paths, db, options, advance)
+    except NothingToAuditError as exc:
+        raise click.ClickException(str(exc)) from exc
     if as_json_flag:
         click.echo(as_json(report))
     elif as_csv_flag:
@@ -90,3 +89,10 @@ def audit_command(
     if as_json_flag or as_csv_flag:
         for path, reason in report.failures:
             click.echo(f"could not read {path}: {reason}", err=True)
+
+
+def _audit(paths: tuple[Path, ...], db: Path | None, options: AuditOptions, progress: ProgressFn | None) -> AuditReport:
+    if db is not None:
+        with open_store(db) as store:
+            return audit_store(store, options, progress)
+    return audit_folder(paths, FingerprintParams(), options, progress)
