@@ -14,7 +14,8 @@ tempo-changed, optionally time-reversed and rotated, re-hashed with soundmark's 
 (``scale_distractors.py`` says how and why no public query can match one). Distractors go
 through the store's real write path: ``Store.writer()``, ``find_duplicate`` (as ingest does),
 ``StoreWriter.commit`` in batches of ``Settings.batch_tracks``, and then the compaction ingest
-would run (``COMPACT_ABOVE_SEGMENTS``). Each phase runs in a child process of its own, so its
+would run (``StoreWriter.merge_by_policy`` where the engine has it, else ingest's rule of
+compacting above ``COMPACT_ABOVE_SEGMENTS``). Each phase runs in a child process of its own, so its
 peak RSS (``ru_maxrss``) is its own; ``--mem-limit-gb`` caps each child's private memory
 (RLIMIT_DATA), so a phase that would need more fails cleanly instead of starving the machine.
 A size already measured is skipped unless ``--remeasure``; results are kept in ``--work``.
@@ -45,7 +46,10 @@ Columns of the table:
                      with dedupe, no decoding; 78: real files decoded), ×RT the audio-equivalent
   cmp s              compaction wall seconds
 The log-log slope of p50 against catalog size (least squares over sizes ≥ 1,000) closes the output.
-Timings move a lot when other jobs share the cores: run it on an otherwise idle machine.
+Timings move a lot when other jobs share the cores: run it on an otherwise idle machine. Where
+others edit src/ in the same checkout, run a commit's snapshot instead of the working tree:
+    git archive HEAD src | tar -x -C /tmp/sm-head && PYTHONPATH=/tmp/sm-head/src .venv/bin/python \
+        benchmarks/scale.py ...           (the results JSON records which soundmark was imported)
 """
 
 from __future__ import annotations
@@ -64,16 +68,19 @@ from pathlib import Path
 
 import numpy as np
 
+import soundmark
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scale_distractors beside this file
 
 from scale_distractors import content_hash, distractor_fingerprint, transform_for
 
+from soundmark import ingest as ingest_module
 from soundmark.audio.decode import decode
 from soundmark.catalog.manifest import read_manifest
 from soundmark.catalog.models import TrackMeta
 from soundmark.catalog.sqlite import CATALOG_FILE
 from soundmark.fingerprint.extract import query_fingerprint
-from soundmark.ingest import COMPACT_ABOVE_SEGMENTS, ingest, items_from_manifest
+from soundmark.ingest import ingest, items_from_manifest
 from soundmark.match.dedupe import find_duplicate
 from soundmark.match.recognizer import MatchSettings, Recognizer
 from soundmark.settings import Settings
@@ -242,11 +249,16 @@ def phase_grow(args: argparse.Namespace) -> dict[str, object]:
 
 
 def phase_compact(args: argparse.Namespace) -> dict[str, object]:
-    """The compaction an add would end with (ingest.py: more than COMPACT_ABOVE_SEGMENTS segments)."""
+    """The compaction an add would end with: the engine's merge policy (index/policy.py) where it
+    has one, else ingest.py's rule (compact all above COMPACT_ABOVE_SEGMENTS segments)."""
     t0 = time.perf_counter()
     with open_store(args) as store, store.writer() as writer:
         before = store.index.stats().segments
-        rewritten = writer.compact() if before > COMPACT_ABOVE_SEGMENTS else 0
+        if hasattr(writer, "merge_by_policy"):
+            rewritten = writer.merge_by_policy()
+        else:
+            above = getattr(ingest_module, "COMPACT_ABOVE_SEGMENTS", 8)
+            rewritten = writer.compact() if before > above else 0
         after = store.index.stats().segments
     return {"segments_before": before, "segments_after": after, "rewritten": rewritten,
             "wall_s": time.perf_counter() - t0}  # fmt: skip
@@ -512,7 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"log-log slope including the 78-track store: {sl_all:.2f}" if sl_all is not None else "")
     out = args.out or args.work / "scale-results.json"
     out.write_text(json.dumps({"summaries": summaries, "slope_p50": sl, "slope_p50_all": sl_all,
-                               "host": {"cpus": os.cpu_count(), "load": os.getloadavg()}, "steps": steps},
+                               "host": {"cpus": os.cpu_count(), "load": os.getloadavg()},
+                               "soundmark": str(Path(soundmark.__file__).parent), "steps": steps},
                               default=str))  # fmt: skip
     print(f"results: {out}")
     return 0
