@@ -53,6 +53,9 @@ BACKEND_IMPORTERS = {
     "soundmark.index.segments": {"index/factory.py"},
     "soundmark.index.memory": {"index/factory.py"},
     "soundmark.index.manifest": {"index/segments.py"},  # the segment backend's own bookkeeping
+    "soundmark.index.redis_cluster": {"index/factory.py"},
+    "soundmark.index.redis_manifest": {"index/redis_cluster.py"},  # the Redis backend's own bookkeeping
+    "soundmark.index.redis_nodes": {"index/redis_cluster.py"},
 }
 ALL_MODULES = sorted(PACKAGE.rglob("*.py"))
 

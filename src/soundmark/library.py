@@ -46,7 +46,7 @@ class Soundmark:
         given: dict[str, Any] = {"db": Path(db)}  # the other settings from SOUNDMARK_* variables
         self.settings = settings or Settings(**given)
         self.db = Path(db)
-        self.store = Store(self.db, recorded_params(self.db), create=create)
+        self.store = Store(self.db, recorded_params(self.db), create=create, index_url=self.settings.index_url)
         self._recognizer = Recognizer(
             self.store, MatchSettings(min_score=self.settings.min_score, min_votes=self.settings.min_votes)
         )

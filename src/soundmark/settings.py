@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from soundmark.index.redis_url import parse_redis_url
 from soundmark.net.addresses import parse_networks
 from soundmark.streams.zone import AUDD_ZONE, parse_zone
 
@@ -23,6 +24,11 @@ class Settings(BaseSettings):
     ingest_processes: int = Field(0, ge=0, description="worker processes for ingest; 0 = one per core")
     batch_tracks: int = Field(64, ge=1, description="tracks committed together during ingest")
     max_track_hours: float = Field(6.0, gt=0, description="longest reference track ingested (hours)")
+    index_url: str = Field(
+        "",
+        description="fingerprint index on a Redis Cluster: redis://host:port[,host:port...][/key-prefix] (a new "
+        "store records it; unset = the store's own segment files)",
+    )
 
     # --- recognition --------------------------------------------------------------------------
     query_seconds: float = Field(20.0, gt=0, description="seconds of a recognize query analysed")
@@ -122,6 +128,13 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             parse_networks(str(v) for v in value)  # a typo fails at start, not at the first request
         return value
+
+    @field_validator("index_url")
+    @classmethod
+    def _index_url(cls, value: str) -> str:
+        if value.strip():
+            parse_redis_url(value)  # a malformed URL fails at start, not at the first lookup
+        return value.strip()
 
     @field_validator("callback_timezone")
     @classmethod

@@ -35,6 +35,7 @@ from soundmark.errors import ParamsMismatchError, StoreError
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.index.base import FingerprintIndex, IndexBackend, IndexStats, IndexWriter, TrackPostings, Written
 from soundmark.index.factory import open_index
+from soundmark.index.redis_url import parse_redis_url
 
 LOCK_FILE = "write.lock"
 # Optimistic commits (index written before the transaction) tried before one is made with the
@@ -116,7 +117,11 @@ class Store:
     """An opened store directory (read side; ``writer()`` gives the write side).
 
     ``index_backend`` names the fingerprint index (``index/factory.py``: "segments", the files
-    of every store on disk; "memory" for tests).
+    of every store on disk; "memory" for tests). ``index_url`` (``Settings.index_url``) puts the
+    index on a Redis Cluster instead: a new store records the URL in its catalog, so every later
+    opener (CLI, server, worker processes) finds its index without being told; a URL given to a
+    store that already records one replaces it (the cluster's addresses changed); a store whose
+    tracks are in segment files refuses one.
     """
 
     def __init__(
@@ -126,6 +131,7 @@ class Store:
         *,
         create: bool = False,
         index_backend: str = "segments",
+        index_url: str | None = None,
     ):
         self.root = Path(root)
         self._refresh_lock = threading.RLock()
@@ -137,7 +143,9 @@ class Store:
         self.catalog = Catalog(self.root)
         try:
             self._check_params()
-            self._index: IndexBackend = open_index(index_backend, self.root, self.catalog)
+            url = self._index_url(index_url)
+            backend = "redis" if url else index_backend
+            self._index: IndexBackend = open_index(backend, self.root, self.catalog, url=url)
             self.index: FingerprintIndex = self._index  # what matching reads; the writer gets the write port
             self.refresh()
         except BaseException:
@@ -167,6 +175,27 @@ class Store:
                 f"the store at {self.root} was built with fingerprint parameters {stored}, "
                 f"this soundmark uses {sig}: re-ingest the catalog into a new store"
             )
+
+    def _index_url(self, given: str | None) -> str:
+        """The Redis index URL this store uses ("" for its own files), recorded in the catalog."""
+        recorded = self.catalog.get_meta("index_url")
+        if not given or given == recorded:
+            return recorded or ""
+        if recorded is None and self.catalog.totals()[0] > 0:
+            raise StoreError(
+                f"the store at {self.root} keeps its index in its own files: unset SOUNDMARK_INDEX_URL "
+                "to use it, or add the catalog to a new store"
+            )
+        if recorded is not None and self.catalog.totals()[0] > 0:
+            try:
+                moved = parse_redis_url(recorded).prefix != parse_redis_url(given).prefix
+            except ValueError as exc:
+                raise StoreError(str(exc)) from exc
+            if moved:
+                raise StoreError(f"the store at {self.root} keeps its index under {recorded}: keep that key prefix")
+        with self.catalog.transaction():
+            self.catalog.set_meta("index_url", given)
+        return given
 
     def refresh(self, *, force: bool = False) -> None:
         """Show the index commits made since the last call (``force``: reload even if this

@@ -41,12 +41,13 @@ class TestMemoryIndex(IndexContract):
 
 
 def test_every_backend_is_tested() -> None:
-    assert set(INDEX_BACKENDS) == {"segments", "memory"}
+    # "redis": TestRedisClusterIndex in test_redis_cluster.py (it needs the cluster fixtures)
+    assert set(INDEX_BACKENDS) == {"segments", "memory", "redis"}
 
 
 def test_an_unknown_backend_is_refused(tmp_path: Path, catalog: Catalog) -> None:
-    with pytest.raises(ValueError, match=r"unknown index backend 'redis'.*segments, memory"):
-        open_index("redis", tmp_path, catalog)
+    with pytest.raises(ValueError, match=r"unknown index backend 'lmdb'.*segments, memory, redis"):
+        open_index("lmdb", tmp_path, catalog)
 
 
 def test_memory_and_segments_give_the_same_results(tmp_path: Path) -> None:

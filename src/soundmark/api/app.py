@@ -42,7 +42,7 @@ DOCS_ASSETS = "/docs-assets"
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.db, recorded_params(settings.db), create=True)
+        store = Store(settings.db, recorded_params(settings.db), create=True, index_url=settings.index_url)
         pool = RecognitionPool(
             settings.db, workers=settings.workers, max_inflight=settings.max_inflight,
             min_score=settings.min_score, min_votes=settings.min_votes,

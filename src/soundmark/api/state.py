@@ -58,7 +58,8 @@ def open_database(settings: Settings, params: FingerprintParams) -> ServerDb:
     """The server's writer (its own ``Store``, so an upload commits segment and rows in the
     writer thread) and its read pool."""
     writer = DbWriter(
-        lambda: Store(settings.db, params, create=True), lambda s: s.catalog.conn, Store.close,
+        lambda: Store(settings.db, params, create=True, index_url=settings.index_url), lambda s: s.catalog.conn,
+        Store.close,
         max_queued=settings.db_write_queue,
     )  # fmt: skip
     return ServerDatabase(writer, ReadPool(settings.db, threads=settings.db_readers))

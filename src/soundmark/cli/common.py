@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from soundmark.errors import StoreError
 from soundmark.settings import Settings
@@ -29,12 +30,19 @@ def db_option(func: F) -> F:
 def load_settings(**overrides: object) -> Settings:
     # Each override is a CLI flag of the matching Settings field; pydantic validates the values.
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**given)
-
-
-def open_store(db: Path, *, create: bool = False) -> Store:
     try:
-        return Store(db, recorded_params(db), create=create)
+        return Settings(**given)
+    except ValidationError as exc:  # a bad SOUNDMARK_* variable or flag: say which, no traceback
+        problems = "; ".join(
+            f"SOUNDMARK_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise click.ClickException(f"invalid setting: {problems}") from exc
+
+
+def open_store(db: Path, *, create: bool = False, index_url: str | None = None) -> Store:
+    """The store at ``db``; ``index_url`` (``Settings.index_url``) for a store that may be new."""
+    try:
+        return Store(db, recorded_params(db), create=create, index_url=index_url)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -9,6 +9,8 @@ Backends:
   "segments"  immutable memory-mapped segment files under the store directory, their manifest in
               the catalog file (index/segments.py) — what every store on disk uses
   "memory"    everything in RAM, nothing persisted (index/memory.py) — for tests and tools
+  "redis"     a Redis Cluster named by ``url`` (``SOUNDMARK_INDEX_URL``), its bookkeeping in the
+              catalog (index/redis_cluster.py) — the scale-out index
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from soundmark.index.base import IndexBackend, IndexDatabase
 from soundmark.index.memory import MemoryIndex
 from soundmark.index.segments import SegmentIndex
 
-IndexBackendName = Literal["segments", "memory"]
+IndexBackendName = Literal["segments", "memory", "redis"]
 INDEX_BACKENDS: tuple[str, ...] = get_args(IndexBackendName)
 
 
-def open_index(backend: str, root: Path, db: IndexDatabase) -> IndexBackend:
-    """The index of the store at ``root`` whose catalog is ``db``, as backend ``backend``.
+def open_index(backend: str, root: Path, db: IndexDatabase, *, url: str = "") -> IndexBackend:
+    """The index of the store at ``root`` whose catalog is ``db``, as backend ``backend``
+    (``url``: where a server backend lives; "redis" needs one).
 
     Nothing is loaded yet: call ``refresh()`` to see what is committed.
     """
@@ -33,4 +36,8 @@ def open_index(backend: str, root: Path, db: IndexDatabase) -> IndexBackend:
         return SegmentIndex(root, db)
     if backend == "memory":
         return MemoryIndex()
+    if backend == "redis":
+        from soundmark.index.redis_cluster import RedisClusterIndex  # redis-py loads only for a store that uses it
+
+        return RedisClusterIndex(url, db)
     raise ValueError(f"unknown index backend {backend!r} (known: {', '.join(INDEX_BACKENDS)})")

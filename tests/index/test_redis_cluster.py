@@ -1,0 +1,233 @@
+"""The Redis Cluster index backend against a real cluster (3 masters + 3 replicas on loopback,
+started by scripts/servers.sh): the index contract, plus what only a shared server shows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from contract import BIG_CAP, Backend, Driver, IndexContract, got, query_hashes, random_track
+from redis import RedisCluster
+from redis.cluster import ClusterNode
+
+from soundmark.catalog.models import TrackMeta
+from soundmark.catalog.sqlite import Catalog
+from soundmark.errors import StoreError
+from soundmark.fingerprint.params import FingerprintParams
+from soundmark.index.base import TrackPostings
+from soundmark.index.factory import open_index
+from soundmark.index.redis_url import parse_redis_url
+from soundmark.store import NewTrack, Store
+
+
+def _catalog(root: Path) -> Catalog:
+    root.mkdir(parents=True, exist_ok=True)
+    return Catalog(root)
+
+
+@pytest.fixture()
+def catalog(tmp_path: Path) -> Iterator[Catalog]:
+    c = _catalog(tmp_path / "db")
+    yield c
+    c.close()
+
+
+def _driver(url: str, catalog: Catalog) -> Driver:
+    return Driver(open_index("redis", Path("."), catalog, url=url), catalog)  # the root is not used
+
+
+def _keys(cluster_url: str, pattern: str) -> list[bytes]:
+    """Every key matching ``pattern`` on every master."""
+    location = parse_redis_url(cluster_url)
+    client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in location.nodes])
+    try:
+        return [
+            k for node in client.get_primaries() for k in client.get_redis_connection(node).scan_iter(match=pattern)
+        ]
+    finally:
+        client.close()
+
+
+class TestRedisClusterIndex(IndexContract):
+    @pytest.fixture()
+    def backend(self, redis_url: str, catalog: Catalog) -> Iterator[Backend]:
+        d = _driver(redis_url, catalog)
+        yield d
+        d.backend.close()  # type: ignore[attr-defined]
+
+
+def test_postings_of_many_tracks_are_found(redis_url: str, catalog: Catalog) -> None:
+    rng = np.random.default_rng(30)
+    d = _driver(redis_url, catalog)
+    tracks: dict[int, TrackPostings] = {}
+    for first in range(1, 301, 50):
+        batch = [random_track(rng, tid, hash_space=50_000) for tid in range(first, first + 50)]
+        d.add(batch)
+        tracks.update((p.track_id, p) for p in batch)
+    assert d.index.postings() == sum(len(t.hashes) for t in tracks.values())
+    for tid in (1, 150, 300):
+        q = np.unique(tracks[tid].hashes)
+        found = got(d.index.lookup(q, BIG_CAP), q)
+        mine = {(h, t) for (h, t_id, t) in found if t_id == tid}
+        assert mine == set(zip(tracks[tid].hashes.tolist(), tracks[tid].times.tolist(), strict=True))
+
+
+def test_same_hits_as_the_segment_backend(redis_url: str, tmp_path: Path) -> None:
+    """Grouped-per-node lookups give what the segment files give for the same batches."""
+    rng = np.random.default_rng(31)
+    seg_cat, red_cat = _catalog(tmp_path / "seg"), _catalog(tmp_path / "red")
+    try:
+        segments = Driver(open_index("segments", tmp_path / "seg", seg_cat), seg_cat)
+        redis = _driver(redis_url, red_cat)
+        for first, n in ((1, 5), (6, 1), (7, 8)):
+            batch = [random_track(rng, tid) for tid in range(first, first + n)]
+            segments.add(batch)
+            redis.add(batch)
+        assert segments.index.postings() == redis.index.postings()
+        q = query_hashes(rng, n=3000)
+        for cap in (0, 2, 5, BIG_CAP):
+            assert got(redis.index.lookup(q, cap), q) == got(segments.index.lookup(q, cap), q)
+        for tid in (1, 6, 14, 99):
+            np.testing.assert_array_equal(redis.index.track_peaks(tid), segments.index.track_peaks(tid))
+        for d in (segments, redis):
+            d.remove([3, 9])
+        assert got(redis.index.lookup(q, BIG_CAP), q) == got(segments.index.lookup(q, BIG_CAP), q)
+    finally:
+        seg_cat.close()
+        red_cat.close()
+
+
+CRASHING_WRITER = """
+import os, sys
+import numpy as np
+from pathlib import Path
+from soundmark.catalog.models import TrackMeta
+from soundmark.catalog.sqlite import Catalog
+from soundmark.index.factory import open_index
+from soundmark.index.base import TrackPostings
+cat = Catalog(Path(sys.argv[1]))
+index = open_index("redis", Path(sys.argv[1]), cat, url=sys.argv[2])
+rng = np.random.default_rng(5)
+batch = [TrackPostings(t, rng.integers(0, 3000, 300).astype(np.uint32), rng.integers(0, 5000, 300).astype(np.int32),
+         np.array([[1, 2]], dtype=np.int32)) for t in (7, 8)]
+index.write(batch)
+os._exit(3)  # dies before publishing
+"""
+
+
+def test_a_writer_that_dies_before_publishing_leaves_nothing_visible(
+    redis_url: str, redis_cluster: str, redis_prefix: str, catalog: Catalog, tmp_path: Path
+) -> None:
+    d = _driver(redis_url, catalog)
+    rng = np.random.default_rng(32)
+    d.add([random_track(rng, 1)])
+    before = set(_keys(redis_cluster, f"{redis_prefix}:*"))
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(CRASHING_WRITER), str(tmp_path / "db"), redis_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert len(set(_keys(redis_cluster, f"{redis_prefix}:*")) - before) > 0  # it did write
+    d.index.refresh(force=True)
+    q = np.arange(3000, dtype=np.uint32)
+    assert {tid for _, tid, _ in got(d.index.lookup(q, BIG_CAP), q)} == {1}
+    assert d.index.track_peaks(7).shape == (0, 2)
+    assert d.writer.cleanup() == 1
+    assert set(_keys(redis_cluster, f"{redis_prefix}:*")) == before  # every key it left is gone
+    assert d.writer.cleanup() == 0
+    d.add([random_track(rng, 7)])  # the dead writer's ids are free
+    assert d.index.track_peaks(7).shape[1] == 2
+
+
+def test_remove_then_compact_deletes_the_data(
+    redis_url: str, redis_cluster: str, redis_prefix: str, catalog: Catalog
+) -> None:
+    rng = np.random.default_rng(33)
+    d = _driver(redis_url, catalog)
+    victim = random_track(rng, 1)
+    keeper = random_track(rng, 2)
+    d.add([victim, keeper])
+    full = len(_keys(redis_cluster, f"{redis_prefix}:*"))
+    d.remove([1])
+    assert len(_keys(redis_cluster, f"{redis_prefix}:*")) == full  # hidden, still stored
+    assert d.writer.compact() == 1
+    left = set(_keys(redis_cluster, f"{redis_prefix}:*"))
+    only_victim = set(victim.hashes.tolist()) - set(keeper.hashes.tolist())
+    assert not any(k.endswith(f":h:{h:x}".encode()) for k in left for h in only_victim)
+    assert len(left) < full
+    q = np.unique(np.concatenate([victim.hashes, keeper.hashes]))
+    assert {tid for _, tid, _ in got(d.index.lookup(q, BIG_CAP), q)} == {2}
+    assert d.index.postings() == len(keeper.hashes)
+    assert d.writer.compact() == 0
+
+
+def test_stores_on_one_cluster_do_not_see_each_other(redis_cluster: str, tmp_path: Path) -> None:
+    """Different prefixes, and one prefix shared by two catalogs: each store sees its own tracks,
+    and one store's cleanup and compaction leave the other's keys alone."""
+    rng = np.random.default_rng(34)
+    prefixes = ["test-iso-a", "test-iso-b", "test-iso-b"]
+    catalogs = [_catalog(tmp_path / f"c{i}") for i in range(3)]
+    try:
+        drivers = [_driver(f"{redis_cluster}/{p}", c) for p, c in zip(prefixes, catalogs, strict=True)]
+        tracks = [random_track(rng, 1) for _ in drivers]  # the same track id in every store
+        for d, t in zip(drivers, tracks, strict=True):
+            d.add([t])
+        q = np.arange(3000, dtype=np.uint32)
+        for d, t in zip(drivers, tracks, strict=True):
+            d.writer.cleanup()
+            d.writer.compact()
+            assert d.index.postings() == len(t.hashes)
+            found = got(d.index.lookup(q, BIG_CAP), q)
+            assert sorted(found.elements()) == sorted(
+                zip(t.hashes.astype(np.int64).tolist(), [1] * len(t.hashes), t.times.tolist(), strict=True)
+            )
+            np.testing.assert_array_equal(d.index.track_peaks(1), t.peaks)
+    finally:
+        for c in catalogs:
+            c.close()
+        from servers import delete_prefix
+
+        for p in set(prefixes):
+            delete_prefix(redis_cluster, p)
+
+
+def test_an_unreachable_cluster_is_a_store_error(catalog: Catalog) -> None:
+    with pytest.raises(StoreError, match=r"cannot reach the Redis cluster at redis://127\.0\.0\.1:1/"):
+        open_index("redis", Path("."), catalog, url="redis://127.0.0.1:1")
+
+
+def test_a_bad_url_is_a_store_error(catalog: Catalog) -> None:
+    with pytest.raises(StoreError, match="is not host:port"):
+        open_index("redis", Path("."), catalog, url="redis://localhost")
+
+
+def _new_track(rng: np.random.Generator) -> NewTrack:
+    t = random_track(rng, 0)
+    return NewTrack(TrackMeta(title="t", artist="a"), 60.0, None, None, t.hashes, t.times, t.peaks)
+
+
+def test_a_store_records_its_index_url(redis_url: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(35)
+    db = tmp_path / "db"
+    with Store(db, FingerprintParams(), create=True, index_url=redis_url) as store:
+        with store.writer() as w:
+            ids = w.commit([_new_track(rng), _new_track(rng)])
+        postings = store.index.postings()
+        assert postings > 0
+    with Store(db, FingerprintParams()) as again:  # no URL given: the recorded one
+        assert again.index.postings() == postings
+        assert again.index.track_peaks(ids[1]).shape[1] == 2
+    with pytest.raises(StoreError, match="keep that key prefix"):
+        Store(db, FingerprintParams(), index_url=redis_url.rsplit("/", 1)[0] + "/other")
+    on_disk = tmp_path / "segments-db"
+    with Store(on_disk, FingerprintParams(), create=True) as plain, plain.writer() as w:
+        w.commit([_new_track(rng)])
+    with pytest.raises(StoreError, match="keeps its index in its own files"):
+        Store(on_disk, FingerprintParams(), index_url=redis_url)
