@@ -203,6 +203,7 @@ def phase_grow(args: argparse.Namespace) -> dict[str, object]:
     refs = json.loads((args.work / "refs.json").read_text())
     state_path = args.work / "distractors.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"next": 0}
+    first = int(state["next"])  # number of the first distractor this step draws
     t0 = time.perf_counter()
     added = dup = 0
     audio = gen_s = dedupe_s = commit_s = 0.0
@@ -214,7 +215,7 @@ def phase_grow(args: argparse.Namespace) -> dict[str, object]:
         batch: list[NewTrack] = []
         seen: set[str] = set()
         while have + added + len(batch) < args.size:
-            k = int(state["next"]) + added + len(batch) + dup
+            k = first + added + len(batch) + dup
             a = time.perf_counter()
             t = transform_for(k, len(sources), params, args.seed)
             fp = distractor_fingerprint(sources[t.source], t, params, seed=args.seed * 1_000_003 + k)

@@ -60,7 +60,13 @@ _CHILD = textwrap.dedent(
         calls["write"] += 1
         if mode == "after_rename" and calls["write"] == 3:
             park()  # segment 3 is renamed into place but its tracks are not committed
-        if mode == "compact_before_commit" and calls["write"] == 1:
+        return info
+
+    orig_merged = segments.SegmentIndex.write_merged
+
+    def write_merged(self, names, drop):
+        info = orig_merged(self, names, drop)
+        if mode == "compact_before_commit":
             park()  # the merged segment exists; the catalog transaction is still open
         return info
 
@@ -77,6 +83,7 @@ _CHILD = textwrap.dedent(
         return orig_unlisted(self, live)
 
     segments.SegmentIndex.write = write
+    segments.SegmentIndex.write_merged = write_merged
     segments._save = save
     segments.SegmentIndex.delete_unlisted = delete_unlisted
 

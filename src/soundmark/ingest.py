@@ -31,7 +31,6 @@ AUDIO_SUFFIXES = {
     ".webm", ".wma", ".aiff", ".aif", ".mka", ".mov", ".ac3", ".alac", ".caf",
 }  # fmt: skip
 MIN_TRACK_SECONDS = 2.0
-COMPACT_ABOVE_SEGMENTS = 8  # an add that leaves more index segments than this compacts them
 
 
 @dataclass(frozen=True)
@@ -162,10 +161,10 @@ def ingest(
                 progress(item, status)
             if batch and (len(batch) >= batch_tracks or time.monotonic() - last_flush > 30):
                 _flush(writer, batch, report, pending)
+                writer.merge_by_policy()  # tiered: cheap unless a tier filled (index/policy.py)
                 last_flush = time.monotonic()
         _flush(writer, batch, report, pending)
-        if store.index.stats().segments > COMPACT_ABOVE_SEGMENTS:
-            writer.compact()
+        writer.merge_by_policy()
     report.wall_seconds = time.perf_counter() - start
     return report
 

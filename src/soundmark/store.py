@@ -35,6 +35,7 @@ from soundmark.errors import ParamsMismatchError, StoreError
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.index.base import FingerprintIndex, IndexBackend, IndexStats, IndexWriter, TrackPostings, Written
 from soundmark.index.factory import open_index
+from soundmark.index.policy import MergePolicyIndex
 from soundmark.index.redis_url import parse_redis_url
 
 LOCK_FILE = "write.lock"
@@ -369,3 +370,11 @@ class StoreWriter:
         remain; returns how many were rewritten. The rewrite is fsynced before the short
         transaction that swaps it in; readers switch at their next refresh."""
         return self.index.compact(max_segments)
+
+    def merge_by_policy(self) -> int:
+        """After adds: let the index merge what its merge policy asks for (the segment index's
+        tiered policy, ``index/policy.py``: O(log n) segments, each posting rewritten O(log n)
+        times); a backend without segments has nothing to do. Returns how many were merged."""
+        if isinstance(self.index, MergePolicyIndex):
+            return self.index.merge_by_policy()
+        return 0

@@ -271,7 +271,8 @@ def test_max_tracks_for() -> None:
 
 
 def test_large_times_pack_and_split(store: Store) -> None:
-    """Times up to 2**21 frames take 22 bits, leaving 10 bits (1024 tracks) per segment."""
+    """Times up to 2**21 frames take 22 bits, leaving 10 bits (1024 tracks) for the 4-byte value
+    code: 1030 such tracks are still one segment, in the 8-byte code (index/segment_layout.py)."""
     rng = np.random.default_rng(7)
     n = max_tracks_for(2**21) + 6
     tracks = []
@@ -283,9 +284,10 @@ def test_large_times_pack_and_split(store: Store) -> None:
     with store.writer() as w:
         ids = w.commit(tracks)
     assert ids == sorted(ids) and len(set(ids)) == n
-    assert store.index.stats().segments == 2  # split in order: 1024 + 6 tracks
-    per_seg = sorted(len(np.load(store.root / SEGMENTS_DIR / s / "tracks.npy")) for s in live_segments(store))
-    assert per_seg == [6, 1024]
+    assert store.index.stats().segments == 1  # no longer split at 1024 tracks
+    (seg,) = live_segments(store)
+    assert len(np.load(store.root / SEGMENTS_DIR / seg / "tracks.npy")) == n
+    assert np.load(store.root / SEGMENTS_DIR / seg / "vals.npy", mmap_mode="r").dtype == np.uint64
     by_id = dict(zip(ids, tracks, strict=True))
     q = np.unique(np.concatenate([t.hashes for t in tracks]))
     assert as_counter(store.index.lookup(q, BIG_CAP), q) == brute_force(by_id, q)

@@ -4,13 +4,11 @@ Why hand-written: a sorted uint32 key array searched with ``np.searchsorted`` is
 lookup measured on this hardware (INDEX-ENGINES.md: 0.7 ms per 1,500 hashes against 2.5 ms for
 LMDB) and, at 8 bytes a posting, about a quarter of LMDB's size. No library offers that layout.
 
-A segment is a directory written once and renamed into place:
-  keys.npy    uint32, sorted hashes
-  vals.npy    uint32, (local track << time_bits) | time frame
-  tracks.npy  int64, local track → global track id
-  peaks.npy   uint32, (frame << PEAK_BIN_BITS) | bin, per track in time order (for verification)
-  peak_starts.npy  int64, where each local track's peaks start (n_tracks + 1 entries)
-  meta.json   {"time_bits": n, "postings": n}
+A segment is a directory written once and renamed into place; its files, meta.json and the
+posting value code (4 bytes when a segment's tracks and times fit 32 bits, else 8) are
+``index/segment_layout.py``'s. Large segments carry their hash directory on disk, memory-mapped,
+so worker processes share it; segments of the first layout (no layout version in meta.json) are
+read as they are and rewritten in the current layout by compaction.
 The peak code is this backend's own: callers see peaks as int32 (frame, bin) pairs only.
 
 Which segments are live, and which tracks are removed, is this backend's manifest
@@ -18,15 +16,20 @@ Which segments are live, and which tracks are removed, is this backend's manifes
 ``publish`` lists it inside the store's short transaction that inserts its tracks; so a crash
 leaves either a whole listed segment with its tracks or an unlisted directory that the next
 writer's ``cleanup`` deletes.
+
+Compaction merges segments by streaming (``index/merge.py``: memory bounded by a chunk of
+postings, not by the catalog) and is driven by the tiered policy of ``index/policy.py`` after
+adds (``merge_by_policy``) or asked for whole (``compact(1)``). Either way the merged segment is
+written and fsynced first, then one short transaction swaps it for its inputs and clears the
+tombstones it applied.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +38,21 @@ import numpy as np
 from soundmark.errors import StoreError
 from soundmark.index.base import Hits, IndexDatabase, IndexStats, TrackPostings, Written, WrittenPart
 from soundmark.index.manifest import SegmentManifest
+from soundmark.index.merge import MERGE_CHUNK_POSTINGS, MergeInput, merge
+from soundmark.index.policy import SegmentSize, next_merge
+from soundmark.index.segment_layout import (
+    BIN_SPAN,
+    DIRECTORY_MIN_POSTINGS,
+    MAX_PEAK_FRAME,
+    SegmentMeta,
+    directory_bits,
+    directory_dtype,
+    max_tracks_for,
+    pack_peaks,
+    unpack_peaks,
+)
+
+__all__ = ["SEGMENTS_DIR", "SegmentIndex", "max_tracks_for", "pack_peaks", "unpack_peaks"]
 
 SEGMENTS_DIR = "segments"
 
@@ -47,47 +65,27 @@ class _Segment:
     tracks: np.ndarray
     peaks: np.ndarray
     peak_starts: np.ndarray
-    time_bits: int
+    meta: SegmentMeta
     bytes: int
-    directory: np.ndarray | None = None  # start of every hash value's run, when the hash space is small
+    directory: np.ndarray | None = None  # start of every hash value's run (large segments only)
+    track_postings: np.ndarray | None = None  # postings per local track (layout 1: counted on demand)
 
-
-# Hash spaces up to this many bits get an in-memory directory (4 bytes per possible hash) that
-# turns each lookup into two array reads instead of two binary searches.
-DIRECTORY_MAX_BITS = 23
+    @property
+    def time_bits(self) -> int:
+        return self.meta.time_bits
 
 
 def _directory(keys: np.ndarray) -> np.ndarray | None:
-    if len(keys) == 0 or len(keys) >= 2**31:
+    """The hash directory of a layout-1 segment large enough for one (built in memory once)."""
+    if len(keys) == 0:
         return None
-    bits = int(keys[-1]).bit_length()
-    if bits > DIRECTORY_MAX_BITS:
+    bits = directory_bits(int(keys[-1]), len(keys))
+    if bits is None:
         return None
     counts = np.bincount(np.asarray(keys), minlength=(1 << bits))
-    out = np.zeros(len(counts) + 1, dtype=np.int32)
+    out = np.zeros(len(counts) + 1, dtype=directory_dtype(len(keys)))
     np.cumsum(counts, out=out[1:])
     return out
-
-
-def max_tracks_for(max_time: int) -> int:
-    """How many tracks fit one segment when the longest reaches ``max_time`` frames."""
-    time_bits = max(1, int(max_time).bit_length())
-    return 1 << (32 - time_bits) if time_bits < 32 else 0
-
-
-PEAK_BIN_BITS = 10  # a stored peak's bin is below BIN_SPAN; frame * BIN_SPAN + bin codes a peak
-BIN_SPAN = 1 << PEAK_BIN_BITS
-MAX_PEAK_FRAME = (1 << (32 - PEAK_BIN_BITS)) - 1  # the largest frame a packed peak holds
-
-
-def pack_peaks(peaks: np.ndarray) -> np.ndarray:
-    packed = (peaks[:, 0].astype(np.uint32) << np.uint32(PEAK_BIN_BITS)) | peaks[:, 1].astype(np.uint32)
-    return packed.astype(np.uint32)
-
-
-def unpack_peaks(packed: np.ndarray) -> np.ndarray:
-    p = packed.astype(np.int64)
-    return np.stack([p >> PEAK_BIN_BITS, p & (BIN_SPAN - 1)], axis=1).astype(np.int32)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -109,6 +107,15 @@ def _save(path: Path, array: np.ndarray) -> None:
         os.fsync(fh.fileno())
 
 
+def _count_postings(seg: _Segment, chunk: int) -> np.ndarray:
+    """Postings per local track of a segment that does not record them (layout 1), in chunks."""
+    counts = np.zeros(len(seg.tracks), dtype=np.int64)
+    for start in range(0, len(seg.vals), chunk):
+        local = np.asarray(seg.vals[start : start + chunk], dtype=np.int64) >> seg.time_bits
+        counts += np.bincount(local, minlength=len(seg.tracks))
+    return counts
+
+
 class _Superseded(Exception):
     """The manifest changed under a compaction (another writer compacted first)."""
 
@@ -124,6 +131,7 @@ class SegmentIndex:
         self._removed = np.zeros(0, dtype=np.int64)
         self._where: dict[int, tuple[_Segment, int]] = {}
         self._version = -1
+        self.merge_chunk_postings = MERGE_CHUNK_POSTINGS  # compaction's memory bound (index/merge.py)
 
     # --- reading ------------------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
@@ -168,16 +176,20 @@ class SegmentIndex:
     def _open(self, name: str) -> _Segment:
         d = self.root / name
         try:
-            meta = json.loads((d / "meta.json").read_text())
+            meta = SegmentMeta.read(d / "meta.json")
             keys = np.load(d / "keys.npy", mmap_mode="r")
             vals = np.load(d / "vals.npy", mmap_mode="r")
             tracks = np.load(d / "tracks.npy")
             peaks = np.load(d / "peaks.npy", mmap_mode="r")
             peak_starts = np.load(d / "peak_starts.npy")
+            directory = np.load(d / "directory.npy", mmap_mode="r") if meta.directory else None
+            counts = np.load(d / "track_postings.npy") if meta.layout >= 2 else None
         except (OSError, ValueError, KeyError) as exc:
             raise StoreError(f"segment {name} is unreadable: {exc}") from exc
+        if meta.layout == 1 and len(keys) >= DIRECTORY_MIN_POSTINGS:
+            directory = _directory(keys)  # layout 1 stored none: build it once, in memory
         size = sum(f.stat().st_size for f in d.iterdir())
-        return _Segment(name, keys, vals, tracks, peaks, peak_starts, int(meta["time_bits"]), size)
+        return _Segment(name, keys, vals, tracks, peaks, peak_starts, meta, size, directory, counts)
 
     @property
     def names(self) -> list[str]:
@@ -199,8 +211,6 @@ class SegmentIndex:
         ranges = []
         total_counts = np.zeros(len(q), dtype=np.int64)
         for seg in segs:
-            if seg.directory is None and len(seg.keys):
-                seg.directory = _directory(seg.keys)
             if seg.directory is not None:
                 d = seg.directory
                 inside = np.minimum(q, len(d) - 2).astype(np.int64)
@@ -243,61 +253,78 @@ class SegmentIndex:
 
     # --- writing ------------------------------------------------------------------------------
     def write(self, batch: Sequence[TrackPostings]) -> Written:
-        """Write ``batch`` durably as one or more segments (split, in order, where its times leave
-        too few bits for its tracks); not live until ``publish`` commits. Outside any transaction."""
+        """Write ``batch`` durably as one segment; not live until ``publish`` commits. Outside
+        any transaction."""
         _check(batch)
-        parts: list[WrittenPart] = []
-        start = 0
-        try:
-            while start < len(batch):
-                max_time = max(int(p.times.max()) if len(p.times) else 0 for p in batch[start:])
-                step = max_tracks_for(max_time)
-                parts.append(self._write_segment(batch[start : start + step]))
-                start += step
-        except BaseException:
-            for part in parts:
-                shutil.rmtree(self.root / part.name, ignore_errors=True)
-            raise
-        return Written(tuple(int(p.track_id) for p in batch), tuple(parts))
+        part = self._write_segment(batch)
+        return Written(tuple(int(p.track_id) for p in batch), (part,))
 
     def _write_segment(self, batch: Sequence[TrackPostings]) -> WrittenPart:
         max_time = max((int(p.times.max()) if len(p.times) else 0) for p in batch)
-        time_bits = max(1, max_time.bit_length())
         keys = np.concatenate([p.hashes.astype(np.uint32) for p in batch])
+        meta = SegmentMeta.new(postings=len(keys), tracks=len(batch), max_time=max_time, directory=False)
         local = np.concatenate([np.full(len(p.hashes), i, dtype=np.uint64) for i, p in enumerate(batch)])
         times = np.concatenate([p.times.astype(np.uint64) for p in batch])
-        vals = (local << np.uint64(time_bits)) | times
-        # One sort of (key << 32 | val) orders by key, then track, then time.
-        packed = np.sort((keys.astype(np.uint64) << np.uint64(32)) | vals)
-        keys = (packed >> np.uint64(32)).astype(np.uint32)
-        vals32 = (packed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        vals = (local << np.uint64(meta.time_bits)) | times
+        if meta.vals == "u32":
+            # One sort of (key << 32 | val) orders by key, then track, then time.
+            packed = np.sort((keys.astype(np.uint64) << np.uint64(32)) | vals)
+            keys = (packed >> np.uint64(32)).astype(np.uint32)
+            vals = packed & np.uint64(0xFFFFFFFF)
+        else:
+            order = np.lexsort((vals, keys))
+            keys, vals = keys[order], vals[order]
+        bits = directory_bits(int(keys[-1]) if len(keys) else 0, len(keys))
+        directory = None
+        if bits is not None:
+            directory = np.zeros((1 << bits) + 1, dtype=directory_dtype(len(keys)))
+            np.cumsum(np.bincount(keys, minlength=1 << bits), out=directory[1:])
+            meta = SegmentMeta.new(postings=len(keys), tracks=len(batch), max_time=max_time, directory=True)
         tracks = np.array([p.track_id for p in batch], dtype=np.int64)
         peaks = np.concatenate([pack_peaks(np.asarray(p.peaks).reshape(-1, 2)) for p in batch])
         peak_starts = np.concatenate([[0], np.cumsum([len(p.peaks) for p in batch])]).astype(np.int64)
+        counts = np.array([len(p.hashes) for p in batch], dtype=np.int64)
 
+        def fill(tmp: Path) -> SegmentMeta:
+            _save(tmp / "keys.npy", keys)
+            _save(tmp / "vals.npy", vals.astype(meta.vals_dtype))
+            _save(tmp / "tracks.npy", tracks)
+            _save(tmp / "peaks.npy", peaks)
+            _save(tmp / "peak_starts.npy", peak_starts)
+            _save(tmp / "track_postings.npy", counts)
+            if directory is not None:
+                _save(tmp / "directory.npy", directory)
+            return meta
+
+        return self._materialize(fill)
+
+    def _materialize(self, fill: Callable[[Path], SegmentMeta]) -> WrittenPart:
+        """Make a new segment directory durable: ``fill`` writes its arrays into a temporary
+        directory, then its meta.json is written, the directory fsynced and renamed into place."""
         name = f"seg-{uuid.uuid4().hex[:16]}"
         tmp = self.root / f".tmp-{name}"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             tmp.mkdir()
-            _save(tmp / "keys.npy", keys)
-            _save(tmp / "vals.npy", vals32)
-            _save(tmp / "tracks.npy", tracks)
-            _save(tmp / "peaks.npy", peaks)
-            _save(tmp / "peak_starts.npy", peak_starts)
-            (tmp / "meta.json").write_text(json.dumps({"time_bits": time_bits, "postings": len(keys)}))
+            meta = fill(tmp)
+            with open(tmp / "meta.json", "w") as fh:
+                fh.write(meta.to_json())
+                fh.flush()
+                os.fsync(fh.fileno())
             _fsync_dir(tmp)
             os.rename(tmp, self.root / name)
             _fsync_dir(self.root)
             size = sum(f.stat().st_size for f in (self.root / name).iterdir())
-        except OSError as exc:
+        except BaseException as exc:
             # A full disk (ENOSPC), a file-size limit (EFBIG), a failing device: leave no partial
             # segment behind and say so in words (the manifest never listed it).
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(self.root / name, ignore_errors=True)
-            reason = exc.strerror or str(exc)
-            raise StoreError(f"could not write an index segment under {self.root}: {reason}") from exc
-        return WrittenPart(name, len(batch), len(keys), size)
+            if isinstance(exc, OSError):
+                reason = exc.strerror or str(exc)
+                raise StoreError(f"could not write an index segment under {self.root}: {reason}") from exc
+            raise
+        return WrittenPart(name, meta.tracks or 0, meta.postings, size)
 
     def publish(self, written: Written) -> None:
         """List ``written``'s segments, inside the store's open transaction."""
@@ -325,28 +352,93 @@ class SegmentIndex:
         return written
 
     def compact(self, max_segments: int = 1) -> int:
-        """Merge segments (dropping removed tracks) until at most ``max_segments`` remain.
+        """Merge every segment into one (dropping removed tracks) when more than
+        ``max_segments`` remain or tracks were removed; returns how many were merged.
 
-        The merged segments are written and fsynced first; one short transaction then swaps
-        them for the old ones and clears the tombstones it applied. Readers holding the old
+        The merged segment is written and fsynced first; one short transaction then swaps it
+        for the old ones and clears the tombstones it applied. Readers holding the old
         segments keep them (the files stay mapped after unlink) and switch at their next refresh.
         """
         self.refresh(force=True)
         names, tombs = self._manifest.snapshot()
         if len(names) <= max_segments and not tombs:
             return 0
-        drop = np.array(tombs, dtype=np.int64)
-        merged: list[TrackPostings] = []
+        return self._merge(names)
+
+    def merge_by_policy(self) -> int:
+        """Merge what the tiered policy (``index/policy.py``) asks for, until it asks for
+        nothing; returns how many segments were merged (the ingest calls this after adds)."""
+        merged = 0
+        for _ in range(64):  # each merge removes segments: a bound that is never reached
+            self.refresh(force=True)
+            group = next_merge(self.sizes())
+            if not group:
+                break
+            done = self._merge(group)
+            if done == 0:
+                break  # another writer changed the manifest meanwhile
+            merged += done
+        return merged
+
+    def sizes(self) -> list[SegmentSize]:
+        """The live segments as the merge policy sees them, oldest first."""
+        removed = self._removed
+        out = []
+        for seg in self._segments.values():
+            dead = 0
+            if len(removed):
+                gone = np.isin(seg.tracks, removed)
+                if gone.any():
+                    if seg.track_postings is None:
+                        seg.track_postings = _count_postings(seg, self.merge_chunk_postings)
+                    dead = int(seg.track_postings[gone].sum())
+            out.append(SegmentSize(seg.name, len(seg.keys), dead))
+        return out
+
+    def write_merged(self, names: Sequence[str], drop: np.ndarray) -> Written:
+        """Stream ``names`` (dropping the tracks in ``drop``) into one new, durable, unlisted
+        segment; nothing at all when no track is left."""
+        inputs: list[MergeInput] = []
         for name in names:
-            merged += self.read_postings(name, drop)
-        written = self.write(merged) if merged else Written((), ())
+            try:
+                inputs.append(MergeInput.open(self.root / name))
+            except (OSError, ValueError, KeyError) as exc:
+                raise StoreError(f"segment {name} is unreadable: {exc}") from exc
+        if not any(len(i.tracks[~np.isin(i.tracks, drop)]) for i in inputs):
+            return Written((), ())
+
+        def fill(tmp: Path) -> SegmentMeta:
+            result = merge(inputs, drop, tmp, self.merge_chunk_postings)
+            _save(tmp / "tracks.npy", result.tracks)
+            _save(tmp / "peak_starts.npy", result.peak_starts)
+            _save(tmp / "track_postings.npy", result.track_postings)
+            if result.directory is not None:
+                _save(tmp / "directory.npy", result.directory)
+            return result.meta
+
+        part = self._materialize(fill)
+        ids = np.concatenate([i.tracks for i in inputs])
+        return Written(tuple(int(t) for t in ids[~np.isin(ids, drop)]), (part,))
+
+    def _merge(self, names: Sequence[str]) -> int:
+        """Replace ``names`` by their merge in one short transaction; 0 when superseded."""
+        listed, tombs = self._manifest.snapshot()
+        if not set(names) <= set(listed):
+            return 0
+        drop = np.array(tombs, dtype=np.int64)
+        written = self.write_merged(names, drop)
+        # A tombstone is applied once no remaining segment holds its track (ids are never reused).
+        kept = set(names)
+        others = [self._segments.get(n) or self._open(n) for n in listed if n not in kept]
+        still = np.concatenate([s.tracks for s in others]) if others else np.zeros(0, dtype=np.int64)
+        applied = [int(t) for t in drop[~np.isin(drop, still)]]
         try:
             with self._db.transaction():
                 if not set(names) <= set(self._manifest.names()):
                     raise _Superseded
                 self._manifest.drop(names)
                 self.publish(written)
-                self._manifest.clear_tombstones(tombs)
+                self._manifest.clear_tombstones(applied)
         except _Superseded:
             self.abort(written)
             return 0
