@@ -220,7 +220,8 @@ def merge(inputs: Sequence[MergeInput], drop: np.ndarray, out: Path, chunk_posti
     nonempty = [i for i in inputs if len(i.keys.array)]
     max_key = max((int(i.keys.array[-1]) for i in nonempty), default=0)
     dir_bits = directory_bits(max_key, postings)
-    dir_counts = np.zeros(1 << dir_bits, dtype=np.int64) if dir_bits is not None else None
+    # directory[k] = postings with a hash below k, filled chunk by chunk (chunks ascend by hash).
+    directory = np.zeros((1 << dir_bits) + 1, dtype=directory_dtype(postings)) if dir_bits is not None else None
 
     streams = [
         _NpyStream(out / "keys.npy", np.dtype(np.uint32), postings),
@@ -229,6 +230,7 @@ def merge(inputs: Sequence[MergeInput], drop: np.ndarray, out: Path, chunk_posti
     try:
         cursors = [0] * len(inputs)
         ends = [len(i.keys.array) for i in inputs]
+        done, previous = 0, 0
         while any(c < e for c, e in zip(cursors, ends, strict=True)):
             bound = _bound(inputs, cursors, chunk)
             key_parts, val_parts = [], []
@@ -247,15 +249,17 @@ def merge(inputs: Sequence[MergeInput], drop: np.ndarray, out: Path, chunk_posti
                 key_parts.append(k)
                 val_parts.append((local << out_bits) | (v & ((1 << tb) - 1)))
                 inp.release()
-            if not key_parts:
-                continue
-            keys = np.concatenate(key_parts)
+            keys = np.concatenate(key_parts) if key_parts else np.zeros(0, dtype=np.uint32)
             order = np.argsort(keys, kind="stable")
             keys = keys[order]
-            streams[0].append(keys)
-            streams[1].append(np.concatenate(val_parts)[order].astype(out_dtype))
-            if dir_counts is not None:
-                dir_counts += np.bincount(keys, minlength=len(dir_counts))
+            if key_parts:
+                streams[0].append(keys)
+                streams[1].append(np.concatenate(val_parts)[order].astype(out_dtype))
+            if directory is not None:
+                _fill_directory(directory, keys, done, previous, bound, chunk)
+            done, previous = done + len(keys), bound
+        if directory is not None and previous < KEY_SPACE:  # hashes above the last chunk's
+            _fill_directory(directory, np.zeros(0, dtype=np.uint32), done, previous, KEY_SPACE, chunk)
         peak_starts = _copy_peaks(inputs, keeps, out, chunk)
         for s in streams:
             s.close()
@@ -264,12 +268,17 @@ def merge(inputs: Sequence[MergeInput], drop: np.ndarray, out: Path, chunk_posti
             s.abandon()
         raise
 
-    directory = None
-    if dir_counts is not None:
-        directory = np.zeros(len(dir_counts) + 1, dtype=directory_dtype(postings))
-        np.cumsum(dir_counts, out=directory[1:])
     meta = SegmentMeta.new(postings=postings, tracks=len(tracks), max_time=max_time, directory=directory is not None)
     return MergeResult(meta, tracks, track_postings, peak_starts, directory)
+
+
+def _fill_directory(directory: np.ndarray, keys: np.ndarray, before: int, lo: int, hi: int, piece: int) -> None:
+    """Entries (lo, hi] of ``directory``, for a chunk holding every posting with a hash in
+    [lo, hi) (``keys``, sorted), ``before`` postings having been written ahead of it."""
+    end = min(hi, len(directory) - 1)
+    for start in range(lo + 1, end + 1, piece):
+        stop = min(end + 1, start + piece)
+        directory[start:stop] = before + np.searchsorted(keys, np.arange(start, stop, dtype=np.uint32))
 
 
 def _copy_peaks(inputs: Sequence[MergeInput], keeps: Sequence[np.ndarray], out: Path, chunk: int) -> np.ndarray:
