@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "soundmark-bench" / "audit")
     ap.add_argument("--folder", type=Path, default=None, help="audit this folder instead (no truth)")
     ap.add_argument("--min-overlap", type=float, default=10.0)
+    ap.add_argument("--max-postings", type=int, default=None, help="stop-word cap [default: the matcher's]")
     args = ap.parse_args()
     if args.folder is None:
         folder = args.cache / f"n{args.tracks}-s{int(args.seconds)}-p{args.planted}"
@@ -127,7 +128,11 @@ def main() -> None:
     else:
         folder, truth = args.folder, set()
     t0 = time.perf_counter()
-    report = audit_folder([folder], FingerprintParams(), AuditOptions(args.min_overlap, args.processes))
+    report = audit_folder(
+        [folder],
+        FingerprintParams(),
+        AuditOptions(args.min_overlap, args.processes, max_postings_per_hash=args.max_postings),
+    )
     wall = time.perf_counter() - t0
     names = {f.key: Path(f.name).name for f in report.files}
     found = {frozenset({names[p.a], names[p.b]}) for p in report.pairs}

@@ -53,6 +53,7 @@ class AuditOptions:
     min_overlap_seconds: float = 10.0  # shortest shared stretch reported
     processes: int = 0  # fingerprinting worker processes; 0 = one per core
     max_seconds: float = 6 * 3600  # longest file fingerprinted (longer ones are reported as failures)
+    max_postings_per_hash: int | None = None  # stop-word cap; None: the matcher's (FingerprintParams)
 
 
 @dataclass(frozen=True)
@@ -139,12 +140,13 @@ def _compare(
     settings = AlignSettings(min_overlap=max(1, round(options.min_overlap_seconds / params.frame_seconds)))
     durations = {f.key: f.duration for f in report.files}
     report.audio_seconds = sum(durations.values())
+    cap = options.max_postings_per_hash or params.max_postings_per_hash
     pairs: list[PairOverlap] = []
     for done, f in enumerate(report.files, 1):
         peaks = index.track_peaks(f.key)
         hashes, times = pair_hashes(peaks[:, 0], peaks[:, 1], params, params.fanout)
         if len(hashes):
-            hits = index.lookup(np.unique(hashes), params.max_postings_per_hash)
+            hits = index.lookup(np.unique(hashes), cap)
             found = find_alignments(aligned_hits(f.key, hashes, times, hits), settings)
             pairs += _pairs(f.key, found, index, peaks, durations, params)
         if progress:
