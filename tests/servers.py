@@ -38,7 +38,7 @@ def server_urls() -> dict[str, str]:
 
 
 def delete_prefix(cluster_url: str, prefix: str) -> int:
-    """Delete every key under ``prefix:`` on every master; returns how many went."""
+    """Delete every key under ``prefix:`` (or ``{prefix:``) on every master; returns how many went."""
     location = parse_redis_url(cluster_url)
     client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in location.nodes])
     deleted = 0
@@ -46,9 +46,10 @@ def delete_prefix(cluster_url: str, prefix: str) -> int:
         for node in client.get_primaries():
             r = client.get_redis_connection(node)
             pipe = r.pipeline(transaction=False)
-            for key in r.scan_iter(match=f"{prefix}:*", count=1000):
-                pipe.delete(key)
-                deleted += 1
+            for pattern in (f"{prefix}:*", f"{{{prefix}:*"):  # hash keys start with a hash tag
+                for key in r.scan_iter(match=pattern, count=1000):
+                    pipe.delete(key)
+                    deleted += 1
             pipe.execute()
     finally:
         client.close()

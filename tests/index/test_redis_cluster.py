@@ -8,10 +8,11 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
-from contract import BIG_CAP, Backend, Driver, IndexContract, got, query_hashes, random_track
+from contract import BIG_CAP, Backend, Driver, IndexContract, expected, fill, got, query_hashes, random_track
 from redis import RedisCluster
 from redis.cluster import ClusterNode
 
@@ -23,6 +24,7 @@ from soundmark.index.base import TrackPostings
 from soundmark.index.factory import open_index
 from soundmark.index.redis_url import parse_redis_url
 from soundmark.store import NewTrack, Store
+from support import wait_for
 
 
 def _catalog(root: Path) -> Catalog:
@@ -41,13 +43,16 @@ def _driver(url: str, catalog: Catalog) -> Driver:
     return Driver(open_index("redis", Path("."), catalog, url=url), catalog)  # the root is not used
 
 
-def _keys(cluster_url: str, pattern: str) -> list[bytes]:
-    """Every key matching ``pattern`` on every master."""
+def _keys(cluster_url: str, prefix: str) -> list[bytes]:
+    """Every key under ``prefix`` (``prefix:...`` and the hash keys' ``{prefix:...``) on every master."""
     location = parse_redis_url(cluster_url)
     client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in location.nodes])
     try:
         return [
-            k for node in client.get_primaries() for k in client.get_redis_connection(node).scan_iter(match=pattern)
+            k
+            for node in client.get_primaries()
+            for pattern in (f"{prefix}:*", f"{{{prefix}:*")
+            for k in client.get_redis_connection(node).scan_iter(match=pattern)
         ]
     finally:
         client.close()
@@ -126,7 +131,7 @@ def test_a_writer_that_dies_before_publishing_leaves_nothing_visible(
     d = _driver(redis_url, catalog)
     rng = np.random.default_rng(32)
     d.add([random_track(rng, 1)])
-    before = set(_keys(redis_cluster, f"{redis_prefix}:*"))
+    before = set(_keys(redis_cluster, redis_prefix))
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(CRASHING_WRITER), str(tmp_path / "db"), redis_url],
         capture_output=True,
@@ -134,13 +139,13 @@ def test_a_writer_that_dies_before_publishing_leaves_nothing_visible(
         timeout=120,
     )
     assert proc.returncode == 3, proc.stderr
-    assert len(set(_keys(redis_cluster, f"{redis_prefix}:*")) - before) > 0  # it did write
+    assert len(set(_keys(redis_cluster, redis_prefix)) - before) > 0  # it did write
     d.index.refresh(force=True)
     q = np.arange(3000, dtype=np.uint32)
     assert {tid for _, tid, _ in got(d.index.lookup(q, BIG_CAP), q)} == {1}
     assert d.index.track_peaks(7).shape == (0, 2)
     assert d.writer.cleanup() == 1
-    assert set(_keys(redis_cluster, f"{redis_prefix}:*")) == before  # every key it left is gone
+    assert set(_keys(redis_cluster, redis_prefix)) == before  # every key it left is gone
     assert d.writer.cleanup() == 0
     d.add([random_track(rng, 7)])  # the dead writer's ids are free
     assert d.index.track_peaks(7).shape[1] == 2
@@ -154,11 +159,11 @@ def test_remove_then_compact_deletes_the_data(
     victim = random_track(rng, 1)
     keeper = random_track(rng, 2)
     d.add([victim, keeper])
-    full = len(_keys(redis_cluster, f"{redis_prefix}:*"))
+    full = len(_keys(redis_cluster, redis_prefix))
     d.remove([1])
-    assert len(_keys(redis_cluster, f"{redis_prefix}:*")) == full  # hidden, still stored
+    assert len(_keys(redis_cluster, redis_prefix)) == full  # hidden, still stored
     assert d.writer.compact() == 1
-    left = set(_keys(redis_cluster, f"{redis_prefix}:*"))
+    left = set(_keys(redis_cluster, redis_prefix))
     only_victim = set(victim.hashes.tolist()) - set(keeper.hashes.tolist())
     assert not any(k.endswith(f":h:{h:x}".encode()) for k in left for h in only_victim)
     assert len(left) < full
@@ -231,3 +236,55 @@ def test_a_store_records_its_index_url(redis_url: str, tmp_path: Path) -> None:
         w.commit([_new_track(rng)])
     with pytest.raises(StoreError, match="keeps its index in its own files"):
         Store(on_disk, FingerprintParams(), index_url=redis_url)
+
+
+def _failover(cluster_url: str, key: bytes) -> None:
+    """Promote a replica of the master owning ``key``'s slot (CLUSTER FAILOVER, the graceful
+    switch an operator makes) and wait until the cluster agrees."""
+    location = parse_redis_url(cluster_url)
+    client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in location.nodes])
+    try:
+        old = client.nodes_manager.get_node_from_slot(client.keyslot(key))
+
+        def replicas() -> list[ClusterNode]:
+            client.nodes_manager.initialize()  # a replica that just switched roles is learnt again
+            return [
+                n
+                for n in client.get_nodes()
+                if client.get_redis_connection(n).info("replication").get("master_port") == old.port
+            ]
+
+        new = cast(list[ClusterNode], wait_for("a replica of the slot's master", replicas, timeout=30))[0]
+        client.get_redis_connection(new).execute_command("CLUSTER FAILOVER")
+        wait_for(
+            "the replica to take over",
+            lambda: client.get_redis_connection(new).info("replication")["role"] == "master"
+            and client.get_redis_connection(old).info("replication")["role"] == "slave"
+            and all(
+                client.get_redis_connection(n).execute_command("CLUSTER INFO")["cluster_state"] == "ok"
+                for n in (old, new)
+            ),
+            timeout=30,
+        )
+    finally:
+        client.close()
+
+
+def test_a_failover_is_followed(redis_url: str, redis_cluster: str, catalog: Catalog) -> None:
+    """A replica promoted under a backend whose slot map is stale: its lookups are answered
+    MOVED by the old master and resent where the slot lives now; the same hits, and writes go on."""
+    rng = np.random.default_rng(36)
+    d = _driver(redis_url, catalog)
+    tracks = fill(d, rng, [4])
+    q = query_hashes(rng)
+    before = got(d.index.lookup(q, BIG_CAP), q)
+    assert before == expected(tracks, q)
+    key = d.backend._hash_keys(np.array([int(q[0])], dtype=np.uint32))[0]  # type: ignore[attr-defined]
+    _failover(redis_cluster, key)
+    try:
+        assert got(d.index.lookup(q, BIG_CAP), q) == before
+        tracks.update(fill(d, rng, [2], first_id=10))
+        assert got(d.index.lookup(q, BIG_CAP), q) == expected(tracks, q)
+        np.testing.assert_array_equal(d.index.track_peaks(11), tracks[11].peaks)
+    finally:
+        _failover(redis_cluster, key)  # give the old master its role back

@@ -2,8 +2,11 @@
 
 Keys (``N`` = the URL's prefix + ":" + this store's namespace from its catalog; ``slot`` = the
 track's 32-bit number, allocated from a counter in the cluster, never reused):
-  N:h:<hash hex>   the postings of one hash, packed: per posting 8 bytes, uint32 slot + uint32
-                   reference time in frames (little-endian); a write APPENDs its records
+  {N:b}:h:<hash hex>  the postings of one hash, packed: per posting 8 bytes, uint32 slot + uint32
+                   reference time in frames (little-endian); a write APPENDs its records. ``b`` is
+                   the hash's low 10 bits: the hash tag puts the keys of one of 1,024 buckets in
+                   one cluster slot, so a lookup reads a bucket's keys with one MGET (a query's
+                   ~7,000 hashes: ~1,000 commands, not 7,000)
   N:p:<slot>       the track's peaks for verification: uint32 (frame << 10 | bin) each
   N:t:<slot>       the track's distinct hashes, uint32 each: the keys compaction and cleanup must
                    rewrite to drop the track (stored rather than recomputed from the peaks, which
@@ -19,12 +22,13 @@ removed (``index/redis_manifest.py``); each process keeps that live set in RAM a
 incrementally by generation. ``abort`` and ``cleanup`` delete unpublished parts; ``compact`` deletes
 removed tracks' data. The per-hash cap counts the live postings of a hash only (as ``MemoryIndex``).
 
-Lookups send one GET per distinct hash, grouped per master node and sent to all of them at once
+Lookups send one MGET per bucket, grouped per master node and sent to all of them at once
 (``index/redis_nodes.py``). An unreachable cluster is a ``StoreError``.
 """
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -44,6 +48,7 @@ from soundmark.index.redis_url import parse_redis_url
 RECORD = np.dtype([("slot", "<u4"), ("time", "<u4")])  # one posting in a hash's value
 PEAK_BIN_BITS = 10
 MAX_PEAK_FRAME = (1 << (32 - PEAK_BIN_BITS)) - 1
+BUCKETS = 1024  # hash keys are spread over this many cluster slots per store (a power of two)
 PURGE_TRACKS = 256  # tracks whose postings one purge round rewrites (bounds its memory)
 
 # Deletes the records whose slot (their first 4 bytes) is in ARGV[1] (4-byte slot codes) from one
@@ -115,8 +120,9 @@ class RedisClusterIndex:
         return self._ns + b":" + kind + b":" + str(name).encode()
 
     def _hash_keys(self, hashes: np.ndarray) -> list[bytes]:
-        head = self._ns + b":h:"
-        return [head + format(h, "x").encode() for h in hashes.tolist()]
+        """``{N:bucket}:h:<hash hex>``: the hash tag puts a bucket's keys in one cluster slot."""
+        tags = [b"{" + self._ns + b":" + format(b, "x").encode() + b"}:h:" for b in range(BUCKETS)]
+        return [tags[h & (BUCKETS - 1)] + format(h, "x").encode() for h in hashes.tolist()]
 
     # --- reading ------------------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
@@ -157,7 +163,7 @@ class RedisClusterIndex:
         if len(q) == 0 or len(self._slots) == 0:
             return Hits.empty()
         with self._errors("looking hashes up"):
-            values = self._router.get(self._hash_keys(q))
+            values = self._mget(q)
         lens = np.fromiter((len(v) // RECORD.itemsize if v else 0 for v in values), dtype=np.int64, count=len(q))
         if not lens.any():
             return Hits.empty()
@@ -170,6 +176,20 @@ class RedisClusterIndex:
         allowed = np.bincount(pos, minlength=len(q)) <= max_postings_per_hash
         keep = allowed[pos]
         return Hits(pos[keep], self._slot_tids[at[keep]], times[keep])
+
+    def _mget(self, q: np.ndarray) -> list[bytes | None]:
+        """The values of the keys of hashes ``q``, in order: one MGET per bucket, all buckets
+        of a node in one pipeline, every node at once."""
+        buckets = q & np.uint32(BUCKETS - 1)
+        order = np.argsort(buckets, kind="stable")
+        keys = self._hash_keys(q[order])
+        bounds = np.flatnonzero(np.r_[True, buckets[order][1:] != buckets[order][:-1], True]).tolist()
+        commands: list[Command] = [(keys[a], ("MGET", *keys[a:b])) for a, b in itertools.pairwise(bounds)]
+        sorted_values = [v for reply in self._router.run(commands, idempotent=True) for v in reply]
+        values: list[bytes | None] = [None] * len(q)
+        for i, v in zip(order.tolist(), sorted_values, strict=True):
+            values[i] = v
+        return values
 
     def track_peaks(self, track_id: int) -> np.ndarray:
         """Stored peaks (int32 (n, 2): frame, bin) of a live track; (0, 2) if unknown or removed."""
