@@ -100,10 +100,11 @@ def _extract_safe(item: IngestItem, params: FingerprintParams, max_seconds: floa
         return f"cannot read: {exc.strerror or exc}"
 
 
-def _results(
+def extract_all(
     items: list[IngestItem], params: FingerprintParams, max_seconds: float, processes: int
 ) -> Iterator[tuple[IngestItem, NewTrack | str]]:
-    """Extraction results in completion order, with a bounded number in flight."""
+    """Extract ``items`` in ``processes`` worker processes (in this one when 1): each item with
+    its track, or the reason it could not be read, in completion order, a bounded number in flight."""
     if processes <= 1:
         for item in items:
             yield item, _extract_safe(item, params, max_seconds)
@@ -144,7 +145,7 @@ def ingest(
         batch: list[tuple[IngestItem, NewTrack]] = []
         pending = _Pending(sources)
         last_flush = time.monotonic()
-        for item, result in _results(todo, store.params, max_seconds, processes):
+        for item, result in extract_all(todo, store.params, max_seconds, processes):
             status = "failed"
             if isinstance(result, str):
                 report.failures.append((str(item.path), result))

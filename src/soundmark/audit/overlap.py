@@ -1,7 +1,8 @@
 """Aligned runs between one track and all others: the pure core of the audit.
 
-One track (A) is looked up against every other track's postings. Each hit pairs a hash of A at
-time ``ta`` with a posting of track B at ``tb``; where A and B share audio, ``tb - ta`` (the
+One track (A) is looked up against other tracks' postings (``audit/seeds.py`` picks which
+tracks: the candidates; ``pair_hits`` then joins A's hashes with theirs). Each hit pairs a hash
+of A at time ``ta`` with a posting of track B at ``tb``; where A and B share audio, ``tb - ta`` (the
 offset) is one value for every hash of the shared stretch, while chance hits scatter over all
 offsets. So hits are counted per (B, offset ± tolerance); each well-voted offset is then cut into
 spans along A's time axis: seconds holding enough aligned hashes, gaps of a few seconds bridged,
@@ -13,6 +14,7 @@ Units: every time and offset here is in frames (``FingerprintParams.hop`` sample
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,14 +63,71 @@ class AlignedHits:
     times: np.ndarray  # int64 frames in A
 
 
-def aligned_hits(track_id: int, hashes: np.ndarray, times: np.ndarray, hits: Hits) -> AlignedHits:
-    """Pair every hit of ``hits`` (a lookup of ``unique(hashes)``) with A's entries of that hash,
-    keeping tracks with a higher id than ``track_id`` only: each pair of tracks is seen once."""
-    unique, inverse = np.unique(hashes, return_inverse=True)
-    query = QueryHashes(hashes, np.asarray(times, dtype=np.int64), np.zeros(len(hashes), dtype=np.int64))
-    pairs = join(query, unique, inverse.reshape(-1), hits)
-    keep = pairs.track_ids > track_id
+@dataclass(frozen=True)
+class FilePrint:
+    """One file's hashes as the comparison reads them."""
+
+    key: int  # the audit's key of the file
+    hashes: np.ndarray  # uint32 (n,)
+    times: np.ndarray  # int64 (n,) frames
+    unique: np.ndarray  # uint32 (u,) its distinct hashes, ascending
+    inverse: np.ndarray  # int64 (n,) index of each hash in ``unique``
+    counts: np.ndarray  # int64 (u,) postings of each distinct hash over all audited files
+
+
+def file_print(
+    key: int, hashes: np.ndarray, times: np.ndarray, counts_of: Callable[[np.ndarray], np.ndarray]
+) -> FilePrint:
+    """``hashes``/``times`` of file ``key``, with ``counts_of(unique)`` the folder's posting counts."""
+    unique, inverse = np.unique(np.asarray(hashes, dtype=np.uint32), return_inverse=True)
+    return FilePrint(key, hashes, np.asarray(times, dtype=np.int64), unique, inverse.reshape(-1), counts_of(unique))
+
+
+def aligned_hits(a: FilePrint, hits: Hits) -> AlignedHits:
+    """Pair every hit of ``hits`` (``hash_pos`` indexing ``a.unique``) with A's entries of that
+    hash, keeping tracks with a higher key than A's only: each pair of tracks is seen once."""
+    query = QueryHashes(a.hashes, a.times, np.zeros(len(a.hashes), dtype=np.int64))
+    pairs = join(query, a.unique, a.inverse, hits)
+    keep = pairs.track_ids > a.key
     return AlignedHits(pairs.track_ids[keep], pairs.offsets[keep], pairs.query_times[keep])
+
+
+def pair_hits(a: FilePrint, others: Sequence[tuple[int, np.ndarray, np.ndarray]], usable: np.ndarray) -> AlignedHits:
+    """The hits of A's hashes on the postings of ``others`` only — (key, hashes, times) each —
+    counting the distinct hashes of A where ``usable`` (bool, per ``a.unique``) holds: every
+    hit that a lookup of A against all files would give on these tracks, with nothing capped."""
+    if not others:
+        return AlignedHits(*(np.zeros(0, dtype=np.int64) for _ in range(3)))
+    keys = np.concatenate([np.asarray(h, dtype=np.uint32) for _, h, _ in others])
+    tracks = np.concatenate([np.full(len(h), k, dtype=np.int64) for k, h, _ in others])
+    times = np.concatenate([np.asarray(t, dtype=np.int64) for _, _, t in others])
+    order = np.argsort(keys, kind="stable")
+    keys, tracks, times = keys[order], tracks[order], times[order]
+    lo = np.searchsorted(keys, a.unique, side="left").astype(np.int64)
+    counts = np.where(usable, np.searchsorted(keys, a.unique, side="right") - lo, 0)
+    n = int(counts.sum())
+    if n == 0:
+        return AlignedHits(*(np.zeros(0, dtype=np.int64) for _ in range(3)))
+    pos = np.repeat(np.arange(len(a.unique), dtype=np.int64), counts)
+    idx = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(n, dtype=np.int64)
+    return aligned_hits(a, Hits(pos, tracks[idx], times[idx]))
+
+
+def offset_votes(hits: AlignedHits, tolerance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (track, offset) keys of ``hits``, ascending, with their hits and the hits within
+    ±``tolerance`` of each offset of the same track; ``key_track`` reads a key's track."""
+    keys = (hits.others << _OFFSET_BITS) | (hits.offsets + _OFFSET_BIAS)
+    ukeys, counts = np.unique(keys, return_counts=True)
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    window = (
+        cum[np.searchsorted(ukeys, ukeys + tolerance, side="right")]
+        - cum[np.searchsorted(ukeys, ukeys - tolerance, side="left")]
+    )
+    return ukeys, counts, window
+
+
+def key_track(keys: np.ndarray) -> np.ndarray:
+    return keys >> _OFFSET_BITS
 
 
 def find_alignments(hits: AlignedHits, s: AlignSettings) -> list[Alignment]:
@@ -83,12 +142,8 @@ def find_alignments(hits: AlignedHits, s: AlignSettings) -> list[Alignment]:
     keys = (hits.others << _OFFSET_BITS) | (hits.offsets + _OFFSET_BIAS)
     order = np.argsort(keys, kind="stable")
     keys, times = keys[order], hits.times[order]
-    ukeys, first, counts = np.unique(keys, return_index=True, return_counts=True)
-    cum = np.concatenate([[0], np.cumsum(counts)])
-    window = (
-        cum[np.searchsorted(ukeys, ukeys + s.tolerance, side="right")]
-        - cum[np.searchsorted(ukeys, ukeys - s.tolerance, side="left")]
-    )
+    ukeys, counts, window = offset_votes(hits, s.tolerance)
+    first = np.searchsorted(keys, ukeys, side="left")
     strong = np.flatnonzero(window >= s.min_votes)
     strong = strong[np.argsort(-window[strong], kind="stable")]
     found: list[Alignment] = []

@@ -3,14 +3,15 @@
 A folder's files are fingerprinted once, in worker processes, by the extraction ``soundmark add``
 runs (``ingest``), into a ``PostingTable`` held in memory; a store's tracks are read as they are
 stored (their peaks, from which the reference hashes are recomputed exactly: the index hashes
-are ``pair_hashes`` of those very peaks), so nothing is decoded again. Then every file's hashes
-are looked up against all the others (``audit/overlap.py``: aligned spans), each span is checked
-on the peaks (``match.verify.shared_peaks``: most of A's peaks must be found again in B there,
-far more than at wrong offsets), and the verified pairs are described and grouped
-(``audit/groups.py``).
+are ``pair_hashes`` of those very peaks), so nothing is decoded again. Then each file's rarest
+hashes pick the files it may share audio with (``audit/seeds.py``: the work per file does not
+grow with the folder), its hashes are counted against those files' own (``audit/overlap.py``:
+aligned spans), each span is checked on the peaks (``match.verify.shared_peaks``: most of A's
+peaks must be found again in B there, far more than at wrong offsets), and the verified pairs
+are described and grouped (``audit/groups.py``).
 
 Guards against chance: hashes with more postings than the matcher's stop-word cap
-(``FingerprintParams.max_postings_per_hash``) are skipped; a span needs ``min_overlap`` seconds
+(``FingerprintParams.max_postings_per_hash``) are not counted; a span needs ``min_overlap`` seconds
 at a density of aligned hashes (``AlignSettings.min_density``) that unrelated music does not
 reach; then the peak check. Alignment is at one fixed offset per stretch: a copy played faster
 or slower (a radio speed-up) is not found.
@@ -28,20 +29,19 @@ from typing import Protocol
 import numpy as np
 
 from soundmark.audit.groups import Group, PairOverlap, Segment, describe, group_pairs, snap
-from soundmark.audit.overlap import Alignment, AlignSettings, aligned_hits, find_alignments
+from soundmark.audit.overlap import Alignment, AlignSettings, file_print, find_alignments, pair_hits
+from soundmark.audit.seeds import candidates
 from soundmark.audit.table import PostingTable
 from soundmark.errors import SoundmarkError
-from soundmark.fingerprint.hashes import pair_hashes
 from soundmark.fingerprint.params import FingerprintParams
-from soundmark.index.base import Hits
-from soundmark.ingest import _results, collect_items
+from soundmark.ingest import collect_items, extract_all
 from soundmark.match.verify import NULL_SHIFTS, shared_peaks
 from soundmark.store import Store
 
 MIN_PEAK_SHARE = 0.25  # share of A's peaks in a span that B must have at the aligned place ...
 NULL_FACTOR = 2.0  # ... and this many times what the best of a few wrong offsets gives
 
-ProgressFn = Callable[[str, int, int], None]  # (stage: "fingerprint" | "compare", done, total)
+ProgressFn = Callable[[str, int, int], None]  # (stage: "fingerprint" | "read" | "compare", done, total)
 
 
 class NothingToAuditError(SoundmarkError):
@@ -54,6 +54,8 @@ class AuditOptions:
     processes: int = 0  # fingerprinting worker processes; 0 = one per core
     max_seconds: float = 6 * 3600  # longest file fingerprinted (longer ones are reported as failures)
     max_postings_per_hash: int | None = None  # stop-word cap; None: the matcher's (FingerprintParams)
+    seed_postings: int = 16  # postings looked up per hash of a file to find its candidates (rarest first)
+    seed_votes: int = 4  # seed hits at one offset that make another file a candidate
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,8 @@ class AuditReport:
         return [p for g in self.groups for p in g.pairs]
 
 
-class PrintReader(Protocol):
-    """What the audit reads of an index: the ``FingerprintIndex`` port's lookup and peaks."""
-
-    def lookup(self, hashes: np.ndarray, max_postings_per_hash: int) -> Hits: ...
+class PeakReader(Protocol):
+    """What the audit reads of a store's index: the ``FingerprintIndex`` port's peaks."""
 
     def track_peaks(self, track_id: int) -> np.ndarray: ...
 
@@ -97,15 +97,15 @@ def audit_folder(
     if not items:
         raise NothingToAuditError(f"no audio files found under {report.source}")
     processes = max(1, min(options.processes or os.cpu_count() or 1, len(items)))
-    table = PostingTable()
+    table = PostingTable(params)
     order = {item.path: i for i, item in enumerate(items)}
     found: dict[int, AuditedFile] = {}
-    for done, (item, result) in enumerate(_results(items, params, options.max_seconds, processes), 1):
+    for done, (item, result) in enumerate(extract_all(items, params, options.max_seconds, processes), 1):
         if isinstance(result, str):
             report.failures.append((str(item.path), result))
         else:
             key = order[item.path]
-            table.add(key, result.hashes, result.times, result.peaks)
+            table.add(key, result.peaks, result.hashes)
             found[key] = AuditedFile(key, str(item.path), result.duration, result.meta.title)
         if progress:
             progress("fingerprint", done, len(items))
@@ -127,35 +127,51 @@ def audit_store(store: Store, options: AuditOptions, progress: ProgressFn | None
         report.files += [AuditedFile(t.id, t.source or f"track {t.id}", t.duration, t.meta.title) for t in batch]
     if not report.files:
         raise NothingToAuditError(f"the store at {store.root} holds no tracks")
-    _compare(report, store.index, store.params, options, progress)
+    table = _read_prints(store.index, store.params, [f.key for f in report.files], progress)
+    _compare(report, table, store.params, options, progress)
     report.wall_seconds = time.perf_counter() - start
     return report
 
 
+def _read_prints(index: PeakReader, params: FingerprintParams, keys: Sequence[int],
+                 progress: ProgressFn | None) -> PostingTable:  # fmt: skip
+    """The stored peaks of ``keys`` as a frozen posting table."""
+    table = PostingTable(params)
+    for done, key in enumerate(keys, 1):
+        table.add(key, index.track_peaks(key))
+        if progress:
+            progress("read", done, len(keys))
+    table.freeze()
+    return table
+
+
 def _compare(
-    report: AuditReport, index: PrintReader, params: FingerprintParams, options: AuditOptions,
+    report: AuditReport, table: PostingTable, params: FingerprintParams, options: AuditOptions,
     progress: ProgressFn | None,
 ) -> None:  # fmt: skip
-    """Every file against every other: verified pairs, grouped, into ``report``."""
+    """Each file against its candidates (``audit/seeds.py``): verified pairs, grouped, into ``report``."""
     settings = AlignSettings(min_overlap=max(1, round(options.min_overlap_seconds / params.frame_seconds)))
     durations = {f.key: f.duration for f in report.files}
     report.audio_seconds = sum(durations.values())
     cap = options.max_postings_per_hash or params.max_postings_per_hash
     pairs: list[PairOverlap] = []
     for done, f in enumerate(report.files, 1):
-        peaks = index.track_peaks(f.key)
-        hashes, times = pair_hashes(peaks[:, 0], peaks[:, 1], params, params.fanout)
+        hashes, times = table.hashes(f.key)
         if len(hashes):
-            hits = index.lookup(np.unique(hashes), cap)
-            found = find_alignments(aligned_hits(f.key, hashes, times, hits), settings)
-            pairs += _pairs(f.key, found, index, peaks, durations, params)
+            a = file_print(f.key, hashes, times, table.counts)
+            budget = options.seed_postings * len(hashes)
+            others = candidates(a, table, budget, options.seed_votes, settings.tolerance)
+            if others:
+                hits = pair_hits(a, [(k, *table.hashes(k)) for k in others], a.counts <= cap)
+                found = find_alignments(hits, settings)
+                pairs += _pairs(f.key, found, table, table.track_peaks(f.key), durations, params)
         if progress:
             progress("compare", done, len(report.files))
     report.groups = group_pairs(pairs, [f.key for f in report.files])
 
 
 def _pairs(
-    key: int, found: Iterable[Alignment], index: PrintReader, peaks: np.ndarray, durations: dict[int, float],
+    key: int, found: Iterable[Alignment], index: PeakReader, peaks: np.ndarray, durations: dict[int, float],
     params: FingerprintParams,
 ) -> list[PairOverlap]:  # fmt: skip
     """The verified alignments of file ``key`` with each other file, as described pairs."""
