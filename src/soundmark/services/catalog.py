@@ -135,11 +135,13 @@ class Removal:
 
 
 def remove_tracks(store: Store, track_ids: Iterable[int]) -> Removal:
-    """Delete tracks and their fingerprints, then compact the index so their peaks are gone."""
+    """Delete tracks and their fingerprints: hidden at once, their bytes reclaimed when the
+    index's merge policy rewrites what the removals hollowed out (not the whole index: one
+    removal in a big catalog must not rewrite every segment; ``Store.compact`` rewrites it all)."""
     removed: list[int] = []
     missing: list[int] = []
     with store.writer() as writer:
         for tid in track_ids:
             (removed if writer.remove(tid) else missing).append(tid)
-        writer.compact()
+        writer.merge_by_policy()
     return Removal(tuple(removed), tuple(missing))
