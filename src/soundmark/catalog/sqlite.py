@@ -16,6 +16,7 @@ from pathlib import Path
 from soundmark.catalog.models import Track, TrackMeta
 from soundmark.catalog.schema_jobs import ATTEMPTS_MIGRATION as _JOB_ATTEMPTS_MIGRATION
 from soundmark.catalog.schema_jobs import MIGRATION as _JOBS_MIGRATION
+from soundmark.catalog.schema_sessions import MIGRATION as _SESSIONS_MIGRATION
 from soundmark.catalog.schema_streams import MIGRATION as _STREAMS_MIGRATION
 from soundmark.catalog.schema_tracks import SOURCE_FILES_MIGRATION, TRACK_IDS_MIGRATION
 
@@ -111,6 +112,8 @@ MIGRATIONS: list[str] = [
     SOURCE_FILES_MIGRATION,
     # 7: jobs count their attempts (a job that keeps taking the server down is failed).
     _JOB_ATTEMPTS_MIGRATION,
+    # 8: the web app's admin sessions.
+    _SESSIONS_MIGRATION,
 ]
 
 
