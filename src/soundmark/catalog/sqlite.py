@@ -16,6 +16,7 @@ from pathlib import Path
 from soundmark.catalog.models import Track, TrackMeta
 from soundmark.catalog.schema_jobs import ATTEMPTS_MIGRATION as _JOB_ATTEMPTS_MIGRATION
 from soundmark.catalog.schema_jobs import MIGRATION as _JOBS_MIGRATION
+from soundmark.catalog.schema_plays import MIGRATION as _PLAYS_MIGRATION
 from soundmark.catalog.schema_sessions import MIGRATION as _SESSIONS_MIGRATION
 from soundmark.catalog.schema_streams import MIGRATION as _STREAMS_MIGRATION
 from soundmark.catalog.schema_tracks import SOURCE_FILES_MIGRATION, TRACK_IDS_MIGRATION
@@ -114,6 +115,8 @@ MIGRATIONS: list[str] = [
     _JOB_ATTEMPTS_MIGRATION,
     # 8: the web app's admin sessions.
     _SESSIONS_MIGRATION,
+    # 9: the airplay log (plays copied from stream results; reports read it).
+    _PLAYS_MIGRATION,
 ]
 
 
