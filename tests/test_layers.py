@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "soundmark"
-TRANSPORTS = ("soundmark.api", "soundmark.cli")
-TOP = ("api", "cli", "__main__.py")  # the transports and the entry point
+TRANSPORTS = ("soundmark.api", "soundmark.cli", "soundmark.web")
+TOP = ("api", "cli", "web", "__main__.py")  # the transports and the entry point
 LOWER = [p for p in sorted(PACKAGE.rglob("*.py")) if p.relative_to(PACKAGE).parts[0] not in TOP]
 
 

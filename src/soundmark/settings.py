@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     docs_url: str = Field("", description='"see api documentation" in error bodies (default: this server\'s /docs)')
     demo_token: bool = Field(False, description="accept AudD's public demo token `test` (recognize only, limited)")
     demo_per_day: int = Field(10, ge=0, description="requests per client IP per day with the demo token `test`")
+    web_session_hours: float = Field(
+        12.0, gt=0, le=24 * 366, description="hours a web app login (an admin token exchanged for a cookie) lasts"
+    )
 
     # --- long recordings (scan / enterprise) --------------------------------------------------
     scan_workers: int = Field(2, ge=0, description="worker processes analysing one long recording; 0 = one per core")

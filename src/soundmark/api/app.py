@@ -28,6 +28,7 @@ from soundmark.services.recognition_pool import RecognitionPool
 from soundmark.services.runtime import Role
 from soundmark.settings import Settings
 from soundmark.store import Store, recorded_params
+from soundmark.web import install as install_web
 
 log = logging.getLogger("soundmark.api")
 
@@ -114,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ws.router)
     for feature in FEATURES:
         app.include_router(feature.router)
+    install_web(app)  # the browser pages: `/` for a browser only, /login, /tokens, /static (web/)
     method_paths.install(app)
     app.include_router(methods.router)
     return app

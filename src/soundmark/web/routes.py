@@ -1,0 +1,77 @@
+"""The web app's routes: the Listen page (``/`` for a browser), the pages still to come, and
+``install``, which mounts them with the login and token pages and the static assets."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from fastapi import APIRouter, FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from soundmark.api.state import app_state
+from soundmark.web import login, tokens
+from soundmark.web.browser import BrowserPageRoute
+from soundmark.web.pages import Pages, pages_of
+from soundmark.web.security import SecureStaticFiles
+from soundmark.web.session import PageRefused, visitor
+
+STATIC_PATH = "/static"
+LISTEN_SECONDS = 8  # audio the microphone records before it is sent
+# The providers the Listen page asks the API for: their links (and a cover) go on the card.
+LISTEN_RETURN = "apple_music,spotify,deezer,napster,musicbrainz"
+EXPLAIN_PATH = "/explain"  # the "why it matched" picture, where the server has it
+
+browser = APIRouter(route_class=BrowserPageRoute, include_in_schema=False)
+pages = APIRouter(include_in_schema=False)
+
+# Pages that other parts of the web app will fill; until then they say so.
+COMING = {
+    "/catalog": ("Catalog", "Search and browse the catalog's tracks, edit their metadata, see where each was heard."),
+    "/streams": ("Stations", "Every monitored stream: now playing, health, the last plays, live."),
+    "/reports": ("Reports", "Airplay reports per station and per track over a date range, as CSV and PDF."),
+    "/jobs": ("Jobs", "Long-recording jobs with their progress and tracklists."),
+}
+
+
+def has_route(request: Request, path: str) -> bool:
+    return any(getattr(route, "path", None) == path for route in request.app.routes)
+
+
+@browser.get("/")
+async def listen_page(request: Request) -> Response:
+    settings = app_state(request).settings
+    return pages_of(request).render(
+        request, "listen.html", await visitor(request), seconds=LISTEN_SECONDS, providers=LISTEN_RETURN,
+        require_token=settings.require_token, max_upload_mb=settings.max_upload_bytes // (1024 * 1024),
+        explain=EXPLAIN_PATH if has_route(request, EXPLAIN_PATH) else "",
+    )  # fmt: skip
+
+
+def _coming(path: str, title: str, text: str) -> None:
+    async def page(request: Request) -> Response:
+        return pages_of(request).render(request, "coming.html", await visitor(request), title=title, text=text)
+
+    page.__name__ = f"coming_{title.lower()}"
+    pages.add_api_route(path, page, methods=["GET"])
+
+
+for _path, (_title, _text) in COMING.items():
+    _coming(_path, _title, _text)
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PageRefused)
+    who = await visitor(request)
+    return pages_of(request).render(request, "refused.html", who, status=exc.status, title=exc.title, reason=exc.reason)
+
+
+def install(app: FastAPI) -> None:
+    """Mount the web app on ``app`` (before the AudD methods, which catch every path)."""
+    app.state.soundmark_web = Pages()
+    app.add_exception_handler(PageRefused, refused)
+    app.mount(STATIC_PATH, SecureStaticFiles(directory=str(files("soundmark.web") / "static")), name="web-static")
+    app.include_router(browser)
+    app.include_router(login.router)
+    app.include_router(tokens.router)
+    app.include_router(pages)

@@ -1,0 +1,136 @@
+"""Debian's Chromium driven by Playwright (no browser download), a real ``soundmark serve`` on a
+demo catalog, and the screenshots the tests leave as artifacts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import BrowserContext, Page, Playwright
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+DESKTOP = {"width": 1280, "height": 900}
+FIRST_TITLE = "Phase Locked Heart"  # the demo catalog's first track (soundmark demo)
+PHONE = {"width": 390, "height": 844}
+
+
+def artifacts() -> Path:
+    out = Path(os.environ.get("SOUNDMARK_ARTIFACTS", "/tmp/soundmark-artifacts")) / "web"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@dataclass
+class WebServer:
+    url: str
+    db: Path
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    def cli(self, *args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "soundmark", *args, "--db", str(self.db)], capture_output=True, text=True, check=True
+        )
+        return out.stdout
+
+    def token(self, name: str, scopes: str) -> str:
+        """A new token made with ``soundmark token create`` (the last line it prints)."""
+        return self.cli("token", "create", "--name", name, "--scopes", scopes).strip().splitlines()[-1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(db: Path, log: Path, *flags: str) -> WebServer:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "soundmark", "serve", "--db", str(db), "--port", str(port), "--workers", "1", *flags]
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return WebServer(url, db, log, proc)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"server did not start: {log.read_text()}")
+
+
+def stop_server(server: WebServer) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+
+
+@dataclass
+class Console:
+    """What the pages wrote to the console (a CSP violation shows up here)."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def watch(self, page: Page) -> Page:
+        page.on("console", lambda m: self.lines.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: self.lines.append(f"pageerror: {e}"))
+        return page
+
+    def csp_violations(self) -> list[str]:
+        return [line for line in self.lines if "Content Security Policy" in line or "pageerror" in line]
+
+
+@contextmanager
+def chromium(pw: Playwright, *args: str, viewport: dict[str, int] | None = None) -> Iterator[BrowserContext]:
+    """A headless Chromium with a fresh profile and ``args`` (e.g. the fake microphone's)."""
+    profile = Path(tempfile.mkdtemp(prefix="soundmark-chromium-"))
+    try:
+        context = pw.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *args],
+            viewport=viewport or DESKTOP,  # type: ignore[arg-type]
+        )  # fmt: skip
+        try:
+            yield context
+        finally:
+            context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def fake_microphone(wav: Path, *, allow: bool = True) -> list[str]:
+    """Chromium's flags for a microphone that plays ``wav`` (looped); ``allow``: grant it without
+    asking (else the permission request goes unanswered: denied in a headless browser)."""
+    flags = ["--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}"]
+    return [*flags, "--use-fake-ui-for-media-stream"] if allow else flags
+
+
+def screenshots(page: Page, name: str) -> None:
+    """``<name>-desktop.png`` (1280 wide) and ``<name>-phone.png`` (390 wide), full page."""
+    out = artifacts()
+    size = page.viewport_size or DESKTOP
+    page.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
+    page.screenshot(path=str(out / f"{name}-desktop.png"), full_page=True)
+    page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+    page.screenshot(path=str(out / f"{name}-phone.png"), full_page=True)
+    page.set_viewport_size(size)  # type: ignore[arg-type]

@@ -1,0 +1,82 @@
+"""The Listen page in Chromium: a fake microphone playing a noisy clip of a catalog track, music
+that is in no catalog, a denied microphone, a file upload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from browser import FIRST_TITLE, Console, WebServer, chromium, fake_microphone, screenshots
+from playwright.sync_api import Page, Playwright, expect
+
+CARD_TIMEOUT_MS = 15_000  # the brief's "within 15 s" of pressing the button
+
+
+def _press_listen(page: Page, web: WebServer) -> None:
+    page.goto(web.url + "/")
+    expect(page.locator("h1")).to_have_text("What's playing?")
+    page.click("#mic")
+
+
+def test_microphone_finds_the_track(pw: Playwright, web: WebServer, catalog_clip: Path) -> None:
+    console = Console()
+    with chromium(pw, *fake_microphone(catalog_clip)) as browser:
+        page = console.watch(browser.new_page())
+        _press_listen(page, web)
+        expect(page.locator("#r-title")).to_have_text(FIRST_TITLE, timeout=CARD_TIMEOUT_MS)
+        expect(page.locator("#r-artist")).to_have_text("The Sine Waves")
+        expect(page.locator("#r-album")).to_have_text("Constructive Interference")
+        assert page.locator("#r-timecode").inner_text().count(":") == 1
+        assert float(page.locator("#r-score").inner_text()) > 3
+        links = page.locator("#r-links a")
+        labels = links.all_inner_texts()
+        assert {"Song page", "Spotify", "MusicBrainz"} <= set(labels), labels
+        assert page.locator("#r-links a", has_text="Spotify").get_attribute("href") == (
+            "https://open.spotify.com/track/4uLU6hMCjMI75M1A2tKUQC"
+        )
+        screenshots(page, "listen-match")
+    assert not console.csp_violations(), console.lines
+
+
+def test_unknown_music_is_no_match(pw: Playwright, web: WebServer, unknown_clip: Path) -> None:
+    with chromium(pw, *fake_microphone(unknown_clip)) as browser:
+        page = browser.new_page()
+        _press_listen(page, web)
+        status = page.locator("#status")
+        expect(status).to_have_attribute("data-kind", "nomatch", timeout=CARD_TIMEOUT_MS)
+        expect(status).to_contain_text("No match")
+        expect(page.locator("#result")).to_be_hidden()
+        screenshots(page, "listen-no-match")
+
+
+def test_denied_microphone_is_told(pw: Playwright, web: WebServer, catalog_clip: Path) -> None:
+    with chromium(pw, *fake_microphone(catalog_clip, allow=False)) as browser:
+        page = browser.new_page()
+        _press_listen(page, web)
+        status = page.locator("#status")
+        expect(status).to_have_attribute("data-kind", "denied", timeout=CARD_TIMEOUT_MS)
+        expect(status).to_contain_text("Microphone access was denied")
+        expect(page.locator("#mic")).to_be_enabled()
+        screenshots(page, "listen-denied")
+
+
+def test_file_upload_finds_the_track(pw: Playwright, web: WebServer, catalog_clip: Path) -> None:
+    console = Console()
+    with chromium(pw) as browser:
+        page = console.watch(browser.new_page())
+        page.goto(web.url + "/")
+        page.set_input_files("#file", str(catalog_clip))
+        expect(page.locator("#r-title")).to_have_text(FIRST_TITLE, timeout=CARD_TIMEOUT_MS)
+        screenshots(page, "listen-upload")
+    assert not console.csp_violations(), console.lines
+
+
+def test_unreadable_file_is_an_error_message(pw: Playwright, web: WebServer, tmp_path: Path) -> None:
+    junk = tmp_path / "not-audio.mp3"
+    junk.write_bytes(b"this is not audio at all" * 100)
+    with chromium(pw) as browser:
+        page = browser.new_page()
+        page.goto(web.url + "/")
+        page.set_input_files("#file", str(junk))
+        status = page.locator("#status")
+        expect(status).to_have_attribute("data-kind", "error", timeout=CARD_TIMEOUT_MS)
+        expect(status).to_contain_text("not a valid or supported audio file")
