@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from soundmark.match.verify import (
     shared_peaks,
     verify_alignment,
 )
-from soundmark.match.vote import Candidate, QueryHashes, best_candidates, join
+from soundmark.match.vote import Candidate, Pairs, QueryHashes, best_candidates, join
 from soundmark.store import Store
 
 MIN_OTHERS = 2  # other candidates needed before their hits serve as the chance level
@@ -63,6 +63,30 @@ class Scored:
     score: float
 
 
+@dataclass(frozen=True)
+class ScoreParts:
+    """How one verified candidate's score was made (``score = max(peaks, votes) - correction``)."""
+
+    peaks_score: float  # −log10 p of its agreeing peaks against the chance level
+    peaks_chance: float  # agreeing peaks chance gives: its wrong offsets' mean, or the other candidates' level
+    votes_score: float  # −log10 p of its aligned votes against the chance level
+    votes_chance: float  # votes chance gives (its runner-up offset, or the other candidates')
+    copy_group: int  # candidates holding the same audio share a group
+
+
+@dataclass
+class ScoreTrace:
+    """What one recognition saw, filled in only when a caller passes one (``soundmark explain``):
+    the normal path keeps none of it."""
+
+    pairs: Pairs | None = None  # every (query hash, posting) pair: the votes
+    ranked: list[Candidate] = field(default_factory=list)  # best per track, before the min-votes cut
+    correction: float = 0.0  # log10 of the tests made (Bonferroni), taken off every score
+    parts: dict[int, ScoreParts] = field(default_factory=dict)  # by track id, verified candidates
+    refs: dict[int, np.ndarray] = field(default_factory=dict)  # stored peaks, by track id
+    reported: list[int] = field(default_factory=list)  # track ids recognize_print answered, best first
+
+
 def _chance(values: list[float]) -> float:
     """A Poisson mean for counts like ``values``, widened when they spread more than Poisson."""
     mean = float(np.mean(values))
@@ -88,11 +112,12 @@ class Recognizer:
         """Matches for mono float32 samples at the engine rate, best first; empty when unknown."""
         return self.recognize_print(query_fingerprint(samples, self.params))
 
-    def recognize_print(self, qp: QueryPrint) -> list[Match]:
-        """Matches for a query print made elsewhere (a live stream's window), best first."""
+    def recognize_print(self, qp: QueryPrint, *, trace: ScoreTrace | None = None) -> list[Match]:
+        """Matches for a query print made elsewhere (a live stream's window), best first;
+        ``trace`` (optional) is filled with the evidence behind them."""
         self.store.refresh()
         s = self.settings
-        accepted = [x for x in self.score_print(qp) if x.score >= s.min_score]
+        accepted = [x for x in self.score_print(qp, trace=trace) if x.score >= s.min_score]
         if not accepted:
             return []
         tracks = self.store.catalog.get_tracks(x.candidate.track_id for x in accepted)
@@ -113,6 +138,8 @@ class Recognizer:
                     freq_rate=grid[c.rate_idx][1],
                 )
             )
+        if trace is not None:
+            trace.reported = [m.track.id for m in out]
         return out
 
     def score(self, samples: np.ndarray) -> list[Scored]:
@@ -120,7 +147,8 @@ class Recognizer:
         qp = query_fingerprint(samples, self.params)
         return self.score_print(qp)
 
-    def score_print(self, qp: QueryPrint) -> list[Scored]:
+    def score_print(self, qp: QueryPrint, *, trace: ScoreTrace | None = None) -> list[Scored]:
+        """Every verified candidate, best first; ``trace`` (optional) is filled with the evidence."""
         p, s = self.params, self.settings
         if not qp.warps or sum(len(w.hashes) for w in qp.warps) == 0:
             return []
@@ -132,9 +160,8 @@ class Recognizer:
         unique, inverse = np.unique(query.hashes, return_inverse=True)
         hits = self.store.index.lookup(unique, p.max_postings_per_hash)
         pairs = join(query, unique, inverse, hits)
-        cands = [
-            c for c in best_candidates(pairs, len(qp.warps), s.vote_tolerance, s.candidates) if c.votes >= s.min_votes
-        ]
+        ranked = best_candidates(pairs, len(qp.warps), s.vote_tolerance, s.candidates)
+        cands = [c for c in ranked if c.votes >= s.min_votes]
         # Two tests per candidate (peaks, votes) over all candidates: Bonferroni correction.
         correction = math.log10(max(1, 2 * len(cands)))
         checks = []
@@ -148,6 +175,9 @@ class Recognizer:
             checks.append((c, v))
             refs.append(ref)
         copies = _copies(cands, [v for _, v in checks], refs, qp.frames)
+        if trace is not None:
+            trace.pairs, trace.ranked, trace.correction = pairs, ranked, correction
+            trace.refs = {c.track_id: ref for c, ref in zip(cands, refs, strict=True)}
         scored = []
         for i, (c, v) in enumerate(checks):
             # The candidate's offset was picked as the best of thousands, so its hits are biased
@@ -158,11 +188,15 @@ class Recognizer:
             others = [checks[j][1].hits * v.peaks / checks[j][1].peaks for j in rivals if checks[j][1].peaks]
             other_votes = [float(checks[j][0].votes) for j in rivals]
             peaks_score = v.score
+            peaks_lam = v.null_mean
             votes_lam = max(float(c.runner_up), 1.0)
             if len(others) >= MIN_OTHERS:
-                peaks_score = min(peaks_score, -poisson_tail_log10(v.hits, max(_chance(others), v.null_mean, 0.5)))
+                peaks_lam = max(_chance(others), v.null_mean, 0.5)
+                peaks_score = min(peaks_score, -poisson_tail_log10(v.hits, peaks_lam))
                 votes_lam = max(votes_lam, _chance(other_votes))
             votes_score = -poisson_tail_log10(c.votes, votes_lam)
+            if trace is not None:
+                trace.parts[c.track_id] = ScoreParts(peaks_score, peaks_lam, votes_score, votes_lam, copies[i])
             scored.append(Scored(c, v, max(peaks_score, votes_score) - correction))
         scored.sort(key=lambda x: -x.score)
         return scored
