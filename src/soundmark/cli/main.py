@@ -12,6 +12,7 @@ from soundmark.cli.info import info_command, list_command, remove_command
 from soundmark.cli.listen import listen_command
 from soundmark.cli.meta import meta_command
 from soundmark.cli.recognize import recognize_command
+from soundmark.cli.report import report_command
 from soundmark.cli.scan import scan_command
 from soundmark.cli.serve import serve_command
 from soundmark.cli.stream import stream_group
@@ -27,7 +28,7 @@ def cli() -> None:
 for command in (
     add_command, recognize_command, info_command, list_command, remove_command, demo_command,
     serve_command, token_group, scan_command, stream_group, meta_command, audit_command,
-    listen_command,
+    listen_command, report_command,
 ):  # fmt: skip
     cli.add_command(command)
 
