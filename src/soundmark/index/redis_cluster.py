@@ -51,21 +51,33 @@ MAX_PEAK_FRAME = (1 << (32 - PEAK_BIN_BITS)) - 1
 BUCKETS = 1024  # hash keys are spread over this many cluster slots per store (a power of two)
 PURGE_TRACKS = 256  # tracks whose postings one purge round rewrites (bounds its memory)
 
-# Deletes the records whose slot (their first 4 bytes) is in ARGV[1] (4-byte slot codes) from one
-# hash's value, atomically; returns how many went.
+# For every key KEYS[k]: deletes the records whose slot (their first 4 bytes) is in ARGV[k] (4-byte
+# slot codes), atomically; returns how many went.
 FILTER_SCRIPT = """
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-local drop, d = {}, ARGV[1]
-for i = 1, #d, 4 do drop[string.sub(d, i, i + 3)] = true end
-local out, n = {}, 0
-for i = 1, #v, 8 do
-  if drop[string.sub(v, i, i + 3)] then n = n + 1 else out[#out + 1] = string.sub(v, i, i + 7) end
+local total = 0
+for k = 1, #KEYS do
+  local v = redis.call('GET', KEYS[k])
+  if v then
+    local drop, d = {}, ARGV[k]
+    for i = 1, #d, 4 do drop[string.sub(d, i, i + 3)] = true end
+    local out, n = {}, 0
+    for i = 1, #v, 8 do
+      if drop[string.sub(v, i, i + 3)] then n = n + 1 else out[#out + 1] = string.sub(v, i, i + 7) end
+    end
+    if n > 0 then
+      if #out == 0 then redis.call('DEL', KEYS[k]) else redis.call('SET', KEYS[k], table.concat(out)) end
+      total = total + n
+    end
+  end
 end
-if n == 0 then return 0 end
-if #out == 0 then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], table.concat(out)) end
-return n
+return total
 """
+# Appends ARGV[k] to KEYS[k] for every k: a bucket's postings in one command (its keys share a slot).
+APPEND_SCRIPT = """
+for k = 1, #KEYS do redis.call('APPEND', KEYS[k], ARGV[k]) end
+return #KEYS
+"""
+SCRIPT_KEYS = 2_000  # keys one script call touches at most
 
 
 @dataclass(frozen=True)
@@ -233,7 +245,7 @@ class RedisClusterIndex:
                     size = len(p.hashes) * RECORD.itemsize + len(packed) + len(distinct)
                     rows.append(TrackRow(int(p.track_id), slot, name, len(p.hashes), size, False))
                 self._router.run(commands, idempotent=True)
-                # 3. the postings, one APPEND per distinct hash of the batch
+                # 3. the postings: per bucket one script APPENDing to each of its keys the batch touches
                 self._router.run(self._appends(batch, slots), idempotent=False)
         except BaseException:
             self._purge_part(name, slots)
@@ -243,22 +255,24 @@ class RedisClusterIndex:
         return Written(tuple(ids), (part,))
 
     def _appends(self, batch: Sequence[TrackPostings], slots: Sequence[int]) -> list[Command]:
+        """The batch's postings as APPEND_SCRIPT calls: one per bucket (its keys share a cluster
+        slot), each appending to every key of the bucket the batch touches."""
         hashes = np.concatenate([np.asarray(p.hashes, dtype=np.uint32) for p in batch])
         rec = np.zeros(len(hashes), dtype=RECORD)
         rec["slot"] = np.concatenate(
             [np.full(len(p.hashes), s, dtype=np.uint32) for s, p in zip(slots, batch, strict=True)]
         )
         rec["time"] = np.concatenate([np.asarray(p.times, dtype=np.uint32) for p in batch])
-        order = np.argsort(hashes, kind="stable")
+        sort_key = ((hashes & np.uint32(BUCKETS - 1)).astype(np.uint64) << np.uint64(32)) | hashes
+        order = np.argsort(sort_key, kind="stable")
         hashes, buf = hashes[order], rec[order].tobytes()
         starts = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]]) if len(hashes) else np.zeros(0, np.int64)
         ends = np.r_[starts[1:], len(hashes)]
-        keys = self._hash_keys(hashes[starts])
+        distinct = hashes[starts]
+        keys = self._hash_keys(distinct)
         size = RECORD.itemsize
-        return [
-            (k, ("APPEND", k, buf[a * size : b * size]))
-            for k, a, b in zip(keys, starts.tolist(), ends.tolist(), strict=True)
-        ]
+        values = [buf[a * size : b * size] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+        return _per_bucket(APPEND_SCRIPT, distinct, keys, values)
 
     def publish(self, written: Written) -> None:
         """List ``written``'s tracks as live, inside the store's open transaction."""
@@ -334,12 +348,9 @@ class RedisClusterIndex:
             for slot, data in zip(slots, lists, strict=True):
                 for h in np.frombuffer(data or b"", dtype="<u4").tolist():
                     by_hash.setdefault(h, []).append(slot)
-            hashes = np.array(sorted(by_hash), dtype=np.uint32)
-            commands: list[Command] = [
-                (k, ("EVAL", FILTER_SCRIPT, 1, k, np.array(by_hash[h], dtype="<u4").tobytes()))
-                for k, h in zip(self._hash_keys(hashes), hashes.tolist(), strict=True)
-            ]
-            self._router.run(commands, idempotent=True)
+            hashes = np.array(sorted(by_hash, key=lambda h: (h & (BUCKETS - 1), h)), dtype=np.uint32)
+            drops = [np.array(by_hash[h], dtype="<u4").tobytes() for h in hashes.tolist()]
+            self._router.run(_per_bucket(FILTER_SCRIPT, hashes, self._hash_keys(hashes), drops), idempotent=True)
             deletes: list[Command] = [(k, ("DEL", k)) for s in slots for k in (self._key(b"p", s), self._key(b"t", s))]
             self._router.run(deletes, idempotent=True)
 
@@ -350,6 +361,20 @@ def _bytes(reply: object) -> bytes:
         return b""
     assert isinstance(reply, bytes), type(reply)
     return reply
+
+
+def _per_bucket(script: str, hashes: np.ndarray, keys: list[bytes], args: list[bytes]) -> list[Command]:
+    """Calls of ``script`` with ``keys[i]``/``args[i]`` grouped by bucket (``hashes`` sorted by
+    bucket): one call per bucket, or per ``SCRIPT_KEYS`` keys of it."""
+    buckets = (hashes & np.uint32(BUCKETS - 1)).tolist()
+    commands: list[Command] = []
+    start = 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or buckets[i] != buckets[start] or i - start == SCRIPT_KEYS:
+            n = i - start
+            commands.append((keys[start], ("EVAL", script, n, *keys[start:i], *args[start:i])))
+            start = i
+    return commands
 
 
 def _set(key: bytes, value: bytes) -> Command:

@@ -11,8 +11,8 @@ Redirections and failover: a command answered MOVED/ASK/TRYAGAIN/CLUSTERDOWN was
 it is sent again through the ``RedisCluster`` client itself, which follows the redirect, refreshes
 its slot map and retries through a failover. A broken connection leaves it unknown whether the
 node executed what it was sent: idempotent commands (GET, SET, DEL, the filter script) are then
-resent the same way; APPEND is not, and fails with the connection error (its caller aborts the
-whole write and deletes what it may have left).
+resent the same way; APPENDs (the script of a bucket's APPENDs) are not, and fail with the
+connection error (their caller aborts the whole write and deletes what it may have left).
 """
 
 from __future__ import annotations
