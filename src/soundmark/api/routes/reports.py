@@ -1,0 +1,121 @@
+"""Airplay reports over HTTP (admin only): ``GET /reports.json``, ``/reports.csv``, ``/reports.pdf``.
+
+Parameters: ``from`` and ``to`` (``YYYY-MM-DD``, the range ``[from, to)``, at most 366 days),
+``radio_id`` (one station), ``tz`` (the zone days are counted in; UTC), ``api_token`` (a token
+with the ``admin`` scope). ``/reports.json`` takes ``top`` (tracks listed, 1-1000) and pages the
+play log with ``offset`` and ``limit`` (at most 1000 plays a page); ``/reports.csv`` is the whole
+play log, or with ``kind=tracks`` the per-track summary; ``/reports.pdf`` the report with its
+chart (``top`` tracks). The rules and the numbers are services/reports.py's.
+
+Errors are AudD's bodies (``{"status":"error","error":{...}}``) with an HTTP status a download
+client notices: 400 for a bad parameter (50), 401 without a valid token (900), 403 for a token
+without the ``admin`` scope (904). Checking the token charges nothing to its quota.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from soundmark.api.auth import authorize
+from soundmark.api.origin import operator
+from soundmark.api.state import AppState, app_state
+from soundmark.audd.errors import ApiError, RequestEcho, error_body
+from soundmark.audd.typed import Int, OptionalId, Params, Text, parse
+from soundmark.services.errors import ServiceError
+from soundmark.services.reports import ReportRange, ReportService
+
+router = APIRouter()
+
+ADMIN_SCOPE = "admin"
+MAX_PAGE = 1000  # plays of the log in one JSON answer
+MAX_TOP = 1000
+_STATUS = {50: 400, 900: 401, 904: 403}
+
+
+class ReportParams(Params):
+    api_token: Text = ""
+    start: Text = Field("", alias="from")
+    end: Text = Field("", alias="to")
+    radio_id: OptionalId = None
+    tz: Text = "UTC"
+    top: Int = Field(20, ge=1, le=MAX_TOP)
+    offset: Int = Field(0, ge=0)
+    limit: Int = Field(100, ge=0, le=MAX_PAGE)
+    kind: Literal["plays", "tracks"] = "plays"
+
+
+async def _query(request: Request) -> tuple[AppState, ReportParams, ReportRange, ReportService]:
+    state = app_state(request)
+    p = parse(ReportParams, dict(request.query_params))
+    await authorize(state, request, p.api_token, scope=ADMIN_SCOPE, count=False)
+    if not p.start or not p.end:
+        raise ApiError(50, "`from` and `to` are required (YYYY-MM-DD; the range is [from, to)).")
+    try:
+        rng = ReportRange.parse(p.start, p.end, p.radio_id, p.tz)
+    except ServiceError as exc:
+        raise ApiError(exc.code, exc.message) from None
+    return state, p, rng, ReportService(state.db, state.settings.callback_timezone)
+
+
+def _error(request: Request, exc: ApiError) -> JSONResponse:
+    state = app_state(request)
+    echo = RequestEcho("reports", request.method, dict(request.query_params))
+    body = error_body(exc.code, exc.message, echo, operator=operator(request, state.settings))
+    return JSONResponse(body, status_code=_STATUS.get(exc.code, 400))
+
+
+def _filename(rng: ReportRange, ext: str) -> dict[str, str]:
+    station = "" if rng.radio_id is None else f"-radio{rng.radio_id}"
+    return {"Content-Disposition": f'attachment; filename="airplay-{rng.start}-{rng.end}{station}.{ext}"'}
+
+
+@router.get("/reports.json", summary="airplay report: totals, plays per day, stations, top tracks, play log page")
+async def report_json(request: Request) -> Response:
+    from soundmark.reports.json_export import report_json as render
+
+    try:
+        _, p, rng, service = await _query(request)
+    except ApiError as exc:
+        return _error(request, exc)
+    report = await service.areport(rng)
+    page = await service.aplays(rng, p.offset, p.limit)
+    return JSONResponse({"status": "success", "result": render(report, top=p.top, log=page, log_offset=p.offset)})
+
+
+@router.get("/reports.csv", summary="airplay play log (or, with kind=tracks, the per-track summary) as CSV")
+async def report_csv(request: Request) -> Response:
+    from soundmark.reports.csv_export import write_play_log, write_track_summary
+
+    try:
+        _, p, rng, service = await _query(request)
+    except ApiError as exc:
+        return _error(request, exc)
+    out = io.StringIO()
+    if p.kind == "tracks":
+        write_track_summary(await service.areport(rng), out)
+    else:
+        await service.aeach_play(rng, lambda plays: write_play_log(plays, out))
+    headers = _filename(rng, "csv" if p.kind == "plays" else "tracks.csv")
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.get("/reports.pdf", summary="airplay report as a PDF: totals, chart of plays per day, tables")
+async def report_pdf(request: Request) -> Response:
+    from soundmark.reports.pdf import write_pdf
+
+    try:
+        _, p, rng, service = await _query(request)
+    except ApiError as exc:
+        return _error(request, exc)
+    report = await service.areport(rng)
+    out = io.BytesIO()
+    await asyncio.to_thread(write_pdf, report, out, top=p.top, generated=datetime.now().astimezone())
+    return Response(out.getvalue(), media_type="application/pdf", headers=_filename(rng, "pdf"))
