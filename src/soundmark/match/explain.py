@@ -191,11 +191,19 @@ def meaning(best: CandidateEvidence | None, min_score: float, min_votes: int, tr
         return "no candidate: the clip's hashes met no stored track"
     if best.score is None:
         return f"no candidate reached the {min_votes} aligned votes needed to be verified (best: {best.votes})"
-    chance = f"1 in {10**best.score:,.0f}" if best.score >= 1 else f"{10**-best.score:.2f}"
     return (
         f"score {best.score:.1f} = -log10 of the chance that an unrelated track lines up this well "
-        f"({chance}), counting the {tried} candidates tried; a match needs {min_score:g} (1 in {10**min_score:,.0f})"
+        f"({odds(best.score)}), counting the {tried} candidates tried; a match needs {min_score:g} ({odds(min_score)})"
     )
+
+
+def odds(score: float) -> str:
+    """A −log10 p read out as odds: "1 in 1,000", "1 in 10^42", "p = 0.32"."""
+    if score < 1:
+        return f"p = {10**-score:.2f}"
+    if score <= 9:
+        return f"1 in {10**score:,.0f}"
+    return f"1 in 10^{score:.0f}"
 
 
 def _evidence(
