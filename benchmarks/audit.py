@@ -8,9 +8,11 @@ Generates (once, into --cache; later runs reuse the files) N - planted distinct 
 an MP3 re-encode, a remaster (-4 dB, EQ, soft compression), a 60 s radio edit, and a mix (the
 whole piece followed by 30 s of the next piece: one `contains` and one `overlap` pair). Then
 times one audit of the folder in this process (fingerprinting in --processes workers) and
-reports wall time, peak RSS (this process and, separately, the largest worker), and the recall
-and precision of the planted pairs. ``--folder DIR`` audits an existing folder instead (no truth:
-it prints what was found).
+reports wall time split into fingerprinting and comparison, peak RSS (this process and,
+separately, the largest worker) beside the bytes of the posting table, what the comparison read
+(the postings an all-with-all lookup would meet per hash, the seed postings read, the pairs
+recounted), and the recall and precision of the planted pairs. ``--folder DIR`` audits an
+existing folder instead (no truth: it prints what was found).
 """
 
 from __future__ import annotations
@@ -121,6 +123,11 @@ def main() -> None:
     ap.add_argument("--folder", type=Path, default=None, help="audit this folder instead (no truth)")
     ap.add_argument("--min-overlap", type=float, default=10.0)
     ap.add_argument("--max-postings", type=int, default=None, help="stop-word cap [default: the matcher's]")
+    defaults = AuditOptions()
+    ap.add_argument("--seed-postings", type=float, default=defaults.seed_postings,
+                    help="postings read per hash of a file to seed its candidates")  # fmt: skip
+    ap.add_argument("--seed-share", type=float, default=defaults.seed_share,
+                    help="share of a shortest overlap's seeds at one offset that makes a candidate")  # fmt: skip
     args = ap.parse_args()
     if args.folder is None:
         folder = args.cache / f"n{args.tracks}-s{int(args.seconds)}-p{args.planted}"
@@ -131,14 +138,22 @@ def main() -> None:
     report = audit_folder(
         [folder],
         FingerprintParams(),
-        AuditOptions(args.min_overlap, args.processes, max_postings_per_hash=args.max_postings),
-    )
+        AuditOptions(args.min_overlap, args.processes, max_postings_per_hash=args.max_postings,
+                     seed_postings=args.seed_postings, seed_share=args.seed_share),
+    )  # fmt: skip
     wall = time.perf_counter() - t0
     names = {f.key: Path(f.name).name for f in report.files}
     found = {frozenset({names[p.a], names[p.b]}) for p in report.pairs}
     result = {
         "folder": str(folder), "files": len(report.files), "failures": len(report.failures),
         "audio_hours": round(report.audio_seconds / 3600, 2), "wall_seconds": round(wall, 1),
+        "fingerprint_seconds": round(report.stats.read_seconds, 1),
+        "compare_seconds": round(report.stats.compare_seconds, 1),
+        "postings": report.stats.postings, "table_mb": round(report.stats.table_bytes / 2**20),
+        "hits_per_hash": round(report.stats.hits_per_hash, 1),
+        "seed_hits_per_file": round(report.stats.seed_hits / max(1, len(report.files))),
+        "recounted_pairs": report.stats.candidates, "recount_hits": report.stats.recount_hits,
+        "seed_postings": args.seed_postings, "seed_share": args.seed_share,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
         "processes": args.processes, "cpus": os.cpu_count(), "groups": len(report.groups), "pairs": len(found),

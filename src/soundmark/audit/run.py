@@ -30,7 +30,7 @@ import numpy as np
 
 from soundmark.audit.groups import Group, PairOverlap, Segment, describe, group_pairs, snap
 from soundmark.audit.overlap import Alignment, AlignSettings, file_print, find_alignments, pair_hits
-from soundmark.audit.seeds import candidates
+from soundmark.audit.seeds import SeedSettings, candidates
 from soundmark.audit.table import PostingTable
 from soundmark.errors import SoundmarkError
 from soundmark.fingerprint.params import FingerprintParams
@@ -54,8 +54,8 @@ class AuditOptions:
     processes: int = 0  # fingerprinting worker processes; 0 = one per core
     max_seconds: float = 6 * 3600  # longest file fingerprinted (longer ones are reported as failures)
     max_postings_per_hash: int | None = None  # stop-word cap; None: the matcher's (FingerprintParams)
-    seed_postings: int = 16  # postings looked up per hash of a file to find its candidates (rarest first)
-    seed_votes: int = 4  # seed hits at one offset that make another file a candidate
+    seed_postings: float = SeedSettings.postings  # postings read per hash of a file to find its candidates
+    seed_share: float = SeedSettings.share  # share of a shortest overlap's seeds that makes a candidate
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,20 @@ class AuditedFile:
 
 
 @dataclass
+class AuditStats:
+    """What an audit cost (``benchmarks/audit.py`` reports it)."""
+
+    read_seconds: float = 0.0  # fingerprinting the files, or reading a store's peaks, into the table
+    compare_seconds: float = 0.0  # seeding, recounting, verifying, grouping
+    postings: int = 0  # in the table
+    table_bytes: int = 0  # the table and the files' peaks
+    hits_per_hash: float = 0.0  # postings an all-files lookup of a hash meets on average (stop-words out)
+    seed_hits: int = 0  # postings read to find candidates
+    candidates: int = 0  # pairs of files recounted
+    recount_hits: int = 0  # hits counted between candidates
+
+
+@dataclass
 class AuditReport:
     source: str  # what was audited: the folder(s), or the store
     files: list[AuditedFile] = field(default_factory=list)
@@ -74,6 +88,7 @@ class AuditReport:
     groups: list[Group] = field(default_factory=list)
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
+    stats: AuditStats = field(default_factory=AuditStats)
 
     @property
     def pairs(self) -> list[PairOverlap]:
@@ -110,9 +125,10 @@ def audit_folder(
         if progress:
             progress("fingerprint", done, len(items))
     table.freeze()
+    report.stats.read_seconds = time.perf_counter() - start
     report.files = [found[k] for k in sorted(found)]
     report.failures.sort()
-    _compare(report, table, params, options, progress)
+    compare_files(report, table, params, options, progress)
     report.wall_seconds = time.perf_counter() - start
     return report
 
@@ -128,7 +144,8 @@ def audit_store(store: Store, options: AuditOptions, progress: ProgressFn | None
     if not report.files:
         raise NothingToAuditError(f"the store at {store.root} holds no tracks")
     table = _read_prints(store.index, store.params, [f.key for f in report.files], progress)
-    _compare(report, table, store.params, options, progress)
+    report.stats.read_seconds = time.perf_counter() - start
+    compare_files(report, table, store.params, options, progress)
     report.wall_seconds = time.perf_counter() - start
     return report
 
@@ -145,29 +162,36 @@ def _read_prints(index: PeakReader, params: FingerprintParams, keys: Sequence[in
     return table
 
 
-def _compare(
+def compare_files(
     report: AuditReport, table: PostingTable, params: FingerprintParams, options: AuditOptions,
     progress: ProgressFn | None,
 ) -> None:  # fmt: skip
-    """Each file against its candidates (``audit/seeds.py``): verified pairs, grouped, into ``report``."""
+    """Each of ``report.files`` (keys of ``table``, frozen) against its candidates
+    (``audit/seeds.py``): the verified pairs, grouped, and what it cost, into ``report``."""
+    start, stats = time.perf_counter(), report.stats
     settings = AlignSettings(min_overlap=max(1, round(options.min_overlap_seconds / params.frame_seconds)))
     durations = {f.key: f.duration for f in report.files}
     report.audio_seconds = sum(durations.values())
     cap = options.max_postings_per_hash or params.max_postings_per_hash
+    seeding = SeedSettings(options.seed_postings, options.seed_share)
+    stats.postings, stats.table_bytes, stats.hits_per_hash = table.postings(), table.nbytes(), table.hits_per_hash(cap)
     pairs: list[PairOverlap] = []
     for done, f in enumerate(report.files, 1):
         hashes, times = table.hashes(f.key)
         if len(hashes):
             a = file_print(f.key, hashes, times, table.counts)
-            budget = options.seed_postings * len(hashes)
-            others = candidates(a, table, budget, options.seed_votes, settings.tolerance)
+            others, seed_hits = candidates(a, table, seeding, settings.min_overlap, cap, settings.tolerance)
+            stats.seed_hits += seed_hits
+            stats.candidates += len(others)
             if others:
                 hits = pair_hits(a, [(k, *table.hashes(k)) for k in others], a.counts <= cap)
+                stats.recount_hits += len(hits.others)
                 found = find_alignments(hits, settings)
                 pairs += _pairs(f.key, found, table, table.track_peaks(f.key), durations, params)
         if progress:
             progress("compare", done, len(report.files))
     report.groups = group_pairs(pairs, [f.key for f in report.files])
+    stats.compare_seconds = time.perf_counter() - start
 
 
 def _pairs(

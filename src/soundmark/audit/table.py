@@ -93,6 +93,13 @@ class PostingTable:
         held = self._starts.nbytes + self._tracks.nbytes + self._times.nbytes
         return held + sum(p.nbytes for p in self._peaks.values())
 
+    def hits_per_hash(self, cap: int) -> float:
+        """Postings met on average by a posting's hash looked up against every file, hashes with
+        more than ``cap`` postings left out: the cost per hash of comparing all with all."""
+        counts = np.diff(self._starts).astype(np.float64)
+        counts = counts[(counts > 0) & (counts <= cap)]
+        return float((counts**2).sum() / counts.sum()) if len(counts) else 0.0
+
     def hashes(self, key: int) -> tuple[np.ndarray, np.ndarray]:
         """A file's hashes (uint32) and their anchor times (int32 frames), from its peaks."""
         peaks = self.track_peaks(key)
