@@ -43,12 +43,10 @@ def test_add_then_recognize_through_the_cluster(pieces: list[Piece], redis_url: 
     assert not list(db.glob("segments/seg-*")), "the postings went to the cluster, not to segment files"
     q = tmp_path / "q.wav"
     write_wav(q, pieces[1].samples[12 * PIECE_RATE : 20 * PIECE_RATE], PIECE_RATE)
-    for url in (redis_url, None):  # with the variable, and without it (the URL the store recorded)
-        result = json.loads(run("recognize", "--db", str(db), "--json", str(q), index_url=url).stdout)["result"]
-        assert result is not None and result["title"] == pieces[1].path.stem
-    info = json.loads(run("info", "--db", str(db), "--json").stdout)
-    assert info["tracks"] == 3 and info["fingerprints"] > 0 and info["segments"] == 0
-    # remove, compact: the track is gone from answers
+    # Without the variable: the URL the store recorded when `add` created it.
+    result = json.loads(run("recognize", "--db", str(db), "--json", str(q)).stdout)["result"]
+    assert result is not None and result["title"] == pieces[1].path.stem
+    # remove: the track is gone from answers
     listed = [json.loads(x) for x in run("list", "--db", str(db), "--json").stdout.splitlines()]
     victim = next(t for t in listed if t["source"] == str(pieces[1].path))
     run("remove", "--db", str(db), str(victim["id"]))
