@@ -39,29 +39,52 @@ class Ear(Protocol):
     def heard(self) -> Heard: ...
 
 
+CONFIRM_SLACK = 1.5  # seconds: two answers name one play when their offsets advance with the audio this closely
+
+
 def listen_once(
     blocks: Iterable[np.ndarray], ear: Ear, seconds: float, every: float = 1.0, first: float = 2.0
 ) -> Heard:
     """Feed ``blocks`` to ``ear`` and ask it after ``first`` seconds, then every ``every`` seconds,
-    until it hears a match or ``seconds`` of audio were fed; the last answer (no match: empty)."""
+    until it hears a match or ``seconds`` of audio were fed; the last answer (no match: empty).
+
+    Asking many times is many chances for a chance match, so a match counts only when the next
+    answer confirms it (the same track, its offset advanced with the audio, ``confirmed``); the
+    last answer, when time is up, counts alone, as one API call would."""
     rate = ear.rate
     limit = max(1, round(seconds * rate))
     ask_at = min(limit, round(first * rate))
     step = max(1, round(every * rate))
     fed = 0
     last = Heard([], 0.0)
+    pending: tuple[Heard, float] | None = None  # an unconfirmed match, and where its audio began (s)
     for block in blocks:
         block = block[: limit - fed]
         ear.feed(block)
         fed += len(block)
         if fed >= ask_at:
             last = ear.heard()
+            began = fed / rate - last.seconds
             if last.matches:
-                return last
+                if fed >= limit or (pending is not None and confirmed(*pending, last, began)):
+                    return last
+                pending = (last, began)
+            else:
+                pending = None
             ask_at = min(limit, fed + step)
         if fed >= limit:
             break
     return last
+
+
+def confirmed(first: Heard, first_began: float, then: Heard, then_began: float) -> bool:
+    """Whether ``then`` names the play ``first`` named: the same best track, at an offset that
+    moved on by the audio between the two answers' starts (within ``CONFIRM_SLACK``)."""
+    a, b = first.matches[0], then.matches[0]
+    if a.track.id != b.track.id:
+        return False
+    moved = (then_began - first_began) * b.time_rate
+    return abs((b.offset_seconds - a.offset_seconds) - moved) <= CONFIRM_SLACK
 
 
 def limited(blocks: Iterable[np.ndarray], samples: int) -> Iterator[np.ndarray]:
