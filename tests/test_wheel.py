@@ -92,6 +92,10 @@ def test_wheel_holds_the_package_its_licence_and_its_type_marker(install: Instal
     wanted = {p.relative_to(REPO / "src").as_posix() for p in (REPO / "src" / "soundmark").rglob("*.py")}
     assert wanted - names == set()
     assert not any(n.startswith("tests/") for n in names)
+    # The web app's templates and assets (package data, not modules).
+    data = {p.relative_to(REPO / "src").as_posix() for d in ("templates", "static")
+            for p in (REPO / "src" / "soundmark" / "web" / d).iterdir()}  # fmt: skip
+    assert data and data - names == set()
 
 
 def test_installed_package_is_the_wheel_not_the_checkout(install: Install) -> None:
@@ -177,3 +181,7 @@ def test_serve_recognises_the_demo_clip(install: Install, demo: tuple[Path, Path
         assert client.get("/openapi.json").json()["info"]["title"]
         assert client.get("/docs").status_code == 200
         assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+        # The web app: its templates and assets come from the installed package.
+        page = client.get("/", headers={"Accept": "text/html"})
+        assert page.status_code == 200 and 'id="mic"' in page.text
+        assert client.get("/static/listen.js").status_code == 200
