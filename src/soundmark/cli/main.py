@@ -8,6 +8,7 @@ from soundmark import __version__
 from soundmark.cli.add import add_command
 from soundmark.cli.audit import audit_command
 from soundmark.cli.demo import demo_command
+from soundmark.cli.explain import explain_command
 from soundmark.cli.info import info_command, list_command, remove_command
 from soundmark.cli.listen import listen_command
 from soundmark.cli.meta import meta_command
@@ -28,7 +29,7 @@ def cli() -> None:
 for command in (
     add_command, recognize_command, info_command, list_command, remove_command, demo_command,
     serve_command, token_group, scan_command, stream_group, meta_command, audit_command,
-    listen_command, report_command,
+    listen_command, report_command, explain_command,
 ):  # fmt: skip
     cli.add_command(command)
 

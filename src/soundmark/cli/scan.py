@@ -18,6 +18,7 @@ from soundmark.audd.models import wire
 from soundmark.audd.presenter import tracklist_entry
 from soundmark.audio.decode import probe_duration
 from soundmark.cli.common import db_option, load_settings
+from soundmark.cli.explain import picture_path, write_timeline
 from soundmark.errors import SoundmarkError, StoreError
 from soundmark.match.scan import ScanResult, ScanSettings, clock, open_scan_store, scan
 
@@ -40,9 +41,13 @@ CSV_FIELDS = (
 )  # fmt: skip
 @click.option("--workers", type=int, default=None, help="Worker processes [default SOUNDMARK_SCAN_WORKERS, 2].")
 @click.option("--no-progress", is_flag=True, help="Do not draw the progress bar on stderr.")
+@click.option(
+    "--timeline", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=picture_path,
+    help="Also draw the tracks as bars over the recording's time (cross-fades visible): OUT.png or OUT.svg.",
+)  # fmt: skip
 def scan_command(
     db: Path | None, source: str, fmt: str | None, every: float | None, min_score: float | None,
-    workers: int | None, no_progress: bool,
+    workers: int | None, no_progress: bool, timeline: Path | None,
 ) -> None:  # fmt: skip
     """Find every catalog track in the long recording FILE (or at URL) with where it starts and
     ends, in the recording and in the track.
@@ -81,6 +86,8 @@ def scan_command(
         except (SoundmarkError, OSError) as exc:
             raise click.ClickException(f"{source}: {exc}") from exc
     click.echo(render(result, settings.db, fmt, source), nl=False)
+    if timeline is not None:
+        write_timeline(result, settings.db, source, timeline)
 
 
 def _local_path(source: str, tmp: Path, max_bytes: int, timeout: float) -> Path:
