@@ -31,10 +31,13 @@ as_pg() {  # run a PostgreSQL binary as a user it accepts
 
 redis_up() { redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null | grep -q PONG; }
 
-cluster_ok() {  # every node answers and reports the cluster as ok
+cluster_ok() {  # every node reports the cluster as ok, and every replica is in sync with its master
     local p
     for p in "${REDIS_PORTS[@]}"; do
         redis-cli -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | grep -q "cluster_state:ok" || return 1
+        if redis-cli -h 127.0.0.1 -p "$p" info replication 2>/dev/null | grep -q "^role:slave"; then
+            redis-cli -h 127.0.0.1 -p "$p" info replication | grep -q "^master_link_status:up" || return 1
+        fi
     done
 }
 

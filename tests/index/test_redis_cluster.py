@@ -255,17 +255,25 @@ def _failover(cluster_url: str, key: bytes) -> None:
             ]
 
         new = cast(list[ClusterNode], wait_for("a replica of the slot's master", replicas, timeout=30))[0]
-        client.get_redis_connection(new).execute_command("CLUSTER FAILOVER")
-        wait_for(
-            "the replica to take over",
-            lambda: client.get_redis_connection(new).info("replication")["role"] == "master"
-            and client.get_redis_connection(old).info("replication")["role"] == "slave"
-            and all(
-                client.get_redis_connection(n).execute_command("CLUSTER INFO")["cluster_state"] == "ok"
-                for n in (old, new)
-            ),
-            timeout=30,
-        )
+
+        def switched() -> bool:
+            return (
+                client.get_redis_connection(new).info("replication")["role"] == "master"
+                and client.get_redis_connection(old).info("replication")["role"] == "slave"
+                and all(
+                    client.get_redis_connection(n).execute_command("CLUSTER INFO")["cluster_state"] == "ok"
+                    for n in (old, new)
+                )
+            )
+
+        for attempt in range(3):  # a replica still syncing ignores the request: ask again
+            client.get_redis_connection(new).execute_command("CLUSTER FAILOVER")
+            try:
+                wait_for("the replica to take over", switched, timeout=15)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
     finally:
         client.close()
 
