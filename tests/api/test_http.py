@@ -676,7 +676,7 @@ def test_metrics_method_label_is_bounded(server: Server, http: httpx.Client, tok
     assert "madeUp" not in text and "other" in labels
     assert labels <= {"recognize", "recognizeWithOffset", "findLyrics", "upload", "enterprise", "setCallbackUrl",
                       "getCallbackUrl", "addStream", "setStreamUrl", "getStreams", "deleteStream", "longpoll",
-                      "lastSong", "getChannelById", "other"}  # fmt: skip
+                      "lastSong", "getChannelById", "explain", "other"}  # fmt: skip
 
 
 def test_docs_work_offline(server: Server, http: httpx.Client) -> None:

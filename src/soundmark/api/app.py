@@ -21,6 +21,7 @@ from soundmark import __version__
 from soundmark.api.logs import AccessLog
 from soundmark.api.origin import operator
 from soundmark.api.routes import enterprise, method_paths, methods, pages, streams, ws
+from soundmark.api.routes import explain as explain_routes
 from soundmark.api.routes import reports as report_routes
 from soundmark.api.state import AppState, Metrics, open_database, usage_counter
 from soundmark.audd.errors import RequestEcho, error_body
@@ -118,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(feature.router)
     app.include_router(report_routes.router)  # /reports.json|csv|pdf (admin), before the catch-all
     install_web(app)  # the browser pages: `/` for a browser only, /login, /tokens, /static (web/)
+    app.include_router(explain_routes.router)  # POST /explain (why it matched), before the catch-all
     method_paths.install(app)
     app.include_router(methods.router)
     return app

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from soundmark.match.explain import CandidateEvidence, Explanation
 from soundmark.match.scan import clock
+from soundmark.render.figure import figure_bytes
 
 QUERY = "#9aa0a6"
 REFERENCE = "#3b6ea8"
@@ -127,3 +128,9 @@ def _candidates(ax: Axes, e: Explanation) -> None:
         lines = ["none: no stored track shares the clip's hashes"]
     t = ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=7.5, family="sans-serif", wrap=True)
     t.set_gid("candidates")
+
+
+def explain_picture(e: Explanation, fmt: str) -> bytes:
+    """The picture of ``e`` encoded as ``fmt`` ("png" or "svg")."""
+    title, _ = caption(e)
+    return figure_bytes(explain_figure(e), "svg" if fmt == "svg" else "png", title=title)

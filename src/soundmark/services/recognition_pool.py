@@ -23,6 +23,7 @@ from soundmark.audio.decode import decode
 from soundmark.errors import SoundmarkError, TooShortError
 from soundmark.fingerprint.stream import fingerprint_source
 from soundmark.fingerprint.windows import WindowPeaks
+from soundmark.match.explain import Explanation, explain_samples
 from soundmark.match.recognizer import MatchSettings, Recognizer
 from soundmark.proc import die_with_parent
 from soundmark.store import Store, recorded_params
@@ -64,16 +65,34 @@ def _init(db: str, min_score: float, min_votes: int) -> None:
     _Worker.current = _Worker(db, min_score, min_votes)
 
 
-def _recognize(data: bytes, max_seconds: float) -> list[WorkerMatch]:
-    w = _Worker.current
-    assert w is not None
+def _query(w: _Worker, data: bytes, max_seconds: float) -> np.ndarray:
+    """The samples of a query upload (its first ``max_seconds``); TooShortError under a second."""
     samples = decode(data, w.store.params.sample_rate, max_seconds=max_seconds)
     if len(samples) < MIN_QUERY_SECONDS * w.store.params.sample_rate:
         raise TooShortError(f"only {len(samples) / w.store.params.sample_rate:.2f} s of audio")
+    return samples
+
+
+def _recognize(data: bytes, max_seconds: float) -> list[WorkerMatch]:
+    w = _Worker.current
+    assert w is not None
     return [
         WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate)
-        for m in w.recognizer.recognize(samples)
+        for m in w.recognizer.recognize(_query(w, data, max_seconds))
     ]
+
+
+def _explain(data: bytes, max_seconds: float, picture: str | None) -> tuple[Explanation, bytes | None]:
+    """The evidence behind recognising ``data``, and its picture as ``picture`` (png, svg) if asked:
+    both CPU work, done here rather than on the event loop."""
+    w = _Worker.current
+    assert w is not None
+    e = explain_samples(w.recognizer, _query(w, data, max_seconds))
+    if picture is None:
+        return e, None
+    from soundmark.render.explain import explain_picture  # matplotlib, only in workers that draw
+
+    return e, explain_picture(e, picture)
 
 
 def _recognize_samples(samples: np.ndarray) -> list[WorkerMatch]:
@@ -134,6 +153,13 @@ class RecognitionPool:
 
     async def recognize(self, data: bytes, max_seconds: float) -> list[WorkerMatch]:
         result: list[WorkerMatch] = await self._run(_recognize, data, max_seconds)
+        return result
+
+    async def explain(
+        self, data: bytes, max_seconds: float, picture: str | None = None
+    ) -> tuple[Explanation, bytes | None]:
+        """Why ``data`` matched or not (match/explain.py), with its picture (png, svg) if asked."""
+        result: tuple[Explanation, bytes | None] = await self._run(_explain, data, max_seconds, picture)
         return result
 
     async def recognize_samples(self, samples: np.ndarray) -> list[WorkerMatch]:
