@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,10 @@ from soundmark.catalog.writer import LocalDatabase
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.services.catalog import remove_tracks
 from soundmark.services.errors import ServiceError
-from soundmark.services.reports import ReportRange, ReportService
+from soundmark.services.reports import ReportRange, ReportService, play_start
 from soundmark.store import Store
 from soundmark.streams.registry import StreamStore
+from soundmark.streams.zone import parse_zone
 
 NOVEMBER_1_TO_4 = ("2026-11-01", "2026-11-04")
 
@@ -169,3 +171,32 @@ def test_bad_zone_and_radio_id_are_refused() -> None:
     with pytest.raises(ServiceError, match="radio_id"):
         ReportRange.parse(*NOVEMBER_1_TO_4, radio_id="seven")
     assert ReportRange.parse("2025-01-01", "2026-01-02").days()[-1].isoformat() == "2026-01-01"  # 366 days
+
+
+@pytest.mark.parametrize("read_in", ["+03:00", "UTC", "America/New_York"])
+def test_a_fresh_play_is_placed_by_its_write_time_whatever_zone_is_configured(store_copy: Path, read_in: str) -> None:
+    """The server wrote in +05:45; a report run with another SOUNDMARK_CALLBACK_TIMEZONE still
+    places a play it wrote seconds after the play ended at its true start."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(seconds=200)
+    tracks = describe_tracks(store_copy)
+    record_plays(store_copy, [t.id for t in tracks], [(5, 0, start.strftime("%Y-%m-%d %H:%M:%S"), 195)],
+                 callback_timezone="+05:45")  # fmt: skip
+    database, service = _service(store_copy, read_in)
+    try:
+        day = start.date()
+        (play,) = service.plays(ReportRange.parse(day.isoformat(), (day + timedelta(days=1)).isoformat()))
+    finally:
+        database.close()
+    assert play.start == start
+
+
+def test_play_start_falls_back_to_the_configured_zone() -> None:
+    zone = parse_zone("+03:00")
+    written = datetime(2026, 11, 2, 10, 0, tzinfo=UTC).timestamp() * 1000  # 13:00 +03:00, the play's end
+    assert play_start("2026-11-02 12:57:00", int(written), 180, zone) == datetime(2026, 11, 2, 9, 57, tzinfo=UTC)
+    # written a day later (a backlog, a copied store): the timestamp is read in the configured zone
+    late = int(written + 86_400_000 + 600_000)
+    assert play_start("2026-11-02 12:57:00", late, 180, zone) == datetime(2026, 11, 2, 9, 57, tzinfo=UTC)
+    assert play_start("2026-11-02 12:57:00", late, 180, parse_zone("UTC")) == datetime(2026, 11, 2, 12, 57, tzinfo=UTC)
+    assert play_start("yesterday", late, 180, zone) is None

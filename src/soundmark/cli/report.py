@@ -92,7 +92,7 @@ def report_command(
 
 def _print_summary(report: Report, rng: ReportRange, top: int) -> None:
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from soundmark.reports.fields import duration
 
@@ -103,10 +103,14 @@ def _print_summary(report: Report, rng: ReportRange, top: int) -> None:
     if report.plays_without_length:
         line += f" ({report.plays_without_length} plays without a length)"
     console.print(line, highlight=False)
-    stations = Table("station", "url", "plays", "play time", "tracks", title="Stations", title_justify="left")
+    stations = Table("station", "url", title="Stations", title_justify="left")
+    for name in ("plays", "play time", "tracks"):
+        stations.add_column(name, justify="right")
     for s in report.stations:
         stations.add_row(s.name, s.url, str(s.plays), duration(s.seconds), str(len(s.tracks)))
-    tracks = Table("#", "artist", "title", "isrc", "plays", "play time", title="Top tracks", title_justify="left")
+    tracks = Table(Column("#", justify="right"), "artist", "title", "isrc", title="Top tracks", title_justify="left")
+    for name in ("plays", "play time"):
+        tracks.add_column(name, justify="right")
     for i, t in enumerate(report.top_tracks(top), 1):
         tracks.add_row(str(i), t.artist, t.title, t.isrc, str(t.plays), duration(t.seconds))
     days = [d for d in report.days if d.plays]

@@ -9,8 +9,9 @@ report``, ``GET /reports.*``):
 - a range is ``[start, end)`` in whole days of the report's zone (``tz``, UTC by default), at
   most ``MAX_DAYS`` long; a play belongs to the day (and the range) its start falls in, so a song
   that straddles midnight counts once, on the day it began, with its whole length;
-- a play's start is its callback ``timestamp`` read in ``callback_timezone`` (the zone it was
-  written in; with an IANA zone the repeated hour when clocks go back reads as its first pass);
+- a play's start is its callback ``timestamp`` (local time, no zone) placed by the event's own
+  write time when that is unambiguous (``play_start``), else read in ``callback_timezone`` (with
+  an IANA zone the repeated hour when clocks go back reads as its first pass);
 - play time adds up ``play_length``; a play reported at its start (``callbacks=before``) has
   none: it counts as a play, and in ``plays_without_length``;
 - a track is grouped by its catalog id and described by the catalog's current metadata; a play
@@ -39,7 +40,12 @@ from soundmark.streams.zone import TIMESTAMP_FORMAT, parse_zone
 T = TypeVar("T")
 
 MAX_DAYS = 366  # the longest range one report covers
-ZONE_SLACK = timedelta(hours=3)  # widens the local-time text filter past a DST change's repeated hour
+# The local-time text filter is widened by the widest gap between two zones (UTC-12 to UTC+14)
+# and a DST change's repeated hour: a play written in any zone is found, then placed exactly.
+ZONE_SLACK = timedelta(hours=27)
+QUARTER_HOUR = 900  # seconds: every zone's offset is a whole number of them
+MAX_OFFSET = 14 * 3600
+CLEAN_LAG = 120  # seconds between a play's end (its start, callbacks=before) and its event, at most
 
 StationKey = tuple[int, int]  # (token_id, radio_id): radio ids are chosen per token
 
@@ -222,13 +228,13 @@ def _page(offset: int, limit: int | None) -> Callable[[Iterator[Play]], list[Pla
 
 _PLAYS_SQL = (
     "SELECT token_id, radio_id, heard_at, play_length, track_id, title, artist, album, label, isrc, upc, audio_id, "
-    "score FROM plays WHERE heard_at >= ? AND heard_at < ?"
+    "score, created_ms FROM plays WHERE heard_at >= ? AND heard_at < ?"
 )
 
 
 def read_plays(c: Catalog, rng: ReportRange, callback_timezone: str) -> Iterator[Play]:
-    """The plays of ``rng``, oldest first. The index narrows by the text of ``heard_at`` (local
-    time, so a day of slack on each side), then each start is placed exactly."""
+    """The plays of ``rng``, in the order of their timestamps. The index narrows by the text of
+    ``heard_at`` (local time: ``ZONE_SLACK`` on each side), then each start is placed exactly."""
     lo, hi = rng.bounds()
     written_in, shown_in = parse_zone(callback_timezone), rng.zone
     args: list[object] = [_local_text(lo - ZONE_SLACK, written_in), _local_text(hi + ZONE_SLACK, written_in)]
@@ -238,7 +244,7 @@ def read_plays(c: Catalog, rng: ReportRange, callback_timezone: str) -> Iterator
         args.append(rng.radio_id)
     cursor = c.conn.execute(sql + " ORDER BY heard_at, id", args)
     for row in cursor:
-        start = _instant(str(row[2]), written_in)
+        start = play_start(str(row[2]), int(row[13]), num(row[3]), written_in)
         if start is None or not lo <= start < hi:
             continue
         yield _play(row, start.astimezone(shown_in))
@@ -248,19 +254,37 @@ def _local_text(instant: datetime, zone: tzinfo) -> str:
     return instant.astimezone(zone).strftime(TIMESTAMP_FORMAT)
 
 
-def _instant(text: str, zone: tzinfo) -> datetime | None:
+def play_start(heard_at: str, created_ms: int, play_length: int | None, zone: tzinfo) -> datetime | None:
+    """When a play began (UTC), from its callback ``timestamp`` (local time, no zone written).
+
+    The monitor writes a play's event seconds after it ended (``play_length`` after its start),
+    or with ``callbacks=before`` seconds after it began (6-8 s measured on a live run with the
+    default 12 s gap). So ``timestamp`` read as UTC, minus the start the write time implies, is
+    the writer's UTC offset less that lag: when it falls within ``CLEAN_LAG`` seconds of a
+    quarter hour inside ±14 h, that offset is the zone the timestamp was written in, whatever
+    ``callback_timezone`` says now (a zone changed since, a CLI run without the server's
+    environment). Otherwise (an event written long after its play: a backlog, a copied store)
+    the timestamp is read in ``zone``. None for a text the monitor did not write.
+    """
     try:
-        return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=zone).astimezone(UTC)
+        naive = datetime.strptime(heard_at, TIMESTAMP_FORMAT)
     except ValueError:
-        return None  # not a timestamp the monitor wrote
+        return None
+    as_utc = naive.replace(tzinfo=UTC).timestamp()
+    offset_less_lag = as_utc - (created_ms / 1000 - (play_length or 0))
+    offset = round(offset_less_lag / QUARTER_HOUR) * QUARTER_HOUR
+    if abs(offset) <= MAX_OFFSET and abs(offset_less_lag - offset) <= CLEAN_LAG:
+        return datetime.fromtimestamp(as_utc - offset, UTC)
+    return naive.replace(tzinfo=zone).astimezone(UTC)
+
+
+def num(v: object) -> int | None:
+    return None if v is None else int(str(v))
 
 
 def _play(row: sqlite3.Row, start: datetime) -> Play:
     def text(v: object) -> str:
         return "" if v is None else str(v)
-
-    def num(v: object) -> int | None:
-        return None if v is None else int(str(v))
 
     return Play(
         int(row[0]), int(row[1]), start, num(row[3]), num(row[4]),

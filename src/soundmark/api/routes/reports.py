@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import tempfile
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Literal
+from typing import IO, Literal
 
 from fastapi import APIRouter
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from soundmark.api.auth import authorize
 from soundmark.api.origin import operator
@@ -37,6 +39,7 @@ router = APIRouter()
 ADMIN_SCOPE = "admin"
 MAX_PAGE = 1000  # plays of the log in one JSON answer
 MAX_TOP = 1000
+SPOOL_BYTES = 8 << 20  # a CSV answer kept in memory up to this size, then in a temporary file
 _STATUS = {50: 400, 900: 401, 904: 403}
 
 
@@ -98,13 +101,30 @@ async def report_csv(request: Request) -> Response:
         _, p, rng, service = await _query(request)
     except ApiError as exc:
         return _error(request, exc)
-    out = io.StringIO()
-    if p.kind == "tracks":
-        write_track_summary(await service.areport(rng), out)
-    else:
-        await service.aeach_play(rng, lambda plays: write_play_log(plays, out))
+    # A year of plays can be large: written to a spooled file (in memory up to SPOOL_BYTES, then
+    # on disk), then sent from it in chunks.
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b")  # noqa: SIM115 - closed by _chunks
+    try:
+        out = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)
+        if p.kind == "tracks":
+            write_track_summary(await service.areport(rng), out)
+        else:
+            await service.aeach_play(rng, lambda plays: write_play_log(plays, out))
+        out.detach()
+    except BaseException:
+        spool.close()
+        raise
     headers = _filename(rng, "csv" if p.kind == "plays" else "tracks.csv")
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+    return StreamingResponse(_chunks(spool), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+async def _chunks(spool: IO[bytes]) -> AsyncIterator[bytes]:
+    try:
+        spool.seek(0)
+        while chunk := await asyncio.to_thread(spool.read, 1 << 16):
+            yield chunk
+    finally:
+        spool.close()
 
 
 @router.get("/reports.pdf", summary="airplay report as a PDF: totals, chart of plays per day, tables")
