@@ -84,7 +84,7 @@ def _first_page(report: Report, head: list[str], rows: list[list[str]], generate
     step = max(1, len(days) // 12)
     ax.set_xticks(range(0, len(days), step))
     ax.set_xticklabels([days[i].strftime("%m-%d") for i in range(0, len(days), step)], fontsize=8, rotation=45)
-    ax.set_xlim(-0.6, max(len(days), 1) - 0.4)
+    ax.set_xlim(-0.6, max(len(days), 7) - 0.4)  # a short range keeps narrow bars
     ax.spines[["top", "right"]].set_visible(False)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.text(0.07, 0.47, "Top tracks", fontsize=13, weight="bold")
