@@ -231,9 +231,9 @@ def _evidence(
     agreeing, n = int(np.count_nonzero(agree)), int(np.count_nonzero(inside))
     score = max(parts.peaks_score, parts.votes_score) - trace.correction
     detail = (
-        f"{agreeing} of {n} peaks agree where chance gives {parts.peaks_chance:.1f} "
-        f"(peaks score {parts.peaks_score:.1f}); {c.votes} votes where chance gives {parts.votes_chance:.1f} "
-        f"(votes score {parts.votes_score:.1f}); minus {trace.correction:.1f} for the tests made"
+        f"{agreeing} of {n} peaks agree where chance gives {_num(parts.peaks_chance)} "
+        f"(peaks score {_num(parts.peaks_score)}); {c.votes} votes where chance gives {_num(parts.votes_chance)} "
+        f"(votes score {_num(parts.votes_score)}); minus {_num(trace.correction)} for the tests made"
     )
     if trace.reported and c.track_id == trace.reported[0]:
         verdict, reason = MATCH, f"score {score:.1f} >= {s.min_score:g}: {detail}"
@@ -262,6 +262,12 @@ def _evidence(
         verdict=verdict,
         reason=reason,
     )
+
+
+def _num(x: float) -> str:
+    """One decimal, without the sign of a negative zero."""
+    text = f"{x:.1f}"
+    return "0.0" if text == "-0.0" else text
 
 
 def agreeing_peaks(

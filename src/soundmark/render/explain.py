@@ -27,7 +27,7 @@ REFERENCE = "#3b6ea8"
 AGREE = "#d93025"
 MISS = "#b06000"
 SIZE = (11.0, 7.5)  # inches at figure.DPI
-MAX_CANDIDATES = 6
+MAX_CANDIDATES = 5
 WRAP = 62  # characters per line of a candidate's reason
 
 

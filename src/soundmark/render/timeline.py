@@ -58,7 +58,7 @@ def timeline_figure(result: ScanResult, names: Mapping[int, str], *, title: str 
     total = max(result.duration, max((s.end for s in segments), default=0.0), 1.0)
     for i, (s, lane) in enumerate(zip(segments, lane_of, strict=True)):
         bars = ax.broken_barh(
-            [(s.start, s.end - s.start)], (lane + 0.1, 0.8), facecolors=COLORS[i % len(COLORS)], alpha=0.85
+            [(s.start, s.end - s.start)], (lane + 0.1, 0.8), facecolors=COLORS[i % len(COLORS)], alpha=0.8, zorder=2
         )
         bars.set_gid(f"segment-{i}")
         label = f"{names.get(s.track_id) or f'track {s.track_id}'}  {clock(s.start)}–{clock(s.end)}"
@@ -67,7 +67,7 @@ def timeline_figure(result: ScanResult, names: Mapping[int, str], *, title: str 
             clip_on=True, fontweight="bold",
         )  # fmt: skip
     for i, (lo, hi) in enumerate(overlaps(segments)):
-        shade = ax.axvspan(lo, hi, color=OVERLAP, alpha=0.35, lw=0)
+        shade = ax.axvspan(lo, hi, color=OVERLAP, alpha=0.5, lw=0, zorder=0)  # behind the bars
         shade.set_gid(f"overlap-{i}")
     scanned = ax.broken_barh([(a, b - a) for a, b in result.scanned], (n_lanes + 0.15, 0.25), facecolors="#c0c4c8")
     scanned.set_gid("scanned")
