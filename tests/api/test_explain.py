@@ -137,3 +137,10 @@ def test_explain_spends_the_quota_like_recognize(server: Server, http: httpx.Cli
     assert http.post(server.url + "/", data={"api_token": limited}, files=files).json()["status"] == "success"
     _error(http.post(server.url + "/explain", data={"api_token": limited}, files=files), 902)
     _error(http.post(server.url + "/", data={"api_token": limited}, files=files), 902)
+
+
+def test_explain_is_documented(server: Server, http: httpx.Client) -> None:
+    doc = http.get(server.url + "/openapi.json").json()
+    op = doc["paths"]["/explain"]["post"]
+    assert op["operationId"] == "explain"
+    assert {"image/png", "image/svg+xml", "application/json"} <= set(op["responses"]["200"]["content"])
