@@ -42,9 +42,20 @@ MIN_QUERY_SECONDS = 1.0  # as for the API: shorter audio cannot be told apart fr
 class Soundmark:
     """An opened store: add, recognise, scan, list and remove tracks. Close it (or use ``with``)."""
 
-    def __init__(self, db: str | os.PathLike[str], settings: Settings | None = None, *, create: bool = True) -> None:
+    def __init__(
+        self,
+        db: str | os.PathLike[str],
+        settings: Settings | None = None,
+        *,
+        create: bool = True,
+        index_url: str | None = None,
+    ) -> None:
         given: dict[str, Any] = {"db": Path(db)}  # the other settings from SOUNDMARK_* variables
+        if index_url is not None:
+            given["index_url"] = index_url
         self.settings = settings or Settings(**given)
+        if settings is not None and index_url is not None:  # validated like the variable
+            self.settings = Settings.model_validate({**settings.model_dump(), "index_url": index_url})
         self.db = Path(db)
         self.store = Store(self.db, recorded_params(self.db), create=create, index_url=self.settings.index_url)
         self._recognizer = Recognizer(
@@ -128,6 +139,17 @@ class Soundmark:
         return x
 
 
-def open(db: str | os.PathLike[str], settings: Settings | None = None, *, create: bool = True) -> Soundmark:
-    """Open (or, with ``create``, make) the store at ``db``: ``with soundmark.open("data/db") as sm: ...``."""
-    return Soundmark(db, settings, create=create)
+def open(
+    db: str | os.PathLike[str],
+    settings: Settings | None = None,
+    *,
+    create: bool = True,
+    index_url: str | None = None,
+) -> Soundmark:
+    """Open (or, with ``create``, make) the store at ``db``: ``with soundmark.open("data/db") as sm: ...``.
+
+    ``index_url`` (``redis://host:port[,host:port...][/prefix]``, as ``SOUNDMARK_INDEX_URL``) puts
+    a new store's fingerprint index on a Redis Cluster; the store records it, so later opens find
+    it without being told. The catalog stays in ``db`` (a PostgreSQL catalog is not built yet).
+    """
+    return Soundmark(db, settings, create=create, index_url=index_url)
