@@ -5,10 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from browser import FIRST_TITLE, Console, WebServer, chromium, fake_microphone, screenshots
 from playwright.sync_api import Page, Playwright, expect
 
 CARD_TIMEOUT_MS = 15_000  # the brief's "within 15 s" of pressing the button
+# The picture's size and how many distinct colours its pixels have (a blank image has one).
+DISTINCT_COLOURS = """() => {
+  const img = document.getElementById("r-why-picture");
+  const canvas = document.createElement("canvas");
+  canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0);
+  const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  const seen = new Set();
+  for (let i = 0; i < data.length; i += 4 * 7) seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+  return [canvas.width, canvas.height, seen.size];
+}"""
 
 
 def _press_listen(page: Page, web: WebServer) -> None:
@@ -67,6 +80,17 @@ def test_file_upload_finds_the_track(pw: Playwright, web: WebServer, catalog_cli
         page.set_input_files("#file", str(catalog_clip))
         expect(page.locator("#r-title")).to_have_text(FIRST_TITLE, timeout=CARD_TIMEOUT_MS)
         screenshots(page, "listen-upload")
+        if "/explain" in httpx.get(web.url + "/openapi.json").json()["paths"]:
+            # "Why it matched": the same file POSTed to /explain, the picture shown on the card.
+            page.click("#r-why-button")
+            picture = page.locator("#r-why-picture")
+            expect(picture).to_be_visible(timeout=30_000)
+            page.wait_for_function("document.getElementById('r-why-picture').naturalWidth > 0")
+            width, height, colours = page.evaluate(DISTINCT_COLOURS)
+            assert width >= 300 and height >= 200 and colours > 20, (width, height, colours)
+            screenshots(page, "listen-why")
+        else:  # a server without the explain endpoint offers no button
+            expect(page.locator("#r-why")).to_be_hidden()
     assert not console.csp_violations(), console.lines
 
 

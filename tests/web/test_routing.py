@@ -125,3 +125,25 @@ def test_a_broken_form_is_a_clear_page(web: WebServer) -> None:
     assert "Nothing was changed" in answer.text
     big = httpx.post(web.url + "/login", data={"token": "x" * 100_000})
     assert big.status_code == 400 and "too large" in big.text
+
+
+def _login_over(web: WebServer, token: str, headers: dict[str, str]) -> httpx.Response:
+    form = httpx.get(web.url + "/login", headers=headers)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None and form.cookies["soundmark_login_csrf"] == csrf.group(1)
+    # The cookie by hand: over "https" it is Secure, which httpx would not send to an http:// URL.
+    sent = {**headers, "Cookie": f"soundmark_login_csrf={csrf.group(1)}"}
+    return httpx.post(web.url + "/login", data={"csrf": csrf.group(1), "token": token, "next": "/tokens"}, headers=sent)
+
+
+def test_the_session_cookie_is_secure_over_https(web: WebServer) -> None:
+    """Behind a TLS proxy on the same host (uvicorn trusts 127.0.0.1's X-Forwarded-Proto) the
+    cookie is Secure; over plain http it cannot be, or the browser would never send it back."""
+    token = web.token("cookie-admin", "admin")
+    plain = _login_over(web, token, {})
+    assert plain.status_code == 303 and plain.headers["location"] == "/tokens"
+    cookie = next(v for v in plain.headers.get_list("set-cookie") if v.startswith("soundmark_session="))
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    tls = _login_over(web, token, {"X-Forwarded-Proto": "https"})
+    cookie = next(v for v in tls.headers.get_list("set-cookie") if v.startswith("soundmark_session="))
+    assert "Secure" in cookie and "HttpOnly" in cookie

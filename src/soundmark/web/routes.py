@@ -8,6 +8,7 @@ from importlib.resources import files
 from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import NoMatchFound
 
 from soundmark.api.state import app_state
 from soundmark.web import login, tokens
@@ -20,7 +21,7 @@ STATIC_PATH = "/static"
 LISTEN_SECONDS = 8  # audio the microphone records before it is sent
 # The providers the Listen page asks the API for: their links (and a cover) go on the card.
 LISTEN_RETURN = "apple_music,spotify,deezer,napster,musicbrainz"
-EXPLAIN_PATH = "/explain"  # the "why it matched" picture, where the server has it
+EXPLAIN_ROUTE = "explain"  # POST /explain: the "why it matched" picture, where the server has it
 
 browser = APIRouter(route_class=BrowserPageRoute, include_in_schema=False)
 pages = APIRouter(include_in_schema=False)
@@ -34,8 +35,12 @@ COMING = {
 }
 
 
-def has_route(request: Request, path: str) -> bool:
-    return any(getattr(route, "path", None) == path for route in request.app.routes)
+def explain_path(request: Request) -> str:
+    """Where this server draws "why it matched" (the route named ``explain``), else ""."""
+    try:
+        return str(request.app.url_path_for(EXPLAIN_ROUTE))
+    except NoMatchFound:
+        return ""
 
 
 @browser.get("/")
@@ -44,7 +49,7 @@ async def listen_page(request: Request) -> Response:
     return pages_of(request).render(
         request, "listen.html", await visitor(request), seconds=LISTEN_SECONDS, providers=LISTEN_RETURN,
         require_token=settings.require_token, max_upload_mb=settings.max_upload_bytes // (1024 * 1024),
-        explain=EXPLAIN_PATH if has_route(request, EXPLAIN_PATH) else "",
+        explain=explain_path(request),
     )  # fmt: skip
 
 

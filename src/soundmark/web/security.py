@@ -15,7 +15,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' https: data:",
+        "img-src 'self' https: data: blob:",  # blob: the "why it matched" picture fetched by the page
         "connect-src 'self'",
         "media-src 'self' blob:",
         "object-src 'none'",

@@ -95,9 +95,8 @@
       li.append(a);
       list.append(li);
     }
-    const why = $("r-why");
-    why.hidden = !explainPath;
-    if (explainPath) $("r-why-link").href = explainPath;
+    $("r-why").hidden = !explainPath || !lastAudio;
+    $("r-why-figure").hidden = true;
     statusBox.hidden = true;
     card.hidden = false;
   }
@@ -118,6 +117,40 @@
     }
     showMatch(result);
   }
+
+  // The audio of the last recognition (a File, or the recorded WAV), for "why it matched".
+  let lastAudio = null;
+
+  async function explain() {
+    if (!explainPath || !lastAudio) return;
+    const button = $("r-why-button");
+    button.disabled = true;
+    button.textContent = "Drawing why it matched…";
+    const form = new FormData();
+    form.append("file", lastAudio, lastAudio.name || "clip.wav");
+    form.append("format", "png");
+    if (apiToken()) form.append("api_token", apiToken());
+    try {
+      const response = await fetch(explainPath, { method: "POST", body: form });
+      const type = response.headers.get("content-type") || "";
+      if (type.startsWith("image/")) {
+        const picture = $("r-why-picture");
+        if (picture.src.startsWith("blob:")) URL.revokeObjectURL(picture.src);
+        picture.src = URL.createObjectURL(await response.blob());
+        $("r-why-figure").hidden = false;
+      } else {
+        const body = await response.json();
+        const text = body && body.error && body.error.error_message;
+        setStatus("error", "Error: " + (text || "the picture could not be made"));
+      }
+    } catch (e) {
+      setStatus("error", "Error: the picture could not be fetched (" + e.message + ").");
+    } finally {
+      button.disabled = false;
+      button.textContent = "Why it matched";
+    }
+  }
+  $("r-why-button").addEventListener("click", explain);
 
   async function post(form) {
     clearResult();
@@ -235,7 +268,10 @@
     try {
       const audio = await record();
       mic.classList.remove("recording");
-      if (audio) await sendOverWebSocket(audio);
+      if (audio) {
+        lastAudio = new File([audio], "microphone.wav", { type: "audio/wav" });
+        await sendOverWebSocket(audio);
+      }
     } catch (e) {
       setStatus("error", "Error: " + (e && e.message ? e.message : e));
     } finally {
@@ -250,6 +286,7 @@
   const zone = $("drop-zone");
   function sendFile(file) {
     if (!file) return;
+    lastAudio = file;
     const form = new FormData();
     form.append("file", file, file.name);
     post(form);
@@ -264,6 +301,7 @@
   });
   $("url-form").addEventListener("submit", (e) => {
     e.preventDefault();
+    lastAudio = null;  // the server fetched it: nothing here to explain with
     const form = new FormData();
     form.append("url", $("url").value.trim());
     post(form);
