@@ -3,10 +3,11 @@ that is in no catalog, a denied microphone, a file upload."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import httpx
-from browser import FIRST_TITLE, Console, WebServer, chromium, fake_microphone, screenshots
+from browser import FIRST_TITLE, Console, WebServer, chromium, fake_microphone, screenshots, start_server, stop_server
 from playwright.sync_api import Page, Playwright, expect
 
 CARD_TIMEOUT_MS = 15_000  # the brief's "within 15 s" of pressing the button
@@ -104,3 +105,26 @@ def test_unreadable_file_is_an_error_message(pw: Playwright, web: WebServer, tmp
         status = page.locator("#status")
         expect(status).to_have_attribute("data-kind", "error", timeout=CARD_TIMEOUT_MS)
         expect(status).to_contain_text("not a valid or supported audio file")
+
+
+def test_the_page_spends_the_anonymous_quota(
+    pw: Playwright, demo: tuple[Path, Path], catalog_clip: Path, tmp_path: Path
+) -> None:
+    """One recognition a day without a token: the page's first upload matches, the second is
+    refused with AudD's quota error, shown as the error message."""
+    db = tmp_path / "db"
+    shutil.copytree(demo[0], db)
+    server = start_server(db, tmp_path / "server.log", "--anonymous-per-day", "1")
+    try:
+        with chromium(pw) as browser:
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            page.set_input_files("#file", str(catalog_clip))
+            expect(page.locator("#r-title")).to_have_text(FIRST_TITLE, timeout=CARD_TIMEOUT_MS)
+            page.set_input_files("#file", str(catalog_clip))
+            status = page.locator("#status")
+            expect(status).to_have_attribute("data-kind", "error", timeout=CARD_TIMEOUT_MS)
+            expect(status).to_contain_text("limit")
+            expect(page.locator("#result")).to_be_hidden()
+    finally:
+        stop_server(server)
