@@ -6,11 +6,13 @@ holds the table and the peaks, never a copy or a sort of the table: ``add`` keep
 peaks and counts its hashes in one dense counter per possible hash value; ``freeze`` lays the
 postings out by hash with a counting sort (the counts give each hash its slot; each file's
 hashes, recomputed from its peaks by ``pair_hashes`` exactly as extraction made them, are
-written into their slots). So a posting costs 8 bytes, the counter and the slots 12 bytes per
-possible hash (48 MiB at the default 22-bit hashes), a file's peaks 8 bytes a peak.
+written into their slots). So a posting costs 8 bytes, a file's peaks 8 bytes a peak, and the
+counter and the slots 4 bytes each per possible hash (16 MiB each at the default 22-bit
+hashes; the counter is dropped once the slots are laid out, a copy of the slots is used while).
 
 Data:
-  starts  int64 (2**hash_bits + 1,)  where each hash's postings begin (its count: the next minus it)
+  starts  uint32 (2**hash_bits + 1,) where each hash's postings begin (its count: the next minus it;
+                                     int64 from 2**32 postings on)
   tracks  uint32 (n,)                the file (the audit's key) of each posting, ascending within a hash
   times   int32 (n,)                 the posting's time in frames
   peaks   int32 (m, 2) per file      frame, bin of its spectral peaks, sorted by frame
@@ -65,7 +67,8 @@ class PostingTable:
         """Lay the postings out by hash (files in ascending key within a hash)."""
         if self._counts is None:
             return
-        self._starts = np.zeros(len(self._counts) + 1, dtype=np.int64)
+        wide = int(self._counts.sum(dtype=np.int64)) >= 1 << 32
+        self._starts = np.zeros(len(self._counts) + 1, dtype=np.int64 if wide else np.uint32)
         np.cumsum(self._counts, out=self._starts[1:])
         self._counts = None
         fill = self._starts[:-1].copy()
@@ -80,7 +83,7 @@ class PostingTable:
             slots = np.repeat(fill[values], counts) + rank
             self._tracks[slots] = key
             self._times[slots] = times[order]
-            fill[values] += counts
+            fill[values] += counts.astype(fill.dtype)
 
     def keys(self) -> list[int]:
         return sorted(self._peaks)
@@ -108,12 +111,13 @@ class PostingTable:
     def counts(self, hashes: np.ndarray) -> np.ndarray:
         """Postings (int64) of each of ``hashes`` over all files."""
         h = np.asarray(hashes, dtype=np.int64)
-        return self._starts[h + 1] - self._starts[h]
+        return (self._starts[h + 1] - self._starts[h]).astype(np.int64)
 
     def lookup(self, hashes: np.ndarray) -> Hits:
         """Every posting of each of ``hashes`` (unique uint32); ``hash_pos`` indexes ``hashes``."""
         h = np.asarray(hashes, dtype=np.int64)
-        lo, counts = self._starts[h], self._starts[h + 1] - self._starts[h]
+        lo = self._starts[h].astype(np.int64)
+        counts = self._starts[h + 1].astype(np.int64) - lo
         n = int(counts.sum())
         if n == 0:
             return Hits.empty()
