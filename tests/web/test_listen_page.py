@@ -3,7 +3,10 @@ that is in no catalog, a denied microphone, a file upload."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import shutil
+import threading
 from pathlib import Path
 
 import httpx
@@ -107,20 +110,29 @@ def test_unreadable_file_is_an_error_message(pw: Playwright, web: WebServer, tmp
         expect(status).to_contain_text("not a valid or supported audio file")
 
 
-def test_the_page_spends_the_anonymous_quota(
+def test_url_box_then_the_anonymous_quota(
     pw: Playwright, demo: tuple[Path, Path], catalog_clip: Path, tmp_path: Path
 ) -> None:
-    """One recognition a day without a token: the page's first upload matches, the second is
-    refused with AudD's quota error, shown as the error message."""
+    """One recognition a day without a token (the page spends the anonymous quota like any API
+    call): an audio URL typed in the box matches, the next upload is refused with AudD's quota
+    error, shown as the error message."""
     db = tmp_path / "db"
     shutil.copytree(demo[0], db)
-    server = start_server(db, tmp_path / "server.log", "--anonymous-per-day", "1")
+    audio = tmp_path / "files"
+    audio.mkdir()
+    shutil.copy(catalog_clip, audio / "clip.wav")
+    handler = functools.partial(QuietFiles, directory=str(audio))
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    server = start_server(db, tmp_path / "server.log", "--anonymous-per-day", "1", "--allow-private-urls")
     try:
         with chromium(pw) as browser:
             page = browser.new_page()
             page.goto(server.url + "/")
-            page.set_input_files("#file", str(catalog_clip))
+            page.fill("#url", f"http://127.0.0.1:{files.server_address[1]}/clip.wav")
+            page.click("#url-form button[type=submit]")
             expect(page.locator("#r-title")).to_have_text(FIRST_TITLE, timeout=CARD_TIMEOUT_MS)
+            expect(page.locator("#r-why")).to_be_hidden()  # the page never had the URL's audio
             page.set_input_files("#file", str(catalog_clip))
             status = page.locator("#status")
             expect(status).to_have_attribute("data-kind", "error", timeout=CARD_TIMEOUT_MS)
@@ -128,3 +140,10 @@ def test_the_page_spends_the_anonymous_quota(
             expect(page.locator("#result")).to_be_hidden()
     finally:
         stop_server(server)
+        files.shutdown()
+        files.server_close()
+
+
+class QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass

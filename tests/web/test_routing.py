@@ -33,6 +33,7 @@ def test_api_requests_to_root_answer_as_before(
 ) -> None:
     answer = httpx.request(method, web.url + path, headers=headers, data=body)
     assert answer.status_code == 200
+    assert "Accept" in answer.headers["vary"]  # a cache keeps the page and the JSON apart
     assert answer.headers["content-type"].startswith("application/json")
     error = answer.json()["error"]
     assert error["error_code"] == 700 and "you haven't sent a file" in error["error_message"]

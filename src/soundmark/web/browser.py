@@ -9,8 +9,9 @@ goes to the API: an API call never lands on the page.
 from __future__ import annotations
 
 from fastapi.routing import APIRoute
+from starlette.datastructures import MutableHeaders
 from starlette.routing import Match
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 def accepts_html(accept: str) -> bool:
@@ -44,3 +45,25 @@ class BrowserPageRoute(APIRoute):
         if not is_browser_page_request(scope):
             return Match.NONE, {}
         return super().matches(scope)
+
+
+class VaryOnAccept:
+    """ASGI middleware: every answer at ``/`` (the page and the API's JSON alike) says it varies
+    with ``Accept``, so a cache between browser and server never hands one to the other."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") != "/":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_varied(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "accept" not in headers.get("vary", "").lower():
+                    headers.add_vary_header("Accept")
+            await send(message)
+
+        await self.app(scope, receive, send_varied)

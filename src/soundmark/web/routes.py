@@ -12,7 +12,7 @@ from starlette.routing import NoMatchFound
 
 from soundmark.api.state import app_state
 from soundmark.web import login, tokens
-from soundmark.web.browser import BrowserPageRoute
+from soundmark.web.browser import BrowserPageRoute, VaryOnAccept
 from soundmark.web.pages import Pages, pages_of
 from soundmark.web.security import SecureStaticFiles
 from soundmark.web.session import PageRefused, visitor
@@ -75,6 +75,7 @@ def install(app: FastAPI) -> None:
     """Mount the web app on ``app`` (before the AudD methods, which catch every path)."""
     app.state.soundmark_web = Pages()
     app.add_exception_handler(PageRefused, refused)
+    app.add_middleware(VaryOnAccept)
     app.mount(STATIC_PATH, SecureStaticFiles(directory=str(files("soundmark.web") / "static")), name="web-static")
     app.include_router(browser)
     app.include_router(login.router)
