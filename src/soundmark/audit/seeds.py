@@ -10,9 +10,12 @@ budget per hash of that second (``SeedSettings.postings``: the work per file doe
 the folder; spread over time so that every stretch of A is represented, even where its hashes
 are common elsewhere), and a file met at one offset by a set share of the seeds A holds in a
 shortest reported overlap becomes a candidate. The candidates are then recounted exactly on all
-their hashes (``overlap.pair_hits``): the seeding decides only who is compared, never what is
-found. Measured on generated folders, unrelated pairs reach at most 0.2 of that share, planted
-copies (a remaster, a 30 s overlap of a mix) 0.24 and more at the defaults' 0.05 threshold.
+their hashes (``overlap.pair_hits``): the seeding decides only which pairs are compared, not
+what is found between them. Measured on 1,000 generated 3-minute files (the pairs of the first 200, defaults):
+unrelated pairs meet at one offset at most 0.19 of the seeds A holds in 10 s, 41 of 179,000
+pairs more than 0.05 (the threshold: they are recounted for nothing); planted pairs 0.38 and
+more (the least: a mix's last 30 s, the next piece's start), a margin for shorter or more
+degraded copies.
 """
 
 from __future__ import annotations
