@@ -19,6 +19,7 @@ from soundmark.store import Store
 
 V2_TABLES = {"tokens", "token_usage", "anonymous_usage", "lyrics_fts"}
 V2_TRIGGERS = {"tracks_fts_insert", "tracks_fts_delete", "tracks_fts_update"}
+CURRENT_TRIGGERS = V2_TRIGGERS | {"stream_events_plays"}  # migration 9: song events copied into the airplay log
 
 
 def _names(conn: sqlite3.Connection, kind: str) -> set[str]:
@@ -87,7 +88,7 @@ def test_fresh_catalog_is_current(tmp_path: Path) -> None:
     try:
         assert _version(c.conn) == len(MIGRATIONS) >= 2
         assert _names(c.conn, "table") >= V2_TABLES
-        assert _names(c.conn, "trigger") == V2_TRIGGERS
+        assert _names(c.conn, "trigger") == CURRENT_TRIGGERS
     finally:
         c.close()
     again = Catalog(tmp_path)  # reopening applies nothing
@@ -208,7 +209,7 @@ def test_upgrade_to_autoincrement_never_reuses_an_id(tmp_path: Path, monkeypatch
         assert _version(c.conn) == len(MIGRATIONS)
         sql = c.conn.execute("SELECT sql FROM sqlite_master WHERE name='tracks'").fetchone()[0]
         assert "AUTOINCREMENT" in sql
-        assert _names(c.conn, "trigger") == V2_TRIGGERS
+        assert _names(c.conn, "trigger") == CURRENT_TRIGGERS
         assert "tracks_isrc" in _names(c.conn, "index")
         kept = c.get_track(ids[0])
         assert kept is not None and kept.meta.title == "Song 0" and kept.meta.external == {"spotify_id": "abc"}
