@@ -48,7 +48,8 @@ def audit_command(
     """Find files that share audio, without adding anything to any store.
 
     PATHS are audio files or folders (searched recursively); with --db the tracks of a store
-    are audited instead. Every file is fingerprinted once and compared with every other: the
+    are audited instead. Every file is fingerprinted once; its rarest hashes pick the files it
+    may share audio with, and it is compared with those on all their hashes. The
     same recording re-encoded or remastered is reported as `same`, a radio edit inside the album
     version or a track inside a longer mix as `contains` (the container first), a partial match
     as `overlap` — each with the seconds shared, the share of each file and where (start–end in
