@@ -259,4 +259,4 @@ def test_a_store_on_the_memory_backend(tmp_path: Path, pieces: list) -> None:
 
 def test_an_unknown_backend_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown index backend"):
-        Store(tmp_path / "db", PARAMS, create=True, index_backend="redis")
+        Store(tmp_path / "db", PARAMS, create=True, index_backend="cassandra")
