@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import live_server
 from playwright.sync_api import BrowserContext, Page, Playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -52,38 +50,14 @@ class WebServer:
         return self.cli("token", "create", "--name", name, "--scopes", scopes).strip().splitlines()[-1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(db: Path, log: Path, *flags: str) -> WebServer:
-    port = _free_port()
-    cmd = [sys.executable, "-m", "soundmark", "serve", "--db", str(db), "--port", str(port), "--workers", "1", *flags]
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return WebServer(url, db, log, proc)
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server did not start: {log.read_text()}")
+    """A real ``soundmark serve`` (the API tests' starter, tests/api/live_server.py)."""
+    s = live_server.start_server(db, log, *flags)
+    return WebServer(s.url, s.db, s.log, s.proc)
 
 
 def stop_server(server: WebServer) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
+    live_server.stop_server(live_server.Server(server.url, server.db, server.log, server.proc))
 
 
 @dataclass

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))  # live_server, for browser.py
+
 import numpy as np
 import pytest
 from browser import CHROMIUM, FIRST_TITLE, WebServer, start_server, stop_server
