@@ -174,3 +174,17 @@ class IndexWriter(Protocol):
 class IndexBackend(FingerprintIndex, IndexWriter, Protocol):
     """A backend implements both ports; the store hands the read port to matching and the write
     port to its writer."""
+
+
+def add_in_own_transaction(index: IndexBackend, db: IndexDatabase, batch: Sequence[TrackPostings]) -> Written:
+    """``IndexWriter.add`` of a backend that keeps its manifest in the catalog ``db``: ``write``,
+    ``publish`` in a short transaction of its own (``abort`` if it fails), ``refresh``."""
+    written = index.write(batch)
+    try:
+        with db.transaction():
+            index.publish(written)
+    except BaseException:
+        index.abort(written)
+        raise
+    index.refresh(force=True)
+    return written

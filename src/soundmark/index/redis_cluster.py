@@ -40,7 +40,15 @@ from redis.cluster import ClusterNode
 from redis.exceptions import RedisClusterException, RedisError
 
 from soundmark.errors import StoreError
-from soundmark.index.base import Hits, IndexDatabase, IndexStats, TrackPostings, Written, WrittenPart
+from soundmark.index.base import (
+    Hits,
+    IndexDatabase,
+    IndexStats,
+    TrackPostings,
+    Written,
+    WrittenPart,
+    add_in_own_transaction,
+)
 from soundmark.index.redis_manifest import RedisManifest, TrackRow
 from soundmark.index.redis_nodes import Command, NodeRouter
 from soundmark.index.redis_url import parse_redis_url
@@ -294,15 +302,7 @@ class RedisClusterIndex:
                 self._purge_part(part.name, [r.slot for r in staged.rows])
 
     def add(self, batch: Sequence[TrackPostings]) -> Written:
-        written = self.write(batch)
-        try:
-            with self._db.transaction():
-                self.publish(written)
-        except BaseException:
-            self.abort(written)
-            raise
-        self.refresh(force=True)
-        return written
+        return add_in_own_transaction(self, self._db, batch)
 
     def compact(self, max_segments: int = 1) -> int:
         """Delete removed tracks' postings, peaks and hash lists from the cluster, then their

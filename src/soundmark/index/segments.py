@@ -36,7 +36,15 @@ from pathlib import Path
 import numpy as np
 
 from soundmark.errors import StoreError
-from soundmark.index.base import Hits, IndexDatabase, IndexStats, TrackPostings, Written, WrittenPart
+from soundmark.index.base import (
+    Hits,
+    IndexDatabase,
+    IndexStats,
+    TrackPostings,
+    Written,
+    WrittenPart,
+    add_in_own_transaction,
+)
 from soundmark.index.manifest import SegmentManifest
 from soundmark.index.merge import MERGE_CHUNK_POSTINGS, MergeInput, merge
 from soundmark.index.policy import SegmentSize, next_merge
@@ -341,15 +349,7 @@ class SegmentIndex:
             shutil.rmtree(self.root / part.name, ignore_errors=True)
 
     def add(self, batch: Sequence[TrackPostings]) -> Written:
-        written = self.write(batch)
-        try:
-            with self._db.transaction():
-                self.publish(written)
-        except BaseException:
-            self.abort(written)
-            raise
-        self.refresh(force=True)
-        return written
+        return add_in_own_transaction(self, self._db, batch)
 
     def compact(self, max_segments: int = 1) -> int:
         """Merge every segment into one (dropping removed tracks) when more than
