@@ -188,3 +188,25 @@ def add_in_own_transaction(index: IndexBackend, db: IndexDatabase, batch: Sequen
         raise
     index.refresh(force=True)
     return written
+
+
+def check_batch(batch: Sequence[TrackPostings], max_peak_frame: int, bin_span: int) -> None:
+    """Refuse, before anything is written, a batch a backend cannot hold: empty, a track twice,
+    hashes and times of different lengths, times outside [0, 2**31) frames, or peaks past the
+    backend's peak code (frames up to ``max_peak_frame``, bins below ``bin_span``)."""
+    if not batch:
+        raise ValueError("empty batch")
+    ids = [int(p.track_id) for p in batch]
+    if len(set(ids)) != len(ids):
+        raise ValueError("a track id appears twice in one batch")
+    for p in batch:
+        if len(p.hashes) != len(p.times):
+            raise ValueError(f"track {p.track_id}: {len(p.hashes)} hashes but {len(p.times)} times")
+        if len(p.times) and (int(np.min(p.times)) < 0 or int(np.max(p.times)) >= 2**31):
+            raise ValueError(f"track {p.track_id}: times must lie in [0, 2**31) frames")
+        peaks = np.asarray(p.peaks).reshape(-1, 2)
+        if len(peaks) and not (
+            0 <= int(peaks[:, 0].min()) <= int(peaks[:, 0].max()) <= max_peak_frame
+            and 0 <= int(peaks[:, 1].min()) <= int(peaks[:, 1].max()) < bin_span
+        ):
+            raise ValueError(f"track {p.track_id}: peaks need frames ≤ {max_peak_frame} and bins < {bin_span}")

@@ -48,6 +48,7 @@ from soundmark.index.base import (
     Written,
     WrittenPart,
     add_in_own_transaction,
+    check_batch,
 )
 from soundmark.index.redis_manifest import RedisManifest, TrackRow
 from soundmark.index.redis_nodes import Command, NodeRouter
@@ -224,7 +225,7 @@ class RedisClusterIndex:
     # --- writing ------------------------------------------------------------------------------
     def write(self, batch: Sequence[TrackPostings]) -> Written:
         """Store ``batch`` in the cluster, invisible until published; outside any transaction."""
-        _check(batch)
+        check_batch(batch, MAX_PEAK_FRAME, 1 << PEAK_BIN_BITS)
         ids = [int(p.track_id) for p in batch]
         used = self._manifest.known(ids)
         if used:
@@ -379,25 +380,3 @@ def _per_bucket(script: str, hashes: np.ndarray, keys: list[bytes], args: list[b
 
 def _set(key: bytes, value: bytes) -> Command:
     return (key, ("SET", key, value))
-
-
-def _check(batch: Sequence[TrackPostings]) -> None:
-    """Refuse a batch this layout cannot hold, before anything is written."""
-    if not batch:
-        raise ValueError("empty batch")
-    ids = [int(p.track_id) for p in batch]
-    if len(set(ids)) != len(ids):
-        raise ValueError("a track id appears twice in one batch")
-    for p in batch:
-        if len(p.hashes) != len(p.times):
-            raise ValueError(f"track {p.track_id}: {len(p.hashes)} hashes but {len(p.times)} times")
-        if len(p.times) and (int(np.min(p.times)) < 0 or int(np.max(p.times)) >= 2**31):
-            raise ValueError(f"track {p.track_id}: times must lie in [0, 2**31) frames")
-        peaks = np.asarray(p.peaks).reshape(-1, 2)
-        if len(peaks) and not (
-            0 <= int(peaks[:, 0].min()) <= int(peaks[:, 0].max()) <= MAX_PEAK_FRAME
-            and 0 <= int(peaks[:, 1].min()) <= int(peaks[:, 1].max()) < (1 << PEAK_BIN_BITS)
-        ):
-            raise ValueError(
-                f"track {p.track_id}: peaks need frames ≤ {MAX_PEAK_FRAME} and bins < {1 << PEAK_BIN_BITS}"
-            )

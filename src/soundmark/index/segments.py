@@ -44,6 +44,7 @@ from soundmark.index.base import (
     Written,
     WrittenPart,
     add_in_own_transaction,
+    check_batch,
 )
 from soundmark.index.manifest import SegmentManifest
 from soundmark.index.merge import MERGE_CHUNK_POSTINGS, MergeInput, merge
@@ -263,7 +264,7 @@ class SegmentIndex:
     def write(self, batch: Sequence[TrackPostings]) -> Written:
         """Write ``batch`` durably as one segment; not live until ``publish`` commits. Outside
         any transaction."""
-        _check(batch)
+        check_batch(batch, MAX_PEAK_FRAME, BIN_SPAN)
         part = self._write_segment(batch)
         return Written(tuple(int(p.track_id) for p in batch), (part,))
 
@@ -482,23 +483,3 @@ class SegmentIndex:
                 shutil.rmtree(d, ignore_errors=True)
                 removed += 1
         return removed
-
-
-def _check(batch: Sequence[TrackPostings]) -> None:
-    """Refuse a batch this layout cannot hold, before anything is written."""
-    if not batch:
-        raise ValueError("empty segment")
-    ids = [int(p.track_id) for p in batch]
-    if len(set(ids)) != len(ids):
-        raise ValueError("a track id appears twice in one batch")
-    for p in batch:
-        if len(p.hashes) != len(p.times):
-            raise ValueError(f"track {p.track_id}: {len(p.hashes)} hashes but {len(p.times)} times")
-        if len(p.times) and (int(p.times.min()) < 0 or int(p.times.max()) >= 2**31):
-            raise ValueError(f"track {p.track_id}: times must lie in [0, 2**31) frames")
-        peaks = np.asarray(p.peaks).reshape(-1, 2)
-        if len(peaks) and not (
-            0 <= int(peaks[:, 0].min()) <= int(peaks[:, 0].max()) <= MAX_PEAK_FRAME
-            and 0 <= int(peaks[:, 1].min()) <= int(peaks[:, 1].max()) < BIN_SPAN
-        ):
-            raise ValueError(f"track {p.track_id}: peaks need frames ≤ {MAX_PEAK_FRAME} and bins < {BIN_SPAN}")
