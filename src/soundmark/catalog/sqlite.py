@@ -14,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from soundmark.catalog.models import Track, TrackMeta
+from soundmark.catalog.schema_health import MIGRATION as _HEALTH_MIGRATION
 from soundmark.catalog.schema_jobs import ATTEMPTS_MIGRATION as _JOB_ATTEMPTS_MIGRATION
 from soundmark.catalog.schema_jobs import MIGRATION as _JOBS_MIGRATION
 from soundmark.catalog.schema_plays import MIGRATION as _PLAYS_MIGRATION
@@ -117,6 +118,8 @@ MIGRATIONS: list[str] = [
     _SESSIONS_MIGRATION,
     # 9: the airplay log (plays copied from stream results; reports read it).
     _PLAYS_MIGRATION,
+    # 10: the health of each monitored stream (the Stations page reads it).
+    _HEALTH_MIGRATION,
 ]
 
 

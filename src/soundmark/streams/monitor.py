@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
+from soundmark.catalog.writer import Database
 from soundmark.errors import SoundmarkError
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.query_stream import QueryStream, StreamWindow
@@ -28,6 +29,7 @@ from soundmark.fingerprint.windows import WindowPeaks
 from soundmark.net.addresses import AddressPolicy
 from soundmark.services.recognition_pool import Overloaded, WorkerMatch
 from soundmark.settings import Settings
+from soundmark.streams.health import StreamHealth
 from soundmark.streams.registry import StreamRow, StreamStore
 from soundmark.streams.source import SourceOptions, StreamError, read_stream
 from soundmark.streams.tracker import Change, Play, SongTracker
@@ -93,8 +95,12 @@ MIN_SESSION = 5.0  # seconds: a connection that ends sooner counts as failed (ba
 
 
 class StreamWorker:
-    def __init__(self, job: StreamJob, config: MonitorConfig, recognize: Recognize, duration: Duration, sink: Sink):
+    def __init__(
+        self, job: StreamJob, config: MonitorConfig, recognize: Recognize, duration: Duration, sink: Sink,
+        health: StreamHealth | None = None,
+    ):  # fmt: skip
         self.job, self.config, self._recognize, self._duration, self._sink = job, config, recognize, duration, sink
+        self.health = health or StreamHealth(job.key)  # what the Stations page shows (streams/health.py)
         self._stop = threading.Event()  # seen by the reader thread
         self._astop = asyncio.Event()  # seen by the task while it waits to reconnect
         self._reported_down = False  # an outage was notified; the next connection notifies recovery
@@ -111,11 +117,14 @@ class StreamWorker:
 
     async def run(self) -> None:
         failures = 0
+        self.health.started()
         try:
             while not self._stop.is_set():
                 began = time.monotonic()
                 connected, reason = await self._session()
                 await self._emit(self.tracker.flush())
+                if not self._stop.is_set():
+                    self.health.disconnected(reason)
                 if self._stop.is_set():
                     break
                 if connected and time.monotonic() - began > MIN_SESSION:
@@ -133,6 +142,7 @@ class StreamWorker:
                     await asyncio.wait_for(self._astop.wait(), delay)
         finally:
             await self._emit(self.tracker.flush())
+            await self.health.close()
 
     async def _session(self) -> tuple[bool, str]:
         """Read the stream until it ends or fails: (audio was received, why it ended)."""
@@ -185,6 +195,7 @@ class StreamWorker:
                 connected = True
                 await self._connected()
             total += n
+            self.health.audio(received)
             # The clock of the stream: the earliest (received − position) seen, relaxed slowly so a
             # sender slower than real time does not drift away (bursts on connect are backdated).
             candidate = received - total / rate
@@ -207,8 +218,10 @@ class StreamWorker:
                 if silent_for >= cfg.silence and not noise_reported:
                     noise_reported = True
                     await self._sink.notify(self.job, CODE_NOISE, MSG_NOISE, True)
+                self.health.silent(silent_for, noise_reported)
                 continue
             silent_for = 0.0
+            self.health.silent(0.0, False)
             if noise_reported:
                 noise_reported = False
                 await self._sink.notify(self.job, CODE_OK, MSG_RESUMED, True)
@@ -220,6 +233,7 @@ class StreamWorker:
             await self._sink.notify(self.job, CODE_OK, MSG_RESUMED, True)
         self.running = True
         self._was_connected = True
+        self.health.connected()
         await self._sink.status(self.job, True)
 
     async def _analyse(self, window: WindowPeaks, t0: float, t1: float) -> None:
@@ -239,6 +253,10 @@ class StreamWorker:
     async def _emit(self, changes: list[Change]) -> None:
         for change in changes:
             play = change.play
+            if change.kind == "announce":
+                self.health.playing(play.track_id, play.start)
+            else:
+                self.health.ended(play.track_id)
             if change.kind == "announce" and self.job.before:
                 await self._sink.song(self.job, play, final=False)
             elif change.kind == "end" and (not self.job.before or not play.announced):
@@ -249,8 +267,12 @@ class StreamWorker:
 class StreamManager:
     """One worker per active stream row of the store; ``sync`` starts, restarts and stops them."""
 
-    def __init__(self, store: StreamStore, config: MonitorConfig, recognize: Recognize, duration: Duration, sink: Sink):
+    def __init__(
+        self, store: StreamStore, config: MonitorConfig, recognize: Recognize, duration: Duration, sink: Sink,
+        health_db: Database | None = None,
+    ):  # fmt: skip
         self._store, self.config, self._recognize, self._duration, self._sink = store, config, recognize, duration, sink
+        self._health_db = health_db  # where each worker's StreamHealth is written (None: nowhere)
         self.workers: dict[int, tuple[StreamRow, StreamWorker, asyncio.Task[None]]] = {}
         self._lock = asyncio.Lock()
 
@@ -271,7 +293,8 @@ class StreamManager:
                     job = StreamJob(
                         row.id, row.radio_id, row.url, row.callbacks == "before", row.token_id, row.category
                     )
-                    worker = StreamWorker(job, self.config, self._recognize, self._duration, self._sink)
+                    health = StreamHealth(row.id, self._health_db)
+                    worker = StreamWorker(job, self.config, self._recognize, self._duration, self._sink, health)
                     task = asyncio.create_task(worker.run(), name=f"stream-{row.token_id}-{row.radio_id}")
                     self.workers[key] = (row, worker, task)
 

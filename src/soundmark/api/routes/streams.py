@@ -229,7 +229,7 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
         sink = EventSink(store, s, track, base, published)
 
         config = MonitorConfig.from_settings(s, state.store.params)
-        manager = StreamManager(store, config, state.pool.recognize_window, duration, sink)
+        manager = StreamManager(store, config, state.pool.recognize_window, duration, sink, health_db=state.db)
         state.extras.update({"streams.manager": manager, "streams.deliverer": deliverer})
         tasks += [
             asyncio.create_task(deliverer.run(), name="stream-callbacks"),
