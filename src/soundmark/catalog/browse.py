@@ -1,0 +1,199 @@
+"""The catalog's browse and search queries (the web app's Catalog pages), each bounded: a page
+of at most ``MAX_PAGE`` rows, found through an index (``catalog/schema_search.py``), never by a
+scan of every track.
+
+- browse: keyset pages in one order (``title``, ``artist`` or ``added``, newest first): a page
+  starts after (or ends before) a track id, whose sort key is read back here, so a link needs
+  only that id;
+- search: whole words (the last one also as a prefix, for a half-typed query) in the title,
+  artist or lyrics (``lyrics_fts``), the album (``album_fts``), or an exact ISRC; at most
+  ``MAX_RESULTS`` matches, best first, paged;
+- plays: where a track was heard, per station (the airplay log, ``plays``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from soundmark.catalog.lyrics import fts_query
+from soundmark.catalog.models import Track
+from soundmark.catalog.schema_search import ARTIST_KEY, TITLE_KEY
+from soundmark.catalog.sqlite import Catalog
+
+MAX_PAGE = 100  # rows on one page, at most
+MAX_RESULTS = 500  # matches of one search ranked and paged, at most
+MAX_STATIONS = 100  # stations listed under "where it was heard"
+
+# The sort keys of the browse orders (the expressions of their indexes, the id last) and whether
+# they run backwards (newest first).
+_ORDERS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "title": ((TITLE_KEY, "id"), False),
+    "artist": ((ARTIST_KEY, TITLE_KEY, "id"), False),
+    "added": (("id",), True),
+}
+SORTS = tuple(_ORDERS)
+FIELDS = ("all", "title", "artist", "album", "lyrics", "isrc")
+_ISRC = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$")
+
+
+@dataclass(frozen=True)
+class BrowsePage:
+    tracks: list[Track]
+    after: int | None  # the id the next page starts after (None: this is the last page)
+    before: int | None  # the id the previous page ends before (None: this is the first page)
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    tracks: list[Track]
+    total: int  # matches found, at most MAX_RESULTS
+    capped: bool  # more than MAX_RESULTS matched: the rest are not ranked
+
+
+@dataclass(frozen=True)
+class StationPlays:
+    token_id: int
+    radio_id: int
+    url: str  # the stream's URL ("" once it is no longer monitored)
+    token_name: str
+    plays: int
+    seconds: int  # play time heard (plays reported at their start add none)
+    last_heard: str  # 'YYYY-MM-DD HH:MM:SS' in the callback zone, as the airplay log holds it
+
+
+def _bound(limit: int, cap: int) -> int:
+    return max(1, min(int(limit), cap))
+
+
+def _key_of(catalog: Catalog, keys: tuple[str, ...], track_id: int) -> tuple[object, ...] | None:
+    """The sort key of ``track_id`` (None when the track is gone)."""
+    row = catalog.conn.execute(f"SELECT {', '.join(keys)} FROM tracks WHERE id = ?", (track_id,)).fetchone()
+    return None if row is None else tuple(row)
+
+
+def _order(keys: tuple[str, ...], descending: bool) -> str:
+    return ", ".join(f"{k} DESC" if descending else k for k in keys)
+
+
+def browse(
+    catalog: Catalog, sort: str = "title", *, after: int | None = None, before: int | None = None, limit: int = 25
+) -> BrowsePage:
+    """One page of every track in ``sort`` order: the first, or the one after (before) a track.
+    A track that is gone (removed since the link was made) starts over from the first page."""
+    keys, newest_first = _ORDERS[sort]
+    limit = _bound(limit, MAX_PAGE)
+    order = _order(keys, newest_first)
+    backwards = before is not None and after is None
+    anchor = before if backwards else after
+    key = _key_of(catalog, keys, anchor) if anchor is not None else None
+    if key is None:
+        return _page(catalog, _ids(catalog, "", (), order, limit), limit, started=False)
+    # Forwards in an ascending order, the next rows are greater; newest first, smaller.
+    greater = backwards == newest_first
+    op = ">" if greater else "<"
+    # The first key's bound alone lets SQLite seek in the index (a row-value bound alone scans it).
+    where = f"WHERE {keys[0]} {op}= ? AND ({', '.join(keys)}) {op} ({', '.join('?' * len(keys))})"
+    key = (key[0], *key)
+    if not backwards:
+        return _page(catalog, _ids(catalog, where, key, order, limit), limit, started=True)
+    ids = _ids(catalog, where, key, _order(keys, not newest_first), limit)
+    if not ids:  # nothing before it: the first page
+        return _page(catalog, _ids(catalog, "", (), order, limit), limit, started=False)
+    more = len(ids) > limit
+    ids = ids[:limit][::-1]
+    return BrowsePage(_tracks(catalog, ids), ids[-1], ids[0] if more else None)
+
+
+def _ids(catalog: Catalog, where: str, args: tuple[object, ...], order: str, limit: int) -> list[int]:
+    """Up to ``limit + 1`` ids (one more than a page: whether another page follows)."""
+    sql = f"SELECT id FROM tracks {where} ORDER BY {order} LIMIT ?"
+    return [int(r[0]) for r in catalog.conn.execute(sql, (*args, limit + 1))]
+
+
+def _page(catalog: Catalog, ids: list[int], limit: int, *, started: bool) -> BrowsePage:
+    """A page read forwards from ``ids`` (a page and maybe one more); ``started``: not the first."""
+    more = len(ids) > limit
+    ids = ids[:limit]
+    return BrowsePage(_tracks(catalog, ids), ids[-1] if more else None, ids[0] if started and ids else None)
+
+
+def _tracks(catalog: Catalog, ids: list[int]) -> list[Track]:
+    found = catalog.get_tracks(ids)
+    return [found[i] for i in ids if i in found]
+
+
+def normal_isrc(text: str) -> str | None:
+    """``text`` as an ISRC (``CC-XXX-YY-NNNNN`` with or without the dashes, any case), else None."""
+    code = re.sub(r"[\s-]", "", text).upper()
+    return code if _ISRC.match(code) else None
+
+
+def _match(q: str, column: str | None) -> str | None:
+    """An FTS5 query for the words of ``q`` (the last also as a prefix), in ``column`` or all."""
+    terms = fts_query(q)
+    if terms is None:
+        return None
+    query = terms + "*"  # the last quoted term, also as a prefix: "tonig" finds "tonight"
+    return f"{{{column}}} : ({query})" if column else query
+
+
+def search(catalog: Catalog, q: str, field: str = "all", *, offset: int = 0, limit: int = 25) -> SearchPage:
+    """Tracks matching ``q`` in ``field`` (``FIELDS``), best first: an exact ISRC, then the
+    full-text matches ranked by bm25 (title over artist over lyrics), then album matches."""
+    if field not in FIELDS:
+        raise ValueError(f"unknown search field {field!r}")
+    limit, offset = _bound(limit, MAX_PAGE), max(0, int(offset))
+    ids: list[int] = []
+    if field in ("all", "isrc"):
+        code = normal_isrc(q)
+        raw = q.strip()
+        if code or (field == "isrc" and raw):
+            rows = catalog.conn.execute(
+                "SELECT id FROM tracks WHERE isrc IN (?, ?) ORDER BY id LIMIT ?", (code or raw, raw, MAX_RESULTS + 1)
+            )
+            ids += [int(r[0]) for r in rows]
+    if field in ("all", "title", "artist", "lyrics"):
+        match = _match(q, None if field == "all" else field)
+        if match is not None:
+            rows = catalog.conn.execute(
+                "SELECT rowid FROM lyrics_fts WHERE lyrics_fts MATCH ? "
+                "ORDER BY bm25(lyrics_fts, 10.0, 5.0, 1.0), rowid LIMIT ?",
+                (match, MAX_RESULTS + 1),
+            )
+            ids += [int(r[0]) for r in rows]
+    if field in ("all", "album"):
+        match = _match(q, None)
+        if match is not None:
+            rows = catalog.conn.execute(
+                "SELECT rowid FROM album_fts WHERE album_fts MATCH ? ORDER BY rank, rowid LIMIT ?",
+                (match, MAX_RESULTS + 1),
+            )
+            ids += [int(r[0]) for r in rows]
+    unique = list(dict.fromkeys(ids))
+    capped = len(unique) > MAX_RESULTS
+    unique = unique[:MAX_RESULTS]
+    return SearchPage(_tracks(catalog, unique[offset : offset + limit]), len(unique), capped)
+
+
+def station_plays(catalog: Catalog, track_id: int) -> list[StationPlays]:
+    """Where ``track_id`` was heard: its plays per station, most played first."""
+    rows = catalog.conn.execute(
+        """
+        SELECT p.token_id, p.radio_id, COUNT(*) AS n, COALESCE(SUM(p.play_length), 0) AS seconds,
+               MAX(p.heard_at) AS last, COALESCE(s.url, '') AS url, COALESCE(t.name, '') AS name
+        FROM plays p
+        LEFT JOIN streams s ON s.token_id = p.token_id AND s.radio_id = p.radio_id
+        LEFT JOIN tokens t ON t.id = p.token_id
+        WHERE p.track_id = ?
+        GROUP BY p.token_id, p.radio_id
+        ORDER BY n DESC, last DESC
+        LIMIT ?
+        """,
+        (track_id, MAX_STATIONS),
+    ).fetchall()
+    return [
+        StationPlays(int(r["token_id"]), int(r["radio_id"]), str(r["url"]), str(r["name"]), int(r["n"]),
+                     int(r["seconds"]), str(r["last"]))
+        for r in rows
+    ]  # fmt: skip
