@@ -1,5 +1,6 @@
 """The report as a PDF: a first page with the range, the totals and a chart of plays per day,
 then the top tracks and the stations as tables, continued over as many A4 pages as they need.
+The chart is ``chart.py``'s, the one the web app's Reports page shows.
 
 Drawn with matplotlib's object API (``Figure`` + the PDF backend's ``PdfPages``): no pyplot, so
 no process-wide backend or figure registry is touched, and nothing needs a display.
@@ -14,9 +15,10 @@ from typing import BinaryIO
 
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Bbox
 
+from soundmark.reports.chart import BAR_COLOR as BAR_COLOR  # the chart's bar colour, named here too
+from soundmark.reports.chart import draw_plays_per_day
 from soundmark.reports.fields import duration, external_ids
 from soundmark.services.reports import Report
 
@@ -24,7 +26,6 @@ A4 = (8.27, 11.69)  # inches, portrait
 ROWS_PER_PAGE = 38  # table rows on a continuation page
 FIRST_PAGE_TRACKS = 10  # top tracks on the first page, under the chart
 CELL_CHARS = 34  # longer cell texts are cut with an ellipsis
-BAR_COLOR = "#3b6ea8"
 
 
 def write_pdf(report: Report, out: str | Path | BinaryIO, *, top: int = 100, generated: datetime | None = None) -> int:
@@ -76,17 +77,7 @@ def _first_page(report: Report, head: list[str], rows: list[list[str]], generate
         x = 0.07 + (i % 3) * 0.3
         y = 0.885 - (i // 3) * 0.03
         fig.text(x, y, f"{name}: {value}", fontsize=11)
-    ax = fig.add_axes((0.1, 0.55, 0.84, 0.27))
-    days = [d.day for d in report.days]
-    ax.bar(range(len(days)), [d.plays for d in report.days], color=BAR_COLOR, width=0.8)
-    ax.set_title("Plays per day", fontsize=12, loc="left")
-    ax.set_ylabel("plays")
-    step = max(1, len(days) // 12)
-    ax.set_xticks(range(0, len(days), step))
-    ax.set_xticklabels([days[i].strftime("%m-%d") for i in range(0, len(days), step)], fontsize=8, rotation=45)
-    ax.set_xlim(-0.6, max(len(days), 7) - 0.4)  # a short range keeps narrow bars
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    draw_plays_per_day(fig.add_axes((0.1, 0.55, 0.84, 0.27)), report)
     fig.text(0.07, 0.47, "Top tracks", fontsize=13, weight="bold")
     _table(fig, (0.07, 0.47 - 0.022 * (len(rows) + 1) - 0.01, 0.86, 0.022 * (len(rows) + 1)), head, rows)
     if not rows:

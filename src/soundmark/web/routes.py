@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import NoMatchFound
 
 from soundmark.api.state import app_state
-from soundmark.web import login, tokens
+from soundmark.web import login, reports, tokens
 from soundmark.web.browser import BrowserPageRoute, VaryOnAccept
 from soundmark.web.pages import Pages, pages_of
 from soundmark.web.security import SecureStaticFiles
@@ -30,7 +30,6 @@ pages = APIRouter(include_in_schema=False)
 COMING = {
     "/catalog": ("Catalog", "Search and browse the catalog's tracks, edit their metadata, see where each was heard."),
     "/streams": ("Stations", "Every monitored stream: now playing, health, the last plays, live."),
-    "/reports": ("Reports", "Airplay reports per station and per track over a date range, as CSV and PDF."),
     "/jobs": ("Jobs", "Long-recording jobs with their progress and tracklists."),
 }
 
@@ -80,4 +79,5 @@ def install(app: FastAPI) -> None:
     app.include_router(browser)
     app.include_router(login.router)
     app.include_router(tokens.router)
+    app.include_router(reports.router)
     app.include_router(pages)

@@ -5,7 +5,9 @@ Parameters: ``from`` and ``to`` (``YYYY-MM-DD``, the range ``[from, to)``, at mo
 with the ``admin`` scope). ``/reports.json`` takes ``top`` (tracks listed, 1-1000) and pages the
 play log with ``offset`` and ``limit`` (at most 1000 plays a page); ``/reports.csv`` is the whole
 play log, or with ``kind=tracks`` the per-track summary; ``/reports.pdf`` the report with its
-chart (``top`` tracks). The rules and the numbers are services/reports.py's.
+chart (``top`` tracks). The rules and the numbers are services/reports.py's; every format shares
+one preamble (``_report_route``: parameters, admin token, range), and the CSV and PDF downloads
+are the web app's too (``web/reports.py``, behind its admin session).
 
 Errors are AudD's bodies (``{"status":"error","error":{...}}``) with an HTTP status a download
 client notices: 400 for a bad parameter (50), 401 without a valid token (900), 403 for a token
@@ -17,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import io
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Literal
 
@@ -55,17 +58,38 @@ class ReportParams(Params):
     kind: Literal["plays", "tracks"] = "plays"
 
 
-async def _query(request: Request) -> tuple[AppState, ReportParams, ReportRange, ReportService]:
+ReportHandler = Callable[["ReportQuery"], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """An admin's report request, checked: its parameters, its range and the service to ask."""
+
+    params: ReportParams
+    range: ReportRange
+    service: ReportService
+
+
+def report_range(start: str, end: str, radio_id: int | str | None, tz: str = "UTC") -> ReportRange:
+    """The range of a request's ``from``/``to``/``radio_id``/``tz``; ApiError 50 saying what is wrong."""
+    if not start or not end:
+        raise ApiError(50, "`from` and `to` are required (YYYY-MM-DD; the range is [from, to)).")
+    try:
+        return ReportRange.parse(start, end, radio_id, tz)
+    except ServiceError as exc:
+        raise ApiError(exc.code, exc.message) from None
+
+
+def report_service(state: AppState) -> ReportService:
+    return ReportService(state.db, state.settings.callback_timezone)
+
+
+async def _query(request: Request) -> ReportQuery:
+    """The one preamble of every format: the parameters, the admin token, the range."""
     state = app_state(request)
     p = parse(ReportParams, dict(request.query_params))
     await authorize(state, request, p.api_token, scope=ADMIN_SCOPE, count=False)
-    if not p.start or not p.end:
-        raise ApiError(50, "`from` and `to` are required (YYYY-MM-DD; the range is [from, to)).")
-    try:
-        rng = ReportRange.parse(p.start, p.end, p.radio_id, p.tz)
-    except ServiceError as exc:
-        raise ApiError(exc.code, exc.message) from None
-    return state, p, rng, ReportService(state.db, state.settings.callback_timezone)
+    return ReportQuery(p, report_range(p.start, p.end, p.radio_id, p.tz), report_service(state))
 
 
 def _error(request: Request, exc: ApiError) -> JSONResponse:
@@ -75,38 +99,61 @@ def _error(request: Request, exc: ApiError) -> JSONResponse:
     return JSONResponse(body, status_code=_STATUS.get(exc.code, 400))
 
 
+def _report_route(path: str, summary: str) -> Callable[[ReportHandler], ReportHandler]:
+    """Register ``handler`` at ``path`` behind the preamble: a refused request (token, range,
+    parameters) is answered AudD's error before the handler runs."""
+
+    def register(handler: ReportHandler) -> ReportHandler:
+        async def endpoint(request: Request) -> Response:
+            try:
+                query = await _query(request)
+            except ApiError as exc:
+                return _error(request, exc)
+            return await handler(query)
+
+        endpoint.__name__ = handler.__name__
+        router.add_api_route(path, endpoint, methods=["GET"], summary=summary)
+        return handler
+
+    return register
+
+
 def _filename(rng: ReportRange, ext: str) -> dict[str, str]:
     station = "" if rng.radio_id is None else f"-radio{rng.radio_id}"
     return {"Content-Disposition": f'attachment; filename="airplay-{rng.start}-{rng.end}{station}.{ext}"'}
 
 
-@router.get("/reports.json", summary="airplay report: totals, plays per day, stations, top tracks, play log page")
-async def report_json(request: Request) -> Response:
+@_report_route("/reports.json", "airplay report: totals, plays per day, stations, top tracks, play log page")
+async def report_json(q: ReportQuery) -> Response:
     from soundmark.reports.json_export import report_json as render
 
-    try:
-        _, p, rng, service = await _query(request)
-    except ApiError as exc:
-        return _error(request, exc)
-    report = await service.areport(rng)
-    page = await service.aplays(rng, p.offset, p.limit)
+    p = q.params
+    report = await q.service.areport(q.range)
+    page = await q.service.aplays(q.range, p.offset, p.limit)
     return JSONResponse({"status": "success", "result": render(report, top=p.top, log=page, log_offset=p.offset)})
 
 
-@router.get("/reports.csv", summary="airplay play log (or, with kind=tracks, the per-track summary) as CSV")
-async def report_csv(request: Request) -> Response:
+@_report_route("/reports.csv", "airplay play log (or, with kind=tracks, the per-track summary) as CSV")
+async def report_csv(q: ReportQuery) -> Response:
+    return await csv_download(q.service, q.range, q.params.kind)
+
+
+@_report_route("/reports.pdf", "airplay report as a PDF: totals, chart of plays per day, tables")
+async def report_pdf(q: ReportQuery) -> Response:
+    return await pdf_download(q.service, q.range, q.params.top)
+
+
+async def csv_download(service: ReportService, rng: ReportRange, kind: str = "plays") -> Response:
+    """The play log (or, ``kind="tracks"``, the per-track summary) of ``rng`` as a CSV download
+    (the API's and the web app's)."""
     from soundmark.reports.csv_export import write_play_log, write_track_summary
 
-    try:
-        _, p, rng, service = await _query(request)
-    except ApiError as exc:
-        return _error(request, exc)
     # A year of plays can be large: written to a spooled file (in memory up to SPOOL_BYTES, then
     # on disk), then sent from it in chunks.
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b")  # noqa: SIM115 - closed by _chunks
     try:
         out = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)
-        if p.kind == "tracks":
+        if kind == "tracks":
             write_track_summary(await service.areport(rng), out)
         else:
             await service.aeach_play(rng, lambda plays: write_play_log(plays, out))
@@ -114,7 +161,7 @@ async def report_csv(request: Request) -> Response:
     except BaseException:
         spool.close()
         raise
-    headers = _filename(rng, "csv" if p.kind == "plays" else "tracks.csv")
+    headers = _filename(rng, "tracks.csv" if kind == "tracks" else "csv")
     return StreamingResponse(_chunks(spool), media_type="text/csv; charset=utf-8", headers=headers)
 
 
@@ -127,15 +174,11 @@ async def _chunks(spool: IO[bytes]) -> AsyncIterator[bytes]:
         spool.close()
 
 
-@router.get("/reports.pdf", summary="airplay report as a PDF: totals, chart of plays per day, tables")
-async def report_pdf(request: Request) -> Response:
+async def pdf_download(service: ReportService, rng: ReportRange, top: int = 20) -> Response:
+    """The report of ``rng`` (its ``top`` tracks) as a PDF download, drawn in a thread."""
     from soundmark.reports.pdf import write_pdf
 
-    try:
-        _, p, rng, service = await _query(request)
-    except ApiError as exc:
-        return _error(request, exc)
     report = await service.areport(rng)
     out = io.BytesIO()
-    await asyncio.to_thread(write_pdf, report, out, top=p.top, generated=datetime.now().astimezone())
+    await asyncio.to_thread(write_pdf, report, out, top=top, generated=datetime.now().astimezone())
     return Response(out.getvalue(), media_type="application/pdf", headers=_filename(rng, "pdf"))
