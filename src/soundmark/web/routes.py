@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import NoMatchFound
 
 from soundmark.api.state import app_state
-from soundmark.web import login, reports, tokens
+from soundmark.web import login, reports, stations, tokens
 from soundmark.web.browser import BrowserPageRoute, VaryOnAccept
 from soundmark.web.pages import Pages, pages_of
 from soundmark.web.security import SecureStaticFiles
@@ -29,7 +29,6 @@ pages = APIRouter(include_in_schema=False)
 # Pages that other parts of the web app will fill; until then they say so.
 COMING = {
     "/catalog": ("Catalog", "Search and browse the catalog's tracks, edit their metadata, see where each was heard."),
-    "/streams": ("Stations", "Every monitored stream: now playing, health, the last plays, live."),
     "/jobs": ("Jobs", "Long-recording jobs with their progress and tracklists."),
 }
 
@@ -79,5 +78,6 @@ def install(app: FastAPI) -> None:
     app.include_router(browser)
     app.include_router(login.router)
     app.include_router(tokens.router)
+    stations.install(app)  # /streams: the Stations page, its live events and forms
     app.include_router(reports.router)
     app.include_router(pages)
