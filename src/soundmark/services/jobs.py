@@ -12,17 +12,28 @@ runs jobs on the store, or a job running elsewhere is run a second time.
 
 Every database call of the request side is awaited (the writer and the read pool); only
 ``resume``'s one-off clean-up at start runs in a thread.
+
+The web app's Jobs pages read through the functions at the end (``recent_jobs``, ``job_states``,
+``find_job``, ``tracklist``, ``tracklist_csv``), each run inside one read of the pool (``db.aread``): a page
+of the jobs newest first, the progress of a few, a finished job's tracklist and its CSV.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import logging
 import os
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from soundmark.jobs import FAILED, QUEUED, Job, JobRunner, JobStore
+from soundmark.audd.models import TracklistEntry, wire
+from soundmark.audd.presenter import tracklist_entry
+from soundmark.catalog.sqlite import Catalog
+from soundmark.jobs import FAILED, QUEUED, Job, JobRunner, JobStore, _row_to_job
 from soundmark.services.errors import ServiceError
 from soundmark.settings import Settings
 
@@ -30,6 +41,13 @@ log = logging.getLogger("soundmark.jobs")
 
 JOB_PICKUP_SECONDS = 1.0  # how soon a jobs node starts a job another node queued
 JOB_POLL_SECONDS = 0.5  # how often a request waiting on another node's job looks at it
+MAX_JOBS_PAGE = 100  # jobs listed by one read of ``recent_jobs`` (and states asked of ``job_states``)
+MAX_JOB_ID = 64  # characters: ids are 24 hex digits; anything longer names no job
+# The columns of a job's tracklist as CSV (those of ``soundmark scan --csv``).
+TRACKLIST_COLUMNS = (
+    "start_time", "end_time", "start", "end", "artist", "title", "album", "isrc", "track_id",
+    "ref_start", "ref_end", "speed", "score",
+)  # fmt: skip
 
 
 class JobService:
@@ -119,3 +137,105 @@ class JobService:
         done = self.runner.submit(job_id)
         self._done[job_id] = done
         done.add_done_callback(lambda _: self._done.pop(job_id, None))
+
+
+# --- the web app's reads ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobState:
+    """What a list of jobs shows of one (its parameters and result are not read)."""
+
+    id: str
+    kind: str
+    status: str
+    source: str | None
+    progress: float  # 0-1
+    audio_seconds: float  # analysed so far (the recording's length once done)
+    tracks: int  # tracklist entries, once done
+    error_code: int | None
+    error_message: str | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed")
+
+
+@dataclass(frozen=True)
+class JobsPage:
+    jobs: list[JobState]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def next_offset(self) -> int | None:
+        return self.offset + self.limit if self.offset + self.limit < self.total else None
+
+    @property
+    def previous_offset(self) -> int | None:
+        return max(0, self.offset - self.limit) if self.offset > 0 else None
+
+
+_STATE_SQL = (
+    "SELECT id, kind, status, source, progress, audio_seconds,"
+    " COALESCE(json_array_length(result, '$.segments'), 0), error_code, error_message, created_at, updated_at"
+    " FROM jobs"
+)
+
+
+def _state(row: Iterable[Any]) -> JobState:
+    r = list(row)
+    return JobState(
+        id=str(r[0]), kind=str(r[1]), status=str(r[2]), source=r[3], progress=float(r[4]),
+        audio_seconds=float(r[5]), tracks=int(r[6]), error_code=r[7], error_message=r[8],
+        created_at=float(r[9]), updated_at=float(r[10]),
+    )  # fmt: skip
+
+
+def recent_jobs(c: Catalog, offset: int = 0, limit: int = 25) -> JobsPage:
+    """The jobs newest first, ``limit`` (at most ``MAX_JOBS_PAGE``) from ``offset``."""
+    limit = max(1, min(limit, MAX_JOBS_PAGE))
+    offset = max(0, offset)
+    total = int(c.conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+    rows = c.conn.execute(_STATE_SQL + " ORDER BY created_at DESC, id LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+    return JobsPage([_state(r) for r in rows], total, offset, limit)
+
+
+def job_states(c: Catalog, ids: Iterable[str]) -> list[JobState]:
+    """The states of the jobs ``ids`` that exist (at most ``MAX_JOBS_PAGE`` of them asked)."""
+    wanted = list(dict.fromkeys(i for i in ids if 0 < len(i) <= MAX_JOB_ID))[:MAX_JOBS_PAGE]
+    if not wanted:
+        return []
+    marks = ",".join("?" * len(wanted))
+    rows = c.conn.execute(_STATE_SQL + f" WHERE id IN ({marks})", wanted).fetchall()
+    return [_state(r) for r in rows]
+
+
+def find_job(c: Catalog, job_id: str) -> Job | None:
+    """The job ``job_id`` with its parameters and result, or None."""
+    if not 0 < len(job_id) <= MAX_JOB_ID:
+        return None
+    row = c.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else _row_to_job(row)
+
+
+def tracklist(c: Catalog, job: Job) -> list[TracklistEntry]:
+    """A finished job's tracklist in the recording's order, with the catalog's metadata of each
+    track still there (a track removed since shows its id only)."""
+    segments = sorted(job.segments(), key=lambda s: (s.start, s.end))
+    ids = sorted({s.track_id for s in segments})
+    tracks = {}
+    for i in range(0, len(ids), 500):  # SQLite's bound on one statement's parameters
+        tracks.update(c.get_tracks(ids[i : i + 500]))
+    return [tracklist_entry(s, tracks.get(s.track_id)) for s in segments]
+
+
+def tracklist_csv(entries: Iterable[TracklistEntry]) -> str:
+    """The tracklist as CSV (``TRACKLIST_COLUMNS``, a header row first)."""
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=TRACKLIST_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for e in entries:
+        w.writerow(wire(e))
+    return out.getvalue()

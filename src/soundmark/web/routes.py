@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import NoMatchFound
 
 from soundmark.api.state import app_state
-from soundmark.web import login, reports, stations, tokens
+from soundmark.web import jobs, login, reports, stations, tokens
 from soundmark.web.browser import BrowserPageRoute, VaryOnAccept
 from soundmark.web.pages import Pages, pages_of
 from soundmark.web.security import SecureStaticFiles
@@ -29,7 +29,6 @@ pages = APIRouter(include_in_schema=False)
 # Pages that other parts of the web app will fill; until then they say so.
 COMING = {
     "/catalog": ("Catalog", "Search and browse the catalog's tracks, edit their metadata, see where each was heard."),
-    "/jobs": ("Jobs", "Long-recording jobs with their progress and tracklists."),
 }
 
 
@@ -80,4 +79,5 @@ def install(app: FastAPI) -> None:
     app.include_router(tokens.router)
     stations.install(app)  # /streams: the Stations page, its live events and forms
     app.include_router(reports.router)
+    jobs.install(app)  # /jobs; the job page and its CSV ahead of the API's GET /jobs/{job_id}
     app.include_router(pages)
