@@ -18,6 +18,7 @@ from soundmark.catalog.schema_health import MIGRATION as _HEALTH_MIGRATION
 from soundmark.catalog.schema_jobs import ATTEMPTS_MIGRATION as _JOB_ATTEMPTS_MIGRATION
 from soundmark.catalog.schema_jobs import MIGRATION as _JOBS_MIGRATION
 from soundmark.catalog.schema_plays import MIGRATION as _PLAYS_MIGRATION
+from soundmark.catalog.schema_search import MIGRATION as _SEARCH_MIGRATION
 from soundmark.catalog.schema_sessions import MIGRATION as _SESSIONS_MIGRATION
 from soundmark.catalog.schema_streams import MIGRATION as _STREAMS_MIGRATION
 from soundmark.catalog.schema_tracks import SOURCE_FILES_MIGRATION, TRACK_IDS_MIGRATION
@@ -120,6 +121,8 @@ MIGRATIONS: list[str] = [
     _PLAYS_MIGRATION,
     # 10: the health of each monitored stream (the Stations page reads it).
     _HEALTH_MIGRATION,
+    # 11: the Catalog pages' album search, browse orders and plays by track.
+    _SEARCH_MIGRATION,
 ]
 
 

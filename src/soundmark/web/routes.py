@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import NoMatchFound
 
 from soundmark.api.state import app_state
-from soundmark.web import jobs, login, reports, stations, tokens
+from soundmark.web import catalog, jobs, login, reports, stations, tokens
 from soundmark.web.browser import BrowserPageRoute, VaryOnAccept
 from soundmark.web.pages import Pages, pages_of
 from soundmark.web.security import SecureStaticFiles
@@ -27,8 +27,7 @@ browser = APIRouter(route_class=BrowserPageRoute, include_in_schema=False)
 pages = APIRouter(include_in_schema=False)
 
 # Pages that other parts of the web app will fill; until then they say so.
-COMING = {
-    "/catalog": ("Catalog", "Search and browse the catalog's tracks, edit their metadata, see where each was heard."),
+COMING: dict[str, tuple[str, str]] = {
 }
 
 
@@ -77,6 +76,7 @@ def install(app: FastAPI) -> None:
     app.include_router(browser)
     app.include_router(login.router)
     app.include_router(tokens.router)
+    app.include_router(catalog.router)  # /catalog: search, browse, a track, duplicates
     stations.install(app)  # /streams: the Stations page, its live events and forms
     app.include_router(reports.router)
     jobs.install(app)  # /jobs; the job page and its CSV ahead of the API's GET /jobs/{job_id}
