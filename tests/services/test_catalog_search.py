@@ -76,6 +76,16 @@ def test_search_by_title_artist_album_isrc_and_lyrics(store_copy: Path, pieces: 
     assert find("resonance", "title") == []
     for hostile in ['"', "NEAR(a b)", "title:x", "* OR -", "\x00", "a" * 500]:
         assert find(hostile) == []  # FTS5 syntax is plain text
+    # Pages of a search: every match once, in rank order.
+    database = LocalDatabase(store_copy)
+    try:
+        paged = [
+            database.read(lambda c, o=o: find_tracks(c, CatalogQuery(q="piece", offset=o, size=3))) for o in (0, 3)
+        ]
+    finally:
+        database.close()
+    assert paged[0].total == paged[1].total == len(pieces)
+    assert sorted(str(t.meta.title) for p in paged for t in p.tracks) == sorted(p.title for p in pieces)
     with pytest.raises(ServiceError):
         CatalogQuery.parse({"field": "genre"})
     with pytest.raises(ServiceError):

@@ -121,6 +121,8 @@ def test_search_finds_a_track_by_title_artist_isrc_and_lyrics(pw: Playwright, si
         page = console.watch(browser.new_page())
         page.goto(site.web.url + "/catalog")  # public: no login
         expect(page.locator("h1")).to_have_text("Catalog")
+        expect(page.locator("#tracks tbody tr")).to_have_count(9)  # the demo's 8 tracks and the uploaded copy
+        screenshots(page, "catalog")
         assert _search(page, "transform tonight", "title") == ["Transform Tonight"]
         assert _search(page, "Karplus", "artist") == ["Plucked String Theory"]
         assert _search(page, NEW_ISRC.lower(), "isrc") == ["Overlap and Add"]
@@ -129,7 +131,6 @@ def test_search_finds_a_track_by_title_artist_isrc_and_lyrics(pw: Playwright, si
         assert _search(page, "Karplus", "title") == []  # an artist's name is not in any title
         expect(page.locator("#no-tracks")).to_have_text("Nothing found.")
         assert _search(page, 'frequency "domain', "all") == ["Transform Tonight"]  # the album; quotes are text
-        screenshots(page, "catalog")
         bad = httpx.get(site.web.url + "/catalog", params={"field": "genre"}, headers={"Accept": "text/html"})
         assert bad.status_code == 400 and "`field` must be one of" in bad.text
     assert not console.csp_violations(), console.lines
@@ -258,3 +259,21 @@ def test_the_duplicates_report_finds_the_uploaded_copy_only(pw: Playwright, site
         page.locator("a.member", has_text="quiet copy").click()
         expect(page.locator("#track-title")).to_have_text("Phase Locked Heart (quiet copy)")
     assert not console.csp_violations(), console.lines
+
+
+def test_with_require_token_the_catalog_needs_the_login(demo: tuple[Path, Path], tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    shutil.copytree(demo[0], db)
+    server = start_server(db, tmp_path / "server.log", "--role", "api", "--require-token")
+    try:
+        for path in ("/catalog", "/catalog/tracks/1"):
+            answer = httpx.get(server.url + path, headers={"Accept": "text/html"})
+            assert answer.status_code == 303 and answer.headers["location"] == f"/login?next={path}"
+        token = server.token("locked-admin", "admin")
+        with httpx.Client(base_url=server.url) as http:
+            login = http.get("/login")
+            csrf = login.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+            assert http.post("/login", data={"token": token, "csrf": csrf, "next": "/catalog"}).status_code == 303
+            assert "Phase Locked Heart" in http.get("/catalog").text
+    finally:
+        stop_server(server)

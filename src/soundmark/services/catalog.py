@@ -293,7 +293,7 @@ def _links(blocks: Mapping[str, object]) -> list[tuple[str, str]]:
 
 
 MAX_FIELD = 200  # characters of a metadata field from a form (lyrics: MAX_LYRICS)
-MAX_LYRICS = 20_000
+MAX_LYRICS = 15_000  # a form is at most 64 KiB (web/session.py), 4 bytes a character at worst
 MAX_EXTERNAL = 50  # external keys a track may hold after an edit from a form
 
 

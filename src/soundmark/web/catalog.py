@@ -200,10 +200,10 @@ async def duplicates_page(request: Request) -> Response:
     return _duplicates(request, who)
 
 
-def _duplicates(request: Request, who: Visitor, *, status: int = 200, message: str = "") -> Response:
+def _duplicates(request: Request, who: Visitor) -> Response:
     progress = audits(app_state(request)).progress()
     return pages_of(request).render(
-        request, "duplicates.html", who, status=status, progress=progress, last=progress.last, message=message,
+        request, "duplicates.html", who, progress=progress, last=progress.last,
         refresh=REFRESH_SECONDS if progress.running else 0, track_path=track_path,
     )  # fmt: skip
 
