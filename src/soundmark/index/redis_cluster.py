@@ -1,11 +1,12 @@
 """The fingerprint index on a Redis Cluster: both ports of ``index/base.py`` (``IndexBackend``).
 
 Keys (``N`` = the URL's prefix + ":" + this store's namespace from its catalog; ``slot`` = the
-track's 32-bit number, allocated from a counter in the cluster, never reused):
-  {N:b}:h:<hash hex>  the postings of one hash, packed: per posting 8 bytes, uint32 slot + uint32
-                   reference time in frames (little-endian); a write APPENDs its records. ``b`` is
-                   the hash's low 10 bits: the hash tag puts the keys of one of 1,024 buckets in
-                   one cluster slot, so a lookup reads a bucket's keys with one MGET (a query's
+track's 32-bit number, allocated from a counter in the cluster, never reused; the names are
+built in ``index/redis_keys.py``):
+  {N:bbb}:h:<hash>  the postings of one hash, packed: per posting 8 bytes, uint32 slot + uint32
+                   reference time in frames (little-endian); a write APPENDs its records. ``bbb``
+                   is the hash's low 10 bits: the hash tag puts the keys of one of 1,024 buckets
+                   in one cluster slot, so a lookup reads a bucket's keys with one MGET (a query's
                    ~7,000 hashes: ~1,000 commands, not 7,000)
   N:p:<slot>       the track's peaks for verification: uint32 (frame << 10 | bin) each
   N:t:<slot>       the track's distinct hashes, uint32 each: the keys compaction and cleanup must
@@ -23,7 +24,8 @@ incrementally by generation. ``abort`` and ``cleanup`` delete unpublished parts;
 removed tracks' data. The per-hash cap counts the live postings of a hash only (as ``MemoryIndex``).
 
 Lookups send one MGET per bucket, grouped per master node and sent to all of them at once
-(``index/redis_nodes.py``). An unreachable cluster is a ``StoreError``.
+(``index/redis_nodes.py``), every command encoded with NumPy (``index/redis_resp.py``); a write
+sends one APPEND script per bucket the same way. An unreachable cluster is a ``StoreError``.
 """
 
 from __future__ import annotations
@@ -50,14 +52,15 @@ from soundmark.index.base import (
     add_in_own_transaction,
     check_batch,
 )
+from soundmark.index.redis_keys import BUCKETS, LAYOUT, KeyNames, buckets_of
 from soundmark.index.redis_manifest import RedisManifest, TrackRow
 from soundmark.index.redis_nodes import Command, NodeRouter
+from soundmark.index.redis_resp import bulk, command_set, from_buffer
 from soundmark.index.redis_url import parse_redis_url
 
 RECORD = np.dtype([("slot", "<u4"), ("time", "<u4")])  # one posting in a hash's value
 PEAK_BIN_BITS = 10
 MAX_PEAK_FRAME = (1 << (32 - PEAK_BIN_BITS)) - 1
-BUCKETS = 1024  # hash keys are spread over this many cluster slots per store (a power of two)
 PURGE_TRACKS = 256  # tracks whose postings one purge round rewrites (bounds its memory)
 
 # For every key KEYS[k]: deletes the records whose slot (their first 4 bytes) is in ARGV[k] (4-byte
@@ -104,9 +107,15 @@ class RedisClusterIndex:
             raise StoreError(str(exc)) from exc
         self.url = location.url
         self._db = db
-        self._manifest = RedisManifest(db)
+        self._manifest = RedisManifest(db, LAYOUT)
+        if self._manifest.layout != LAYOUT:
+            raise StoreError(
+                f"this store's index on {self.url} was written by an older soundmark (key layout"
+                f" {self._manifest.layout}, this one reads {LAYOUT}): add the catalog to a new store"
+            )
         self.namespace = f"{location.prefix}:{self._manifest.namespace}"
         self._ns = self.namespace.encode()
+        self._keys = KeyNames(self._ns)
         try:
             self._client = RedisCluster(
                 startup_nodes=[ClusterNode(h, p) for h, p in location.nodes],
@@ -123,6 +132,8 @@ class RedisClusterIndex:
         self._tids = np.zeros(0, dtype=np.int64)
         self._tid_slots = np.zeros(0, dtype=np.int64)
         self._live: dict[int, TrackRow] = {}
+        self._postings = 0  # of the live tracks
+        self._bytes = 0
         self._gen = -1
         self._version = -1
 
@@ -138,12 +149,11 @@ class RedisClusterIndex:
 
     # --- keys ---------------------------------------------------------------------------------
     def _key(self, kind: bytes, name: int | str) -> bytes:
-        return self._ns + b":" + kind + b":" + str(name).encode()
+        return self._keys.key(kind, name)
 
-    def _hash_keys(self, hashes: np.ndarray) -> list[bytes]:
-        """``{N:bucket}:h:<hash hex>``: the hash tag puts a bucket's keys in one cluster slot."""
-        tags = [b"{" + self._ns + b":" + format(b, "x").encode() + b"}:h:" for b in range(BUCKETS)]
-        return [tags[h & (BUCKETS - 1)] + format(h, "x").encode() for h in hashes.tolist()]
+    def hash_keys(self, hashes: np.ndarray) -> list[bytes]:
+        """The keys holding the postings of ``hashes`` (uint32)."""
+        return self._keys.hash_keys(hashes)
 
     # --- reading ------------------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
@@ -164,6 +174,8 @@ class RedisClusterIndex:
         self._gen = gen
         if rows:
             live = list(self._live.values())
+            self._postings = sum(r.postings for r in live)
+            self._bytes = sum(r.bytes for r in live)
             slots = np.array([r.slot for r in live], dtype=np.int64)
             tids = np.array([r.track_id for r in live], dtype=np.int64)
             by_slot, by_tid = np.argsort(slots), np.argsort(tids)
@@ -172,10 +184,10 @@ class RedisClusterIndex:
 
     def postings(self) -> int:
         """Live postings (a removed track stops counting at once)."""
-        return sum(r.postings for r in self._live.values())
+        return self._postings
 
     def stats(self) -> IndexStats:
-        return IndexStats(self.postings(), 0, sum(r.bytes for r in self._live.values()))
+        return IndexStats(self._postings, 0, self._bytes)
 
     def lookup(self, hashes: np.ndarray, max_postings_per_hash: int) -> Hits:
         """Postings of ``hashes`` (unique uint32) of live tracks; hashes with more live postings
@@ -184,12 +196,12 @@ class RedisClusterIndex:
         if len(q) == 0 or len(self._slots) == 0:
             return Hits.empty()
         with self._errors("looking hashes up"):
-            values = self._mget(q)
-        lens = np.fromiter((len(v) // RECORD.itemsize if v else 0 for v in values), dtype=np.int64, count=len(q))
+            order, values = self._mget(q)
+        lens = np.fromiter(map(len, values), dtype=np.int64, count=len(q)) // RECORD.itemsize
         if not lens.any():
             return Hits.empty()
-        rec = np.frombuffer(b"".join(v for v in values if v), dtype=RECORD)
-        pos = np.repeat(np.arange(len(q), dtype=np.int64), lens)
+        rec = np.frombuffer(b"".join(values), dtype=RECORD)
+        pos = np.repeat(order, lens)
         slots = rec["slot"].astype(np.int64)
         at = np.minimum(np.searchsorted(self._slots, slots), len(self._slots) - 1)
         live = self._slots[at] == slots
@@ -198,19 +210,24 @@ class RedisClusterIndex:
         keep = allowed[pos]
         return Hits(pos[keep], self._slot_tids[at[keep]], times[keep])
 
-    def _mget(self, q: np.ndarray) -> list[bytes | None]:
-        """The values of the keys of hashes ``q``, in order: one MGET per bucket, all buckets
-        of a node in one pipeline, every node at once."""
-        buckets = q & np.uint32(BUCKETS - 1)
-        order = np.argsort(buckets, kind="stable")
-        keys = self._hash_keys(q[order])
-        bounds = np.flatnonzero(np.r_[True, buckets[order][1:] != buckets[order][:-1], True]).tolist()
-        commands: list[Command] = [(keys[a], ("MGET", *keys[a:b])) for a, b in itertools.pairwise(bounds)]
-        sorted_values = [v for reply in self._router.run(commands, idempotent=True) for v in reply]
-        values: list[bytes | None] = [None] * len(q)
-        for i, v in zip(order.tolist(), sorted_values, strict=True):
-            values[i] = v
-        return values
+    def _mget(self, q: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
+        """The values of the keys of hashes ``q`` (b"" for none) in the order they were read,
+        and that order (indices into ``q``): one MGET per bucket, every node's MGETs in one
+        pipeline, every node at once."""
+        buckets = buckets_of(q)
+        nodes = self._router.nodes_of(self._keys.bucket_slots[buckets])
+        order = np.lexsort((buckets, nodes))  # by node, then bucket: each node's commands in one run
+        sorted_q, sorted_b = q[order], buckets[order]
+        bounds = np.flatnonzero(np.r_[True, sorted_b[1:] != sorted_b[:-1], True])
+        keys = self._keys.hash_bulks(sorted_q)
+        commands = command_set([b"MGET"], [keys.groups(bounds)], np.diff(bounds))
+
+        def resend(g: int) -> tuple[object, ...]:
+            return ("MGET", *self._keys.hash_keys(sorted_q[bounds[g] : bounds[g + 1]]))
+
+        slots = self._keys.bucket_slots[sorted_b[bounds[:-1]]]
+        replies = self._router.run_resp(slots, commands, resend, idempotent=True)
+        return order, [v or b"" for v in itertools.chain.from_iterable(replies)]
 
     def track_peaks(self, track_id: int) -> np.ndarray:
         """Stored peaks (int32 (n, 2): frame, bin) of a live track; (0, 2) if unknown or removed."""
@@ -218,7 +235,7 @@ class RedisClusterIndex:
         if row is None:
             return np.zeros((0, 2), dtype=np.int32)
         with self._errors("reading a track's peaks"):
-            data = self._client.get(self._key(b"p", row.slot))
+            data = self._router.get([self._key(b"p", row.slot)])[0]
         packed = np.frombuffer(_bytes(data), dtype="<u4").astype(np.int64)
         return np.stack([packed >> PEAK_BIN_BITS, packed & ((1 << PEAK_BIN_BITS) - 1)], axis=1).astype(np.int32)
 
@@ -255,7 +272,7 @@ class RedisClusterIndex:
                     rows.append(TrackRow(int(p.track_id), slot, name, len(p.hashes), size, False))
                 self._router.run(commands, idempotent=True)
                 # 3. the postings: per bucket one script APPENDing to each of its keys the batch touches
-                self._router.run(self._appends(batch, slots), idempotent=False)
+                self._appends(batch, slots)
         except BaseException:
             self._purge_part(name, slots)
             raise
@@ -263,25 +280,39 @@ class RedisClusterIndex:
         part = WrittenPart(name, len(batch), sum(r.postings for r in rows), sum(r.bytes for r in rows))
         return Written(tuple(ids), (part,))
 
-    def _appends(self, batch: Sequence[TrackPostings], slots: Sequence[int]) -> list[Command]:
-        """The batch's postings as APPEND_SCRIPT calls: one per bucket (its keys share a cluster
-        slot), each appending to every key of the bucket the batch touches."""
+    def _appends(self, batch: Sequence[TrackPostings], slots: Sequence[int]) -> None:
+        """APPEND the batch's postings to their hash keys: one script call per bucket (its keys
+        share a cluster slot), or per ``SCRIPT_KEYS`` keys of it, appending to each key of the
+        bucket the batch touches its records, all encoded at once."""
         hashes = np.concatenate([np.asarray(p.hashes, dtype=np.uint32) for p in batch])
+        if len(hashes) == 0:
+            return
         rec = np.zeros(len(hashes), dtype=RECORD)
         rec["slot"] = np.concatenate(
             [np.full(len(p.hashes), s, dtype=np.uint32) for s, p in zip(slots, batch, strict=True)]
         )
         rec["time"] = np.concatenate([np.asarray(p.times, dtype=np.uint32) for p in batch])
-        sort_key = ((hashes & np.uint32(BUCKETS - 1)).astype(np.uint64) << np.uint64(32)) | hashes
-        order = np.argsort(sort_key, kind="stable")
-        hashes, buf = hashes[order], rec[order].tobytes()
-        starts = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]]) if len(hashes) else np.zeros(0, np.int64)
-        ends = np.r_[starts[1:], len(hashes)]
-        distinct = hashes[starts]
-        keys = self._hash_keys(distinct)
-        size = RECORD.itemsize
-        values = [buf[a * size : b * size] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
-        return _per_bucket(APPEND_SCRIPT, distinct, keys, values)
+        buckets = buckets_of(hashes)
+        order = np.lexsort((hashes, buckets))
+        hashes, buckets, rec = hashes[order], buckets[order], rec[order]
+        starts = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]])
+        distinct, key_buckets = hashes[starts], buckets[starts]
+        raw = from_buffer(rec.view(np.uint8), np.diff(np.r_[starts, len(hashes)]) * RECORD.itemsize)
+        values = bulk(raw)
+        keys = self._keys.hash_bulks(distinct)
+        # a call per bucket, split every SCRIPT_KEYS keys
+        first = np.flatnonzero(np.r_[True, key_buckets[1:] != key_buckets[:-1]])
+        run = np.arange(len(distinct)) - np.repeat(first, np.diff(np.r_[first, len(distinct)]))
+        bounds = np.flatnonzero(np.r_[(run % SCRIPT_KEYS) == 0, True])
+        counts = np.diff(bounds)
+        head = [b"EVAL", APPEND_SCRIPT.encode()]
+        commands = command_set(head, [keys.groups(bounds), values.groups(bounds)], counts, numkeys=True)
+
+        def resend(g: int) -> tuple[object, ...]:
+            a, b = int(bounds[g]), int(bounds[g + 1])
+            return ("EVAL", APPEND_SCRIPT, b - a, *self._keys.hash_keys(distinct[a:b]), *map(raw.item, range(a, b)))
+
+        self._router.run_resp(self._keys.bucket_slots[key_buckets[bounds[:-1]]], commands, resend, idempotent=False)
 
     def publish(self, written: Written) -> None:
         """List ``written``'s tracks as live, inside the store's open transaction."""
@@ -351,7 +382,7 @@ class RedisClusterIndex:
                     by_hash.setdefault(h, []).append(slot)
             hashes = np.array(sorted(by_hash, key=lambda h: (h & (BUCKETS - 1), h)), dtype=np.uint32)
             drops = [np.array(by_hash[h], dtype="<u4").tobytes() for h in hashes.tolist()]
-            self._router.run(_per_bucket(FILTER_SCRIPT, hashes, self._hash_keys(hashes), drops), idempotent=True)
+            self._router.run(_per_bucket(FILTER_SCRIPT, hashes, self.hash_keys(hashes), drops), idempotent=True)
             deletes: list[Command] = [(k, ("DEL", k)) for s in slots for k in (self._key(b"p", s), self._key(b"t", s))]
             self._router.run(deletes, idempotent=True)
 

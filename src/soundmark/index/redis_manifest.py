@@ -10,7 +10,9 @@ Tables (created here on first use, ``IF NOT EXISTS``; the catalog's migrations d
                       INTEGER, removed INTEGER (1: tombstoned, purged by compaction), gen INTEGER
                       (the generation that last changed the row)
   redis_index_state   key TEXT PRIMARY KEY, value TEXT: "namespace" (this store's random id, part
-                      of every Redis key) and "generation" (bumped by every publish and removal)
+                      of every Redis key), "generation" (bumped by every publish and removal)
+                      and "layout" (the key layout of ``index/redis_keys.py`` the data was
+                      written in; absent in stores of the first layout)
 Readers poll ``PRAGMA data_version`` (free), then the generation, then read only the rows whose
 ``gen`` is newer than what they hold.
 """
@@ -53,7 +55,7 @@ class TrackRow:
 class RedisManifest:
     """Reads and writes of the two tables; ``publish``/``remove`` join the caller's transaction."""
 
-    def __init__(self, db: _Database):
+    def __init__(self, db: _Database, layout: str):
         self.conn = db.conn
         tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not {"redis_index_tracks", "redis_index_state"} <= tables:
@@ -65,6 +67,15 @@ class RedisManifest:
                 if self._get("namespace") is None:
                     self._set("namespace", secrets.token_hex(6))
                     self._set("generation", "0")
+                    self._set("layout", layout)
+        if self._get("layout") is None and self.conn.execute("SELECT 1 FROM redis_index_tracks").fetchone() is None:
+            with db.transaction():  # nothing written in the old layout yet: this one it is
+                self._set("layout", layout)
+
+    @property
+    def layout(self) -> str:
+        """The key layout of this store's data ("1": the first, which recorded none)."""
+        return self._get("layout") or "1"
 
     def _get(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM redis_index_state WHERE key=?", (key,)).fetchone()

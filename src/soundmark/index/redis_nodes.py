@@ -1,31 +1,38 @@
-"""Many single-key commands sent to a Redis Cluster grouped per node, all nodes at once.
+"""Many commands sent to a Redis Cluster grouped per node, all nodes at once.
 
-Why not redis-py's own batching: ``mget_nonatomic`` sends one MGET per hash slot (a query's
-thousands of keys touch thousands of slots) and ``ClusterPipeline`` packs commands node by node in
-turn; INDEX-ENGINES.md measured per-slot MGETs 4× slower than one pipeline per node. Here each
-key's slot comes from redis-py's ``key_slot``, its node from the client's slot map; the commands of
-every node are written to its socket first and the replies read afterwards, so the nodes work in
-parallel from one thread.
+Why not redis-py's own batching: ``mget_nonatomic`` sends one MGET per hash slot and
+``ClusterPipeline`` packs and parses command by command, node by node in turn; INDEX-ENGINES.md
+measured per-slot MGETs 4× slower than one pipeline per node. Here the caller hands over its
+commands already in the Redis protocol (``index/redis_resp.py``) with the cluster slot of each;
+the node of a slot comes from the client's slot map (as a table, rebuilt when the map changes);
+every node's commands are written to its socket first, then the replies are read, so the nodes
+work in parallel from one thread. Replies are parsed by a ``hiredis.Reader`` fed straight from
+the socket (redis-py's ``read_response`` costs ~5 µs a reply in Python, a lookup reads ~1,000).
 
 Redirections and failover: a command answered MOVED/ASK/TRYAGAIN/CLUSTERDOWN was not executed;
-it is sent again through the ``RedisCluster`` client itself, which follows the redirect, refreshes
-its slot map and retries through a failover. A broken connection leaves it unknown whether the
-node executed what it was sent: idempotent commands (GET, SET, DEL, the filter script) are then
-resent the same way; APPENDs (the script of a bucket's APPENDs) are not, and fail with the
-connection error (their caller aborts the whole write and deletes what it may have left).
+it is sent again through the ``RedisCluster`` client itself (as the arguments ``resend`` gives),
+which follows the redirect, refreshes its slot map and retries through a failover. A broken
+connection leaves it unknown whether the node executed what it was sent: idempotent commands
+(GET, SET, DEL, MGET, the filter script) are then resent the same way; APPENDs (the script of a
+bucket's APPENDs) are not, and fail with the connection error (their caller aborts the whole
+write and deletes what it may have left).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import hiredis
+import numpy as np
 from redis import RedisCluster
-from redis.crc import key_slot
+from redis._parsers.base import BaseParser
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import (
     AskError,
     BusyLoadingError,
     ClusterDownError,
+    InvalidResponse,
     MasterDownError,
     ResponseError,
     TryAgainError,
@@ -33,86 +40,158 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from soundmark.index.redis_resp import Ragged, from_buffer
+
 Command = tuple[bytes, tuple[Any, ...]]  # (the key routing it, the whole command: ("GET", key), ...)
 REDIRECTS = (AskError, TryAgainError, ClusterDownError, BusyLoadingError, MasterDownError)  # MOVED is an AskError
-CHUNK = 20_000  # commands sent to one node before its replies are read (bounds the buffers)
+CHUNK_BYTES = 16 << 20  # command bytes sent to the nodes before their replies are read (bounds the buffers)
+READ_SIZE = 1 << 20
 
 
 class NodeRouter:
-    """Runs single-key commands on the node owning each key's slot."""
+    """Runs commands on the node owning each one's slot."""
 
     def __init__(self, client: RedisCluster):
         self.client = client
+        self._map: object = None  # the slot map the table below was built from
+        self._nodes: list[Any] = []
+        self._node_of_slot = np.zeros(0, dtype=np.int64)
+        self._buffer = bytearray(READ_SIZE)
+
+    def nodes_of(self, slots: np.ndarray) -> np.ndarray:
+        """The index of the node serving each slot (an order to group commands by)."""
+        cache = self.client.nodes_manager.slots_cache
+        if cache is not self._map:
+            names: dict[str, int] = {}
+            table = np.zeros(REDIS_CLUSTER_HASH_SLOTS, dtype=np.int64)
+            nodes: list[Any] = []
+            for slot, served in cache.items():
+                node = served[0]
+                if node.name not in names:
+                    names[node.name] = len(nodes)
+                    nodes.append(node)
+                table[slot] = names[node.name]
+            self._map, self._nodes, self._node_of_slot = cache, nodes, table
+        return self._node_of_slot[np.asarray(slots, dtype=np.int64)]
 
     def run(self, commands: Sequence[Command], *, idempotent: bool) -> list[Any]:
         """The replies of ``commands`` in order (an error reply raises)."""
-        replies: list[Any] = [None] * len(commands)
-        retry: list[int] = []
-        for start in range(0, len(commands), CHUNK * 4):
-            retry += self._scatter(commands, range(start, min(len(commands), start + CHUNK * 4)), replies, idempotent)
-        if retry:
-            self.client.nodes_manager.initialize()  # the slot map moved: learn it once
-            for i in retry:
-                replies[i] = self.client.execute_command(*commands[i][1])
-        return replies
+        packed = [_resp(c) for _, c in commands]
+        ragged = from_buffer(b"".join(packed), np.array([len(p) for p in packed], dtype=np.int64))
+        slots = np.array([key_slot(k) for k, _ in commands], dtype=np.int64)
+        return self.run_resp(slots, ragged, lambda i: commands[i][1], idempotent=idempotent)
 
     def get(self, keys: Sequence[bytes]) -> list[bytes | None]:
         return self.run([(k, ("GET", k)) for k in keys], idempotent=True)
 
-    def _scatter(self, commands: Sequence[Command], indices: range, replies: list[Any], idempotent: bool) -> list[int]:
+    def run_resp(
+        self, slots: np.ndarray, commands: Ragged, resend: Callable[[int], tuple[Any, ...]], *, idempotent: bool
+    ) -> list[Any]:
+        """The replies of ``commands`` (command i: ``commands`` string i, on the node serving
+        ``slots[i]``), in order; ``resend(i)`` gives command i as arguments for the cluster
+        client. An error reply other than a redirection raises."""
+        replies: list[Any] = [None] * len(commands)
+        retry: list[int] = []
+        node = self.nodes_of(slots)
+        offsets = commands.offsets
+        start = 0
+        while start < len(commands):  # chunks of about CHUNK_BYTES
+            end = max(start + 1, int(np.searchsorted(offsets, offsets[start] + CHUNK_BYTES, side="right")) - 1)
+            end = min(end, len(commands))
+            retry += self._scatter(node, commands, range(start, end), replies, idempotent)
+            start = end
+        if retry:
+            self.client.nodes_manager.initialize()  # the slot map moved: learn it once
+            for i in retry:
+                replies[i] = self.client.execute_command(*resend(i))
+        return replies
+
+    def _scatter(
+        self, node: np.ndarray, commands: Ragged, indices: range, replies: list[Any], idempotent: bool
+    ) -> list[int]:
         """Send ``commands[indices]`` node by node, then read every node's replies; returns the
         indices to resend through the cluster client."""
-        manager = self.client.nodes_manager
-        groups: dict[str, tuple[Any, list[int]]] = {}
-        for i in indices:
-            node = manager.get_node_from_slot(key_slot(commands[i][0]))
-            groups.setdefault(node.name, (node, []))[1].append(i)
+        part = node[indices.start : indices.stop]
+        order = np.argsort(part, kind="stable") + indices.start
+        bounds = np.flatnonzero(np.r_[True, np.diff(node[order]) != 0, True])
+        data = commands.buf
+        off = commands.offsets
         sent: list[tuple[Any, Any, list[int]]] = []
+        unread: set[int] = set()  # entries of ``sent`` whose replies were not all read
         retry: list[int] = []
         try:
-            for node, idx in groups.values():
-                pool = self.client.get_redis_connection(node).connection_pool
+            for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+                idx = order[a:b]
+                target = self._nodes[int(node[idx[0]])]
+                if idx[-1] - idx[0] == len(idx) - 1:  # consecutive: one slice
+                    payload = data[off[idx[0]] : off[idx[-1] + 1]].tobytes()
+                else:
+                    payload = b"".join(data[off[i] : off[i + 1]].tobytes() for i in idx.tolist())
+                pool = self.client.get_redis_connection(target).connection_pool
                 conn = pool.get_connection()
-                sent.append((pool, conn, idx))
+                sent.append((pool, conn, idx.tolist()))
+                unread.add(len(sent) - 1)
                 try:
-                    conn.send_packed_command([_resp([commands[i][1] for i in idx])])
+                    conn.send_packed_command([payload])
                 except (RedisConnectionError, RedisTimeoutError):
                     if not idempotent:
                         raise
-                    idx_copy = list(idx)
-                    idx.clear()  # nothing to read from this node: resend it all
-                    retry += idx_copy
-            for _pool, conn, idx in sent:
-                for n, i in enumerate(idx):
-                    try:
-                        replies[i] = conn.read_response(disable_decoding=True)
-                    except ResponseError as exc:
-                        if not _redirect(exc):
-                            raise
+                    retry += sent[-1][2]
+                    sent[-1] = (pool, conn, [])  # nothing to read from this node: resend it all
+            for k, (_pool, conn, idx_list) in enumerate(sent):
+                try:
+                    got = self._read(conn, len(idx_list))
+                except (RedisConnectionError, RedisTimeoutError):
+                    if not idempotent:
+                        raise
+                    retry += idx_list
+                    continue
+                finally:
+                    unread.discard(k)
+                for i, reply in zip(idx_list, got, strict=True):
+                    if isinstance(reply, ResponseError):
+                        if not isinstance(reply, REDIRECTS):
+                            raise reply
                         retry.append(i)
-                    except (RedisConnectionError, RedisTimeoutError):
-                        if not idempotent:
-                            raise
-                        retry += idx[n:]
-                        break
+                    else:
+                        replies[i] = reply
         finally:
-            for pool, conn, _idx in sent:
+            for k, (pool, conn, _idx) in enumerate(sent):
+                if k in unread:  # replies still on the way: this connection cannot be reused
+                    conn.disconnect()
                 pool.release(conn)
         return retry
 
+    def _read(self, conn: Any, n: int) -> list[Any]:
+        """``n`` replies from ``conn``'s socket (error replies as exceptions, not raised); a
+        connection that fails here is closed, so no half-read reply stays behind."""
+        reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+        out: list[Any] = []
+        view = memoryview(self._buffer)
+        try:
+            sock = conn._sock  # redis-py's socket of this connection (connected by the send)
+            while len(out) < n:
+                reply = reader.gets()
+                if reply is False:
+                    got = sock.recv_into(view)
+                    if got == 0:
+                        raise RedisConnectionError("the Redis node closed the connection")
+                    reader.feed(view, 0, got)
+                else:
+                    out.append(reply)
+        except TimeoutError as exc:
+            conn.disconnect()
+            raise RedisTimeoutError(f"reading from the Redis node: {exc}") from exc
+        except (OSError, InvalidResponse, RedisConnectionError) as exc:
+            conn.disconnect()
+            raise RedisConnectionError(f"reading from the Redis node: {exc}") from exc
+        return out
 
-def _resp(commands: Sequence[tuple[Any, ...]]) -> bytes:
-    """``commands`` in the Redis protocol, as one buffer (redis-py's packer costs ~15 µs a
-    command in Python: most of a lookup's time at thousands of keys)."""
-    out: list[bytes] = []
-    for command in commands:
-        out.append(b"*%d\r\n" % len(command))
-        for arg in command:
-            data = arg if isinstance(arg, bytes) else str(arg).encode()
-            out += (b"$%d\r\n" % len(data), data, b"\r\n")
+
+def _resp(command: tuple[Any, ...]) -> bytes:
+    """One command in the Redis protocol."""
+    out = [b"*%d\r\n" % len(command)]
+    for arg in command:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        out += (b"$%d\r\n" % len(data), data, b"\r\n")
     return b"".join(out)
-
-
-def _redirect(exc: ResponseError) -> bool:
-    """An error reply saying the command ran nowhere and must go elsewhere or wait."""
-    return isinstance(exc, REDIRECTS)
