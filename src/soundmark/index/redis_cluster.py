@@ -55,7 +55,7 @@ from soundmark.index.base import (
 from soundmark.index.redis_keys import BUCKETS, LAYOUT, KeyNames, buckets_of
 from soundmark.index.redis_manifest import RedisManifest, TrackRow
 from soundmark.index.redis_nodes import Command, NodeRouter
-from soundmark.index.redis_resp import bulk, command_set, from_buffer
+from soundmark.index.redis_resp import command_set, from_buffer
 from soundmark.index.redis_url import parse_redis_url
 
 RECORD = np.dtype([("slot", "<u4"), ("time", "<u4")])  # one posting in a hash's value
@@ -83,11 +83,6 @@ for k = 1, #KEYS do
   end
 end
 return total
-"""
-# Appends ARGV[k] to KEYS[k] for every k: a bucket's postings in one command (its keys share a slot).
-APPEND_SCRIPT = """
-for k = 1, #KEYS do redis.call('APPEND', KEYS[k], ARGV[k]) end
-return #KEYS
 """
 SCRIPT_KEYS = 2_000  # keys one script call touches at most
 
@@ -281,9 +276,9 @@ class RedisClusterIndex:
         return Written(tuple(ids), (part,))
 
     def _appends(self, batch: Sequence[TrackPostings], slots: Sequence[int]) -> None:
-        """APPEND the batch's postings to their hash keys: one script call per bucket (its keys
-        share a cluster slot), or per ``SCRIPT_KEYS`` keys of it, appending to each key of the
-        bucket the batch touches its records, all encoded at once."""
+        """APPEND the batch's postings to their hash keys, a command per distinct hash, every
+        node's commands in one pipeline. Encoded as one fixed-width matrix per number of
+        postings a hash has in the batch (mostly one), no Python object per key."""
         hashes = np.concatenate([np.asarray(p.hashes, dtype=np.uint32) for p in batch])
         if len(hashes) == 0:
             return
@@ -292,27 +287,31 @@ class RedisClusterIndex:
             [np.full(len(p.hashes), s, dtype=np.uint32) for s, p in zip(slots, batch, strict=True)]
         )
         rec["time"] = np.concatenate([np.asarray(p.times, dtype=np.uint32) for p in batch])
-        buckets = buckets_of(hashes)
-        order = np.lexsort((hashes, buckets))
-        hashes, buckets, rec = hashes[order], buckets[order], rec[order]
+        order = np.argsort(hashes, kind="stable")
+        hashes, rec = hashes[order], rec[order]
         starts = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]])
-        distinct, key_buckets = hashes[starts], buckets[starts]
-        raw = from_buffer(rec.view(np.uint8), np.diff(np.r_[starts, len(hashes)]) * RECORD.itemsize)
-        values = bulk(raw)
-        keys = self._keys.hash_bulks(distinct)
-        # a call per bucket, split every SCRIPT_KEYS keys
-        first = np.flatnonzero(np.r_[True, key_buckets[1:] != key_buckets[:-1]])
-        run = np.arange(len(distinct)) - np.repeat(first, np.diff(np.r_[first, len(distinct)]))
-        bounds = np.flatnonzero(np.r_[(run % SCRIPT_KEYS) == 0, True])
-        counts = np.diff(bounds)
-        head = [b"EVAL", APPEND_SCRIPT.encode()]
-        commands = command_set(head, [keys.groups(bounds), values.groups(bounds)], counts, numkeys=True)
+        counts = np.diff(np.r_[starts, len(hashes)])
+        distinct = hashes[starts]
+        key_slots = self._keys.bucket_slots[buckets_of(distinct)]
+        node = self._router.nodes_of(key_slots)
+        blocks, picks, widths = [], [], []
+        for k in np.unique(counts).tolist():
+            sel = np.flatnonzero(counts == k)
+            sel = sel[np.argsort(node[sel], kind="stable")]  # each node's commands in one run
+            records = rec[starts[sel][:, None] + np.arange(k)[None, :]]  # (n_k, k)
+            rows = self._keys.appends(distinct[sel], records.view(np.uint8).reshape(len(sel), -1))
+            blocks.append(rows.reshape(-1))
+            picks.append(sel)
+            widths.append(np.full(len(sel), rows.shape[1], dtype=np.int64))
+        commands = from_buffer(np.concatenate(blocks), np.concatenate(widths))
+        picked = np.concatenate(picks)  # command i appends to distinct[picked[i]]
 
-        def resend(g: int) -> tuple[object, ...]:
-            a, b = int(bounds[g]), int(bounds[g + 1])
-            return ("EVAL", APPEND_SCRIPT, b - a, *self._keys.hash_keys(distinct[a:b]), *map(raw.item, range(a, b)))
+        def resend(i: int) -> tuple[object, ...]:
+            j = int(picked[i])
+            value = rec[starts[j] : starts[j] + counts[j]].tobytes()
+            return ("APPEND", self._keys.hash_keys(distinct[j : j + 1])[0], value)
 
-        self._router.run_resp(self._keys.bucket_slots[key_buckets[bounds[:-1]]], commands, resend, idempotent=False)
+        self._router.run_resp(key_slots[picked], commands, resend, idempotent=False)
 
     def publish(self, written: Written) -> None:
         """List ``written``'s tracks as live, inside the store's open transaction."""

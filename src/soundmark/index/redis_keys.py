@@ -49,13 +49,32 @@ class KeyNames:
     def key(self, kind: bytes, name: int | str) -> bytes:
         return self.ns + b":" + kind + b":" + str(name).encode()
 
-    def hash_bulks(self, hashes: np.ndarray) -> Ragged:
-        """The keys of ``hashes`` (uint32), each framed as a RESP bulk string, end to end."""
+    def hash_bulk_rows(self, hashes: np.ndarray) -> np.ndarray:
+        """(n, bulk_length) uint8: the key of each of ``hashes`` (uint32) as a RESP bulk string."""
         h = np.asarray(hashes, dtype=np.uint32)
         rows = np.tile(self._template, (len(h), 1))
         rows[:, self._bucket_at : self._bucket_at + 3] = _hex_columns(h & np.uint32(BUCKETS - 1), 3)
         rows[:, self._hash_at : self._hash_at + 8] = _hex_columns(h, 8)
-        return Ragged(rows.reshape(-1), np.arange(len(h) + 1, dtype=np.int64) * self.bulk_length)
+        return rows
+
+    def hash_bulks(self, hashes: np.ndarray) -> Ragged:
+        """The keys of ``hashes`` (uint32), each framed as a RESP bulk string, end to end."""
+        rows = self.hash_bulk_rows(hashes)
+        return Ragged(rows.reshape(-1), np.arange(len(rows) + 1, dtype=np.int64) * self.bulk_length)
+
+    def appends(self, hashes: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """(n, width) uint8: ``APPEND <key of hashes[i]> <values[i]>`` in RESP, a row each;
+        ``values`` is (n, k) uint8, every value k bytes (one matrix per value length)."""
+        head = np.frombuffer(b"*3\r\n$6\r\nAPPEND\r\n", dtype=np.uint8)
+        size = np.frombuffer(b"$%d\r\n" % values.shape[1], dtype=np.uint8)
+        a, b, c = len(head), len(head) + self.bulk_length, len(head) + self.bulk_length + len(size)
+        rows = np.empty((len(hashes), c + values.shape[1] + 2), dtype=np.uint8)
+        rows[:, :a] = head
+        rows[:, a:b] = self.hash_bulk_rows(hashes)
+        rows[:, b:c] = size
+        rows[:, c:-2] = values
+        rows[:, -2:] = np.frombuffer(b"\r\n", dtype=np.uint8)
+        return rows
 
     def hash_keys(self, hashes: np.ndarray) -> list[bytes]:
         """The keys of ``hashes`` as bytes (for the few commands sent one by one)."""

@@ -46,6 +46,7 @@ Command = tuple[bytes, tuple[Any, ...]]  # (the key routing it, the whole comman
 REDIRECTS = (AskError, TryAgainError, ClusterDownError, BusyLoadingError, MasterDownError)  # MOVED is an AskError
 CHUNK_BYTES = 16 << 20  # command bytes sent to the nodes before their replies are read (bounds the buffers)
 READ_SIZE = 1 << 20
+_MORE = object()  # what the reader returns while a reply is incomplete
 
 
 class NodeRouter:
@@ -123,10 +124,11 @@ class NodeRouter:
             for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
                 idx = order[a:b]
                 target = self._nodes[int(node[idx[0]])]
-                if idx[-1] - idx[0] == len(idx) - 1:  # consecutive: one slice
-                    payload = data[off[idx[0]] : off[idx[-1] + 1]].tobytes()
-                else:
-                    payload = b"".join(data[off[i] : off[i + 1]].tobytes() for i in idx.tolist())
+                cuts = np.flatnonzero(np.r_[True, np.diff(idx) != 1, True])  # runs of consecutive commands
+                payload = b"".join(
+                    data[off[idx[c]] : off[idx[d - 1] + 1]].tobytes()
+                    for c, d in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True)
+                )
                 pool = self.client.get_redis_connection(target).connection_pool
                 conn = pool.get_connection()
                 sent.append((pool, conn, idx.tolist()))
@@ -165,20 +167,19 @@ class NodeRouter:
     def _read(self, conn: Any, n: int) -> list[Any]:
         """``n`` replies from ``conn``'s socket (error replies as exceptions, not raised); a
         connection that fails here is closed, so no half-read reply stays behind."""
-        reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+        reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error, notEnoughData=_MORE)
         out: list[Any] = []
         view = memoryview(self._buffer)
         try:
             sock = conn._sock  # redis-py's socket of this connection (connected by the send)
-            while len(out) < n:
-                reply = reader.gets()
-                if reply is False:
-                    got = sock.recv_into(view)
-                    if got == 0:
-                        raise RedisConnectionError("the Redis node closed the connection")
-                    reader.feed(view, 0, got)
-                else:
-                    out.append(reply)
+            while True:
+                out.extend(iter(reader.gets, _MORE))  # every whole reply buffered, parsed in C
+                if len(out) >= n:
+                    break
+                got = sock.recv_into(view)
+                if got == 0:
+                    raise RedisConnectionError("the Redis node closed the connection")
+                reader.feed(view, 0, got)
         except TimeoutError as exc:
             conn.disconnect()
             raise RedisTimeoutError(f"reading from the Redis node: {exc}") from exc
