@@ -210,6 +210,20 @@ def test_an_unreachable_cluster_is_a_store_error(catalog: Catalog) -> None:
         open_index("redis", Path("."), catalog, url="redis://127.0.0.1:1")
 
 
+def test_peaks_read_once_are_not_served_after_a_removal(redis_url: str, catalog: Catalog) -> None:
+    rng = np.random.default_rng(38)
+    d = _driver(redis_url, catalog)
+    t = random_track(rng, 1)
+    d.add([t, random_track(rng, 2)])
+    for _ in range(2):  # the second read comes from the process's cache
+        np.testing.assert_array_equal(d.index.track_peaks(1), t.peaks)
+    d.remove([1])
+    assert d.index.track_peaks(1).shape == (0, 2)
+    other = _driver(redis_url, catalog)  # another process's view: read from the cluster
+    assert other.index.track_peaks(1).shape == (0, 2)
+    assert other.index.track_peaks(2).shape[1] == 2
+
+
 def test_a_store_of_the_first_key_layout_is_refused(redis_url: str, catalog: Catalog) -> None:
     """Layout 1 (unpadded hex in the hash keys) recorded no layout: its tracks are not misread."""
     d = _driver(redis_url, catalog)

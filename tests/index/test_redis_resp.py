@@ -1,5 +1,6 @@
 """The NumPy encoders of Redis commands (index/redis_resp.py, index/redis_keys.py) against the
-plain Python encoding of the same commands, and a real cluster reading what they send."""
+plain Python encoding of the same commands, a real cluster reading what they send, and the
+peak code and cache (index/redis_peaks.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from redis.cluster import ClusterNode
 from soundmark.index import redis_resp as R
 from soundmark.index.redis_keys import BUCKETS, KeyNames
 from soundmark.index.redis_nodes import NodeRouter
+from soundmark.index.redis_peaks import MAX_PEAK_FRAME, PeakCache, decode_peaks, encode_peaks
 from soundmark.index.redis_url import parse_redis_url
 
 
@@ -82,3 +84,25 @@ def test_the_router_runs_encoded_commands_on_a_real_cluster(redis_cluster: str, 
         assert router.get([keys[0], names.key(b"p", 12345)]) == [b"x0", None]
     finally:
         client.close()
+
+
+def test_the_peak_cache_keeps_a_byte_budget_and_hands_out_copies() -> None:
+    cache = PeakCache(max_bytes=3 * 800)
+    peaks = {s: np.full((100, 2), s, dtype=np.int32) for s in range(5)}  # 800 bytes each
+    for s, p in peaks.items():
+        cache.put(s, p)
+    assert cache.get(0) is None and cache.get(1) is None  # the oldest went
+    got = cache.get(2)
+    assert got is not None
+    got[:] = -1  # a caller's change stays its own
+    np.testing.assert_array_equal(cache.get(2), peaks[2])
+    cache.put(5, np.zeros((100, 2), dtype=np.int32))  # 3 was used least recently, 2 just now
+    assert cache.get(3) is None and cache.get(2) is not None
+    cache.put(9, np.zeros((1000, 2), dtype=np.int32))  # over the whole budget: not kept
+    assert cache.get(9) is None and cache.get(5) is not None
+
+
+def test_peaks_round_trip_through_their_code() -> None:
+    rng = np.random.default_rng(3)
+    p = np.stack([np.sort(rng.integers(0, MAX_PEAK_FRAME + 1, 500)), rng.integers(0, 1024, 500)], 1).astype(np.int32)
+    np.testing.assert_array_equal(decode_peaks(encode_peaks(p)), p)

@@ -9,6 +9,7 @@ built in ``index/redis_keys.py``):
                    in one cluster slot, so a lookup reads a bucket's keys with one MGET (a query's
                    ~7,000 hashes: ~1,000 commands, not 7,000)
   N:p:<slot>       the track's peaks for verification: uint32 (frame << 10 | bin) each
+                   (``index/redis_peaks.py``, which also keeps recently read ones in RAM)
   N:t:<slot>       the track's distinct hashes, uint32 each: the keys compaction and cleanup must
                    rewrite to drop the track (stored rather than recomputed from the peaks, which
                    would tie the index to the fingerprint code: ≤ 4 bytes per posting)
@@ -55,12 +56,11 @@ from soundmark.index.base import (
 from soundmark.index.redis_keys import BUCKETS, LAYOUT, KeyNames, buckets_of
 from soundmark.index.redis_manifest import RedisManifest, TrackRow
 from soundmark.index.redis_nodes import Command, NodeRouter
+from soundmark.index.redis_peaks import MAX_PEAK_FRAME, PEAK_BIN_BITS, PeakCache, decode_peaks, encode_peaks
 from soundmark.index.redis_resp import command_set, from_buffer
 from soundmark.index.redis_url import parse_redis_url
 
 RECORD = np.dtype([("slot", "<u4"), ("time", "<u4")])  # one posting in a hash's value
-PEAK_BIN_BITS = 10
-MAX_PEAK_FRAME = (1 << (32 - PEAK_BIN_BITS)) - 1
 PURGE_TRACKS = 256  # tracks whose postings one purge round rewrites (bounds its memory)
 
 # For every key KEYS[k]: deletes the records whose slot (their first 4 bytes) is in ARGV[k] (4-byte
@@ -120,6 +120,7 @@ class RedisClusterIndex:
         except (RedisError, RedisClusterException, OSError) as exc:
             raise StoreError(f"cannot reach the Redis cluster at {self.url}: {exc}") from exc
         self._router = NodeRouter(self._client)
+        self._peaks = PeakCache()
         self._staged: dict[str, _Staged] = {}
         # The live set, two orders: by slot (lookups) and by track id (peaks).
         self._slots = np.zeros(0, dtype=np.int64)
@@ -229,10 +230,14 @@ class RedisClusterIndex:
         row = self._live.get(int(track_id))
         if row is None:
             return np.zeros((0, 2), dtype=np.int32)
+        cached = self._peaks.get(row.slot)
+        if cached is not None:
+            return cached
         with self._errors("reading a track's peaks"):
             data = self._router.get([self._key(b"p", row.slot)])[0]
-        packed = np.frombuffer(_bytes(data), dtype="<u4").astype(np.int64)
-        return np.stack([packed >> PEAK_BIN_BITS, packed & ((1 << PEAK_BIN_BITS) - 1)], axis=1).astype(np.int32)
+        peaks = decode_peaks(_bytes(data))
+        self._peaks.put(row.slot, peaks)
+        return peaks
 
     # --- writing ------------------------------------------------------------------------------
     def write(self, batch: Sequence[TrackPostings]) -> Written:
@@ -259,8 +264,7 @@ class RedisClusterIndex:
                 # 2. per track: peaks and distinct hashes
                 rows, commands = [], []
                 for slot, p in zip(slots, batch, strict=True):
-                    peaks = np.asarray(p.peaks).reshape(-1, 2).astype(np.uint32)
-                    packed = ((peaks[:, 0] << np.uint32(PEAK_BIN_BITS)) | peaks[:, 1]).astype("<u4").tobytes()
+                    packed = encode_peaks(p.peaks)
                     distinct = np.unique(np.asarray(p.hashes, dtype=np.uint32)).astype("<u4").tobytes()
                     commands += [_set(self._key(b"p", slot), packed), _set(self._key(b"t", slot), distinct)]
                     size = len(p.hashes) * RECORD.itemsize + len(packed) + len(distinct)

@@ -20,6 +20,7 @@ write and deletes what it may have left).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,15 +55,19 @@ class NodeRouter:
 
     def __init__(self, client: RedisCluster):
         self.client = client
-        self._map: object = None  # the slot map the table below was built from
-        self._nodes: list[Any] = []
-        self._node_of_slot = np.zeros(0, dtype=np.int64)
-        self._buffer = bytearray(READ_SIZE)
+        # (the slot map it was built from, the nodes, the node of each slot): swapped whole, so
+        # threads sharing the router never see a table of one map with the nodes of another
+        self._table: tuple[object, list[Any], np.ndarray] = (None, [], np.zeros(0, dtype=np.int64))
+        self._local = threading.local()  # a read buffer per thread
 
     def nodes_of(self, slots: np.ndarray) -> np.ndarray:
         """The index of the node serving each slot (an order to group commands by)."""
+        return self._current()[2][np.asarray(slots, dtype=np.int64)]
+
+    def _current(self) -> tuple[object, list[Any], np.ndarray]:
+        """The node table of the client's slot map now (rebuilt when the map was replaced)."""
         cache = self.client.nodes_manager.slots_cache
-        if cache is not self._map:
+        if cache is not self._table[0]:
             names: dict[str, int] = {}
             table = np.zeros(REDIS_CLUSTER_HASH_SLOTS, dtype=np.int64)
             nodes: list[Any] = []
@@ -72,8 +77,8 @@ class NodeRouter:
                     names[node.name] = len(nodes)
                     nodes.append(node)
                 table[slot] = names[node.name]
-            self._map, self._nodes, self._node_of_slot = cache, nodes, table
-        return self._node_of_slot[np.asarray(slots, dtype=np.int64)]
+            self._table = (cache, nodes, table)
+        return self._table
 
     def run(self, commands: Sequence[Command], *, idempotent: bool) -> list[Any]:
         """The replies of ``commands`` in order (an error reply raises)."""
@@ -93,13 +98,14 @@ class NodeRouter:
         client. An error reply other than a redirection raises."""
         replies: list[Any] = [None] * len(commands)
         retry: list[int] = []
-        node = self.nodes_of(slots)
+        _map, nodes, table = self._current()
+        node = table[np.asarray(slots, dtype=np.int64)]
         offsets = commands.offsets
         start = 0
         while start < len(commands):  # chunks of about CHUNK_BYTES
             end = max(start + 1, int(np.searchsorted(offsets, offsets[start] + CHUNK_BYTES, side="right")) - 1)
             end = min(end, len(commands))
-            retry += self._scatter(node, commands, range(start, end), replies, idempotent)
+            retry += self._scatter(nodes, node, commands, range(start, end), replies, idempotent)
             start = end
         if retry:
             self.client.nodes_manager.initialize()  # the slot map moved: learn it once
@@ -108,7 +114,13 @@ class NodeRouter:
         return replies
 
     def _scatter(
-        self, node: np.ndarray, commands: Ragged, indices: range, replies: list[Any], idempotent: bool
+        self,
+        nodes: list[Any],
+        node: np.ndarray,
+        commands: Ragged,
+        indices: range,
+        replies: list[Any],
+        idempotent: bool,
     ) -> list[int]:
         """Send ``commands[indices]`` node by node, then read every node's replies; returns the
         indices to resend through the cluster client."""
@@ -123,7 +135,7 @@ class NodeRouter:
         try:
             for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
                 idx = order[a:b]
-                target = self._nodes[int(node[idx[0]])]
+                target = nodes[int(node[idx[0]])]
                 cuts = np.flatnonzero(np.r_[True, np.diff(idx) != 1, True])  # runs of consecutive commands
                 payload = b"".join(
                     data[off[idx[c]] : off[idx[d - 1] + 1]].tobytes()
@@ -169,7 +181,10 @@ class NodeRouter:
         connection that fails here is closed, so no half-read reply stays behind."""
         reader = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error, notEnoughData=_MORE)
         out: list[Any] = []
-        view = memoryview(self._buffer)
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = self._local.buffer = bytearray(READ_SIZE)
+        view = memoryview(buffer)
         try:
             sock = conn._sock  # redis-py's socket of this connection (connected by the send)
             while True:
