@@ -182,3 +182,18 @@ def test_the_duplicates_audit_finds_a_copy_and_nothing_else(store_copy: Path, pi
     assert small.start()
     refused = small.wait(60).last
     assert refused is not None and "soundmark audit --db" in refused.error and not refused.groups
+
+
+def test_a_search_matching_too_many_to_rank_lists_the_first_found(
+    store_copy: Path, pieces: list[Piece], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(browse, "MAX_RANKED", 2)  # ranking scores every match: past the cap it is skipped
+    database = LocalDatabase(store_copy)
+    try:
+        page = database.read(lambda c: browse.search(c, "piece"))
+        few = database.read(lambda c: browse.search(c, pieces[0].title, "title"))
+    finally:
+        database.close()
+    assert not page.ranked and page.capped
+    assert [t.id for t in page.tracks] == sorted(t.id for t in page.tracks)  # as found, not ranked
+    assert few.ranked and not few.capped

@@ -5,9 +5,10 @@ scan of every track.
 - browse: keyset pages in one order (``title``, ``artist`` or ``added``, newest first): a page
   starts after (or ends before) a track id, whose sort key is read back here, so a link needs
   only that id;
-- search: whole words (the last one also as a prefix, for a half-typed query) in the title,
+- search: whole words (else the last one as a prefix, for a half-typed query) in the title,
   artist or lyrics (``lyrics_fts``), the album (``album_fts``), or an exact ISRC; at most
-  ``MAX_RESULTS`` matches, best first, paged;
+  ``MAX_RESULTS`` matches, best first (ranking stops at ``MAX_RANKED`` matches: it scores every
+  one), paged;
 - plays: where a track was heard, per station (the airplay log, ``plays``).
 """
 
@@ -22,7 +23,9 @@ from soundmark.catalog.schema_search import ARTIST_KEY, TITLE_KEY
 from soundmark.catalog.sqlite import Catalog
 
 MAX_PAGE = 100  # rows on one page, at most
-MAX_RESULTS = 500  # matches of one search ranked and paged, at most
+MAX_RESULTS = 500  # matches of one search listed and paged, at most
+MAX_RANKED = 5000  # matches of one search ranked, at most (past it the first found are listed, unranked)
+MIN_PREFIX = 3  # characters of a last word tried as a prefix when no word matches whole
 MAX_STATIONS = 100  # stations listed under "where it was heard"
 
 # The sort keys of the browse orders (the expressions of their indexes, the id last) and whether
@@ -47,8 +50,9 @@ class BrowsePage:
 @dataclass(frozen=True)
 class SearchPage:
     tracks: list[Track]
-    total: int  # matches found, at most MAX_RESULTS
-    capped: bool  # more than MAX_RESULTS matched: the rest are not ranked
+    total: int  # matches listed, at most MAX_RESULTS
+    capped: bool  # more matched than are listed
+    ranked: bool = True  # False: too many matched to rank them (MAX_RANKED); the first found are listed
 
 
 @dataclass(frozen=True)
@@ -129,18 +133,32 @@ def normal_isrc(text: str) -> str | None:
     return code if _ISRC.match(code) else None
 
 
-def _match(q: str, column: str | None) -> str | None:
-    """An FTS5 query for the words of ``q`` (the last also as a prefix), in ``column`` or all."""
+def _match(q: str, column: str | None, *, prefix: bool) -> str | None:
+    """An FTS5 query for the words of ``q`` (``prefix``: the last also as a prefix), in
+    ``column`` or in all."""
     terms = fts_query(q)
     if terms is None:
         return None
-    query = terms + "*"  # the last quoted term, also as a prefix: "tonig" finds "tonight"
+    query = terms + "*" if prefix else terms  # the last quoted term as a prefix: "tonig" finds "tonight"
     return f"{{{column}}} : ({query})" if column else query
+
+
+def _fts(catalog: Catalog, table: str, rank: str, match: str) -> tuple[list[int], bool]:
+    """Up to ``MAX_RESULTS`` + 1 matches, best first, and whether they are ranked: matches past
+    ``MAX_RANKED`` are not ranked (ranking scores every match), the first found are taken."""
+    sql = f"SELECT rowid FROM {table} WHERE {table} MATCH ?"
+    probe = [int(r[0]) for r in catalog.conn.execute(f"{sql} LIMIT ?", (match, MAX_RANKED + 1))]
+    if len(probe) > MAX_RANKED:
+        return probe[: MAX_RESULTS + 1], False
+    rows = catalog.conn.execute(f"{sql} ORDER BY {rank}, rowid LIMIT ?", (match, MAX_RESULTS + 1))
+    return [int(r[0]) for r in rows], True
 
 
 def search(catalog: Catalog, q: str, field: str = "all", *, offset: int = 0, limit: int = 25) -> SearchPage:
     """Tracks matching ``q`` in ``field`` (``FIELDS``), best first: an exact ISRC, then the
-    full-text matches ranked by bm25 (title over artist over lyrics), then album matches."""
+    full-text matches ranked by bm25 (title over artist over lyrics), then album matches. Words
+    match whole; when nothing does, a last word of ``MIN_PREFIX`` characters or more is tried
+    as a prefix (a half-typed word)."""
     if field not in FIELDS:
         raise ValueError(f"unknown search field {field!r}")
     limit, offset = _bound(limit, MAX_PAGE), max(0, int(offset))
@@ -153,27 +171,29 @@ def search(catalog: Catalog, q: str, field: str = "all", *, offset: int = 0, lim
                 "SELECT id FROM tracks WHERE isrc IN (?, ?) ORDER BY id LIMIT ?", (code or raw, raw, MAX_RESULTS + 1)
             )
             ids += [int(r[0]) for r in rows]
-    if field in ("all", "title", "artist", "lyrics"):
-        match = _match(q, None if field == "all" else field)
-        if match is not None:
-            rows = catalog.conn.execute(
-                "SELECT rowid FROM lyrics_fts WHERE lyrics_fts MATCH ? "
-                "ORDER BY bm25(lyrics_fts, 10.0, 5.0, 1.0), rowid LIMIT ?",
-                (match, MAX_RESULTS + 1),
-            )
-            ids += [int(r[0]) for r in rows]
-    if field in ("all", "album"):
-        match = _match(q, None)
-        if match is not None:
-            rows = catalog.conn.execute(
-                "SELECT rowid FROM album_fts WHERE album_fts MATCH ? ORDER BY rank, rowid LIMIT ?",
-                (match, MAX_RESULTS + 1),
-            )
-            ids += [int(r[0]) for r in rows]
+    ranked = True
+    words = q.split()
+    for prefix in (False, True):
+        if prefix and (not words or len(words[-1]) < MIN_PREFIX):
+            break
+        found: list[int] = []
+        if field in ("all", "title", "artist", "lyrics"):
+            match = _match(q, None if field == "all" else field, prefix=prefix)
+            if match is not None:
+                hits, ranked_here = _fts(catalog, "lyrics_fts", "bm25(lyrics_fts, 10.0, 5.0, 1.0)", match)
+                found, ranked = found + hits, ranked and ranked_here
+        if field in ("all", "album"):
+            match = _match(q, None, prefix=prefix)
+            if match is not None:
+                hits, ranked_here = _fts(catalog, "album_fts", "rank", match)
+                found, ranked = found + hits, ranked and ranked_here
+        if found:
+            ids += found
+            break
     unique = list(dict.fromkeys(ids))
-    capped = len(unique) > MAX_RESULTS
+    capped = len(unique) > MAX_RESULTS or not ranked
     unique = unique[:MAX_RESULTS]
-    return SearchPage(_tracks(catalog, unique[offset : offset + limit]), len(unique), capped)
+    return SearchPage(_tracks(catalog, unique[offset : offset + limit]), len(unique), capped, ranked)
 
 
 def station_plays(catalog: Catalog, track_id: int) -> list[StationPlays]:

@@ -211,7 +211,8 @@ class CatalogPage:
     after: int | None = None  # browsing: the next page starts after this id
     before: int | None = None  # browsing: the previous page ends before this id
     total: int = 0  # searching: matches (at most browse.MAX_RESULTS)
-    capped: bool = False  # searching: more matched than are ranked
+    capped: bool = False  # searching: more matched than are listed
+    ranked: bool = True  # searching: False when too many matched to rank them
     tracks_in_catalog: int = 0
 
 
@@ -221,7 +222,10 @@ def find_tracks(catalog: Catalog, query: CatalogQuery) -> CatalogPage:
     in_catalog = catalog.totals()[0]
     if query.searching:
         found = browse.search(catalog, query.q, query.field, offset=query.offset, limit=size)
-        return CatalogPage(query, found.tracks, total=found.total, capped=found.capped, tracks_in_catalog=in_catalog)
+        return CatalogPage(
+            query, found.tracks, total=found.total, capped=found.capped, ranked=found.ranked,
+            tracks_in_catalog=in_catalog,
+        )  # fmt: skip
     page = browse.browse(catalog, query.sort, after=query.after, before=query.before, limit=size)
     return CatalogPage(query, page.tracks, page.after, page.before, tracks_in_catalog=in_catalog)
 
