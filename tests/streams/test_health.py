@@ -4,11 +4,12 @@ bounded rate however often it is reported, and goes with the stream when it is r
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from soundmark.catalog.sqlite import Catalog
 from soundmark.catalog.writer import Guard, LocalDatabase
@@ -50,6 +51,13 @@ def _row(db: CountingDatabase, stream_id: int) -> Health | None:
     return db.read(read_health).get(stream_id)
 
 
+def _run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run(main())`` in a thread of its own: a browser test earlier in the same run
+    (Playwright's sync API) leaves an event loop set on the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(main())).result()
+
+
 async def _until(what: str, cond: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
@@ -89,7 +97,7 @@ def test_what_the_worker_reports_is_in_the_row(tmp_path: Path) -> None:
         assert final == Health(**{**health.state.__dict__, "updated_at": final.updated_at})
 
     try:
-        asyncio.run(run())
+        _run(run)
     finally:
         db.close()
 
@@ -113,7 +121,7 @@ def test_writes_are_bounded_however_often_the_worker_reports(tmp_path: Path) -> 
         return db.writes, time.monotonic() - began, health
 
     try:
-        writes, elapsed, health = asyncio.run(run())
+        writes, elapsed, health = _run(run)
         # One write per urgent gap at most (plus the first at once and the last one at close),
         # far fewer than the 306 reports.
         assert 2 <= writes <= elapsed / urgent + 2, (writes, elapsed)
@@ -136,7 +144,7 @@ def test_the_row_goes_with_its_stream(tmp_path: Path) -> None:
             await health.close()
 
     try:
-        asyncio.run(run())
+        _run(run)
         assert set(db.read(read_health)) == {kept, removed}
         store = StreamStore(root)
         assert store.delete_stream(1, 2)
@@ -149,7 +157,7 @@ def test_the_row_goes_with_its_stream(tmp_path: Path) -> None:
             health.connected()
             await health.close()
 
-        asyncio.run(late())
+        _run(late)
         assert set(db.read(read_health)) == {kept}
     finally:
         db.close()
@@ -164,5 +172,5 @@ def test_without_a_database_nothing_is_written() -> None:
         await health.close()
         return health
 
-    health = asyncio.run(run())
+    health = _run(run)
     assert health.writes == 0 and health.state.now_track_id is None and not health.state.connected

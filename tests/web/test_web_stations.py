@@ -109,6 +109,8 @@ def test_a_song_on_a_stream_added_in_the_page_plays_live_and_is_reported(
             expect(row).to_have_attribute("data-state", "connected")
             expect(row.locator(".badge")).to_have_text("connected")
             assert row.locator(".audio").inner_text().strip() != "–"
+            expect(row.locator(".reconnects")).to_have_text("0 reconnects")
+            screenshots(page, "stations-playing")
             # The song ends (silence for longer than the gap): it is in the last plays.
             expect(page.locator("#plays tbody tr .title", has_text=piece.title)).to_be_visible(timeout=60_000)
             expect(row.locator(".now-title")).to_have_count(0)

@@ -20,6 +20,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Literal
 
 from soundmark.audd.models import Stream
@@ -29,11 +30,13 @@ from soundmark.catalog.writer import Database, read_async
 from soundmark.net.addresses import AddressPolicy
 from soundmark.services.accounts import AccountService
 from soundmark.services.errors import ServiceError
+from soundmark.services.reports import play_start
 from soundmark.settings import Settings
 from soundmark.streams.callbacks import NO_OP_RECEIVERS
 from soundmark.streams.health import Health, read_health
 from soundmark.streams.registry import StreamRow, StreamStore, token_md5
 from soundmark.streams.source import StreamError, check_stream_url
+from soundmark.streams.zone import parse_zone
 
 STREAM_LIMIT_MESSAGE = (
     "authorization failed: the limit was reached. (This api_token may monitor {limit} streams; "
@@ -154,12 +157,13 @@ class Station:
 
 @dataclass(frozen=True)
 class RecentPlay:
-    """One play of the airplay log (``plays``): ``heard_at`` as written, in ``callback_timezone``."""
+    """One play of the airplay log (``plays``): ``start`` when it began (unix time; None for a
+    timestamp the monitor did not write), placed as the reports place it."""
 
     id: int
     token_id: int
     radio_id: int
-    heard_at: str
+    start: float | None
     play_length: int | None
     title: str
     artist: str
@@ -171,7 +175,6 @@ class StationsView:
     stations: list[Station]
     more_stations: int  # streams past MAX_STATIONS, not listed
     plays: list[RecentPlay]  # newest first, at most RECENT_PLAYS
-    timezone: str  # the zone of the plays' ``heard_at``
     at: float  # when it was read
 
 
@@ -186,7 +189,7 @@ def station_state(health: Health | None, now: float, stale_after: float = STALE_
     return "silence" if health.silence else "connected"
 
 
-def _stations_read(limit: int, plays: int, now: float) -> Callable[[Catalog], StationsView]:
+def _stations_read(limit: int, plays: int, now: float, zone: tzinfo) -> Callable[[Catalog], StationsView]:
     def read(c: Catalog) -> StationsView:
         health = read_health(c)
         rows = c.conn.execute(
@@ -201,17 +204,25 @@ def _stations_read(limit: int, plays: int, now: float) -> Callable[[Catalog], St
         if len(rows) > limit:
             more = int(c.conn.execute("SELECT COUNT(*) FROM streams").fetchone()[0]) - limit
         recent = [
-            RecentPlay(int(r[0]), int(r[1]), int(r[2]), str(r[3]), _int(r[4]), str(r[5] or ""), str(r[6] or ""),
-                       _int(r[7]))
+            _recent_play(r, zone)
             for r in c.conn.execute(
-                "SELECT id, token_id, radio_id, heard_at, play_length, title, artist, score FROM plays "
+                "SELECT id, token_id, radio_id, heard_at, play_length, title, artist, score, created_ms FROM plays "
                 "ORDER BY id DESC LIMIT ?",
                 (plays,),
             )
-        ]  # fmt: skip
-        return StationsView(stations, more, recent, "", now)
+        ]
+        return StationsView(stations, more, recent, now)
 
     return read
+
+
+def _recent_play(r: sqlite3.Row, zone: tzinfo) -> RecentPlay:
+    length = _int(r[4])
+    start = play_start(str(r[3]), int(r[8]), length, zone)
+    return RecentPlay(
+        int(r[0]), int(r[1]), int(r[2]), None if start is None else start.timestamp(), length, str(r[5] or ""),
+        str(r[6] or ""), _int(r[7]),
+    )  # fmt: skip
 
 
 def _int(v: object) -> int | None:
@@ -253,8 +264,9 @@ class StationsService:
 
     async def view(self, *, now: float | None = None) -> StationsView:
         at = time.time() if now is None else now
-        found: StationsView = await read_async(self._db, _stations_read(MAX_STATIONS, RECENT_PLAYS, at))
-        return StationsView(found.stations, found.more_stations, found.plays, self._settings.callback_timezone, at)
+        zone = parse_zone(self._settings.callback_timezone)
+        found: StationsView = await read_async(self._db, _stations_read(MAX_STATIONS, RECENT_PLAYS, at, zone))
+        return found
 
     async def knows_account(self, token_id: int) -> bool:
         """Whether the token's longpoll key is known (a stream can be added without the token)."""

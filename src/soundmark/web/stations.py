@@ -108,7 +108,7 @@ def _station(s: Station) -> dict[str, object]:
 
 def _play(p: RecentPlay) -> dict[str, object]:
     return {
-        "id": p.id, "radio_id": p.radio_id, "token_id": p.token_id, "heard_at": p.heard_at, "title": p.title,
+        "id": p.id, "radio_id": p.radio_id, "token_id": p.token_id, "heard_at": _time(p.start), "title": p.title,
         "artist": p.artist, "play_length": "" if p.play_length is None else str(p.play_length),
         "score": "" if p.score is None else str(p.score),
     }  # fmt: skip
@@ -120,7 +120,6 @@ def present(view: StationsView) -> dict[str, object]:
         "stations": [_station(s) for s in view.stations],
         "more_stations": view.more_stations,
         "plays": [_play(p) for p in view.plays],
-        "timezone": view.timezone,
     }
 
 

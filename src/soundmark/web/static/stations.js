@@ -46,11 +46,11 @@
     return el("tr", { "data-stream": String(s.stream_id), "data-radio": String(s.radio_id), "data-state": s.state },
       el("td", { class: "station" }, el("strong", {}, String(s.radio_id)), el("span", { class: "owner" }, s.owner)),
       el("td", { class: "url" }, el("code", {}, s.url)),
-      el("td", { class: "state" }, el("span", { class: "badge" }, s.state_label), s.since ? sub("since " + s.since) : null),
+      el("td", { class: "state" }, el("span", { class: "badge" }, s.state_label), s.since ? sub("since " + s.since) : null,
+        sub(s.reconnects + " reconnects", "reconnects"),
+        s.last_error ? sub("last error: " + s.last_error + " (" + s.error_at + ")", "error") : null),
       el("td", { class: "now" }, ...now),
       el("td", { class: "audio" }, s.last_audio || "–", s.silence ? sub(s.silence, "silence") : null),
-      el("td", { class: "num reconnects" }, String(s.reconnects)),
-      el("td", { class: "error" }, ...(s.last_error ? [s.last_error, sub(s.error_at)] : ["–"])),
       el("td", {}, removeForm(s)));
   }
 
@@ -67,7 +67,7 @@
   }
 
   function render(view) {
-    fill("stations", view.stations.map(stationRow), "No stream is monitored yet: add one below.", 8);
+    fill("stations", view.stations.map(stationRow), "No stream is monitored yet: add one below.", 6);
     fill("plays", view.plays.map(playRow), "No play yet.", 6);
     const more = document.getElementById("more-stations");
     more.hidden = !view.more_stations;
