@@ -160,7 +160,10 @@ class Recognizer:
         unique, inverse = np.unique(query.hashes, return_inverse=True)
         hits = self.store.index.lookup(unique, p.max_postings_per_hash)
         pairs = join(query, unique, inverse, hits)
-        ranked = best_candidates(pairs, len(qp.warps), s.vote_tolerance, s.candidates)
+        # Candidates under min_votes are never verified: the vote may leave them out, except for
+        # a trace, which shows them (explain's "below the votes needed").
+        floor = 0 if trace is not None else s.min_votes
+        ranked = best_candidates(pairs, len(qp.warps), s.vote_tolerance, s.candidates, floor=floor)
         cands = [c for c in ranked if c.votes >= s.min_votes]
         # Two tests per candidate (peaks, votes) over all candidates: Bonferroni correction.
         correction = math.log10(max(1, 2 * len(cands)))
