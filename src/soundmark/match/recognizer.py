@@ -19,10 +19,13 @@ from soundmark.match.verify import (
     shared_peaks,
     verify_alignment,
 )
-from soundmark.match.vote import Candidate, Pairs, QueryHashes, best_candidates, join
+from soundmark.match.vote import Candidate, Pairs, QueryHashes, best_candidates, join, searched_groups
 from soundmark.store import Store
 
 MIN_OTHERS = 2  # other candidates needed before their hits serve as the chance level
+# The (track, warp) groups the chance level was calibrated on: the 78-track store × 9 warps. A
+# vote over more groups picks its chance candidates from more tries (see ``_at_calibration``).
+CALIBRATED_GROUPS = 700
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,36 @@ def _chance(values: list[float]) -> float:
     """A Poisson mean for counts like ``values``, widened when they spread more than Poisson."""
     mean = float(np.mean(values))
     return mean + max(0.0, float(np.std(values)) - math.sqrt(max(mean, 1e-9)))
+
+
+def _at_calibration(level: float, groups: int, found: int) -> float:
+    """The chance level ``level``, met by the ``found`` best of ``groups`` searched groups, moved
+    to what the best ``found`` of CALIBRATED_GROUPS groups would meet.
+
+    The other candidates are the best chance alignments of every (track, warp) group the vote
+    searched, so their level grows with the catalog even though one unrelated track's chance
+    does not. Model: one group's chance count X ~ Poisson(λ0); ``found`` of ``groups`` reach
+    ``level`` when groups · P(X ≥ level | λ0) = found, which gives λ0 (bisection); the level of
+    the calibration catalog is then L0 with CALIBRATED_GROUPS · P(X ≥ L0 | λ0) = found. Only the
+    position of the level moves: the score keeps its Poisson tail at L0 (widened for overdispersion
+    as before, so its calibration on the 78-track store stands), and the tries beyond the
+    calibration catalog are paid for by a Bonferroni term, log10(groups / CALIBRATED_GROUPS).
+    """
+    if groups <= CALIBRATED_GROUPS or level <= 0:
+        return level
+    target = math.log10(found / groups)
+    top = math.ceil(level)
+    lo, hi = 1e-3, level
+    for _ in range(30):  # λ0: P(X ≥ level | λ0) rises with λ0
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if poisson_tail_log10(top, mid) < target else (lo, mid)
+    lam0 = hi
+    target0 = math.log10(found / CALIBRATED_GROUPS)
+    lo, hi = lam0, lam0 + 10 * math.sqrt(lam0) + 20
+    for _ in range(30):  # L0: P(X ≥ L0 | λ0) falls with L0
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if poisson_tail_log10(math.ceil(mid), lam0) < target0 else (mid, hi)
+    return min(level, lo)
 
 
 def format_timecode(seconds: float) -> str:
@@ -165,8 +198,10 @@ class Recognizer:
         floor = 0 if trace is not None else s.min_votes
         ranked = best_candidates(pairs, len(qp.warps), s.vote_tolerance, s.candidates, floor=floor)
         cands = [c for c in ranked if c.votes >= s.min_votes]
-        # Two tests per candidate (peaks, votes) over all candidates: Bonferroni correction.
-        correction = math.log10(max(1, 2 * len(cands)))
+        # Two tests per candidate (peaks, votes) over all candidates, and the groups searched
+        # beyond those the chance level was calibrated on: Bonferroni correction.
+        groups = searched_groups(pairs, len(qp.warps))
+        correction = math.log10(max(1, 2 * len(cands))) + math.log10(max(1.0, groups / CALIBRATED_GROUPS))
         checks = []
         refs = []
         for c in cands:
@@ -194,9 +229,10 @@ class Recognizer:
             peaks_lam = v.null_mean
             votes_lam = max(float(c.runner_up), 1.0)
             if len(others) >= MIN_OTHERS:
-                peaks_lam = max(_chance(others), v.null_mean, 0.5)
+                level = _at_calibration(_chance(others), groups, len(others))
+                peaks_lam = max(level, v.null_mean, 0.5)
                 peaks_score = min(peaks_score, -poisson_tail_log10(v.hits, peaks_lam))
-                votes_lam = max(votes_lam, _chance(other_votes))
+                votes_lam = max(votes_lam, _at_calibration(_chance(other_votes), groups, len(other_votes)))
             votes_score = -poisson_tail_log10(c.votes, votes_lam)
             if trace is not None:
                 trace.parts[c.track_id] = ScoreParts(peaks_score, peaks_lam, votes_score, votes_lam, copies[i])

@@ -204,3 +204,10 @@ def _finish(ranked: _Ranked, group: np.ndarray, offsets: np.ndarray, n_rates: in
             )
         )
     return out
+
+
+def searched_groups(pairs: Pairs, n_rates: int) -> int:
+    """How many (track, rate) groups the vote searched: those holding at least one pair."""
+    if len(pairs.track_ids) == 0:
+        return 0
+    return int(np.count_nonzero(np.bincount(pairs.track_ids * n_rates + pairs.rate_idx)))
