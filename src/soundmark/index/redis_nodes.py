@@ -20,6 +20,7 @@ write and deletes what it may have left).
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -162,13 +163,12 @@ class NodeRouter:
                     continue
                 finally:
                     unread.discard(k)
-                for i, reply in zip(idx_list, got, strict=True):
-                    if isinstance(reply, ResponseError):
-                        if not isinstance(reply, REDIRECTS):
-                            raise reply
-                        retry.append(i)
-                    else:
-                        replies[i] = reply
+                failed = [j for j, reply in enumerate(got) if isinstance(reply, ResponseError)]
+                for j in failed:
+                    if not isinstance(got[j], REDIRECTS):
+                        raise got[j]
+                    retry.append(idx_list[j])
+                _place(replies, idx_list, got)  # a redirected command's reply is replaced on resend
         finally:
             for k, (pool, conn, _idx) in enumerate(sent):
                 if k in unread:  # replies still on the way: this connection cannot be reused
@@ -202,6 +202,16 @@ class NodeRouter:
             conn.disconnect()
             raise RedisConnectionError(f"reading from the Redis node: {exc}") from exc
         return out
+
+
+def _place(replies: list[Any], indices: list[int], got: list[Any]) -> None:
+    """``replies[indices[j]] = got[j]`` for every j, a slice per run of consecutive indices."""
+    if not indices:
+        return
+    idx = np.asarray(indices, dtype=np.int64)
+    cuts = np.flatnonzero(np.r_[True, np.diff(idx) != 1, True]).tolist()
+    for a, b in itertools.pairwise(cuts):
+        replies[indices[a] : indices[a] + b - a] = got[a:b]
 
 
 def _resp(command: tuple[Any, ...]) -> bytes:
