@@ -6,6 +6,7 @@ use case."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,7 +106,9 @@ def record_plays(
                 job = StreamJob(radio, radio, "", before, token_id, longpoll_category(md5, radio))
                 await sink.song(job, play, final=not before)
 
-        asyncio.run(run())
+        # A thread of its own: under Playwright's sync API (the web tests) this thread has a loop running.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, run()).result()
         return token_id
     finally:
         database.close()

@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from airplay import EXPECTED_PLAYS, PLAYS, describe_tracks, record_plays
 
-from soundmark.catalog.sqlite import MIGRATIONS, Catalog
+from soundmark.catalog.sqlite import MIGRATIONS, Catalog, split_sql
 from soundmark.catalog.writer import LocalDatabase
 from soundmark.services.reports import ReportRange, ReportService
+
+
+def _objects(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
+    rows = conn.execute("SELECT name, type, sql FROM sqlite_master WHERE sql IS NOT NULL").fetchall()
+    return {name: (kind, sql) for name, kind, sql in rows}
+
+
+def roll_back_to(conn: sqlite3.Connection, version: int) -> None:
+    """Drop what migrations ``version`` and later created (found by running them on an empty
+    database) and set ``user_version``: the catalog as it was before those migrations."""
+    scratch = sqlite3.connect(":memory:")
+    for script in MIGRATIONS[:version]:
+        for stmt in split_sql(script):
+            scratch.execute(stmt)
+    before = _objects(scratch)
+    for script in MIGRATIONS[version:]:
+        for stmt in split_sql(script):
+            scratch.execute(stmt)
+    created = {n: v for n, v in _objects(scratch).items() if n not in before}
+    scratch.close()
+    kinds = [("trigger", False), ("index", False), ("table", True), ("table", False), ("view", False)]
+    for kind, virtual in kinds:  # virtual tables first: dropping one drops its shadow tables
+        for name, (k, sql) in created.items():
+            if k == kind and sql.upper().startswith("CREATE VIRTUAL") == virtual:
+                conn.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
+    conn.execute(f"PRAGMA user_version={version}")
 
 
 def test_results_queued_before_the_migration_are_copied(store_copy: Path) -> None:
@@ -17,7 +44,7 @@ def test_results_queued_before_the_migration_are_copied(store_copy: Path) -> Non
     # Take the catalog back to the version before the airplay log, keeping the queued events.
     c = Catalog(store_copy)
     version = MIGRATIONS.index(next(m for m in MIGRATIONS if "CREATE TABLE plays" in m))
-    c.conn.executescript(f"DROP TRIGGER stream_events_plays; DROP TABLE plays; PRAGMA user_version={version};")
+    roll_back_to(c.conn, version)
     queued = c.conn.execute("SELECT COUNT(*) FROM stream_events WHERE kind='result'").fetchone()[0]
     c.close()
     assert queued == len(PLAYS)

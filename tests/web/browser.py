@@ -4,6 +4,7 @@ demo catalog, and the screenshots the tests leave as artifacts."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,8 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import live_server
-from playwright.sync_api import BrowserContext, Page, Playwright
+from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -108,3 +110,21 @@ def screenshots(page: Page, name: str) -> None:
     page.set_viewport_size(PHONE)  # type: ignore[arg-type]
     page.screenshot(path=str(out / f"{name}-phone.png"), full_page=True)
     page.set_viewport_size(size)  # type: ignore[arg-type]
+
+
+def log_in(page: Page, url: str, token: str, path: str) -> None:
+    """Open the admin page ``path``: it sends the browser to the login form, which comes back."""
+    page.goto(url + path)
+    expect(page).to_have_url(url + "/login?next=" + path)
+    page.fill("#token", token)
+    page.click("#login-submit")
+    expect(page).to_have_url(url + path)
+
+
+def http_log_in(client: httpx.Client, url: str, token: str, path: str = "/") -> None:
+    """Log ``client`` in through the real login form (its CSRF field and cookie)."""
+    form = client.get(url + "/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None, form.text
+    answer = client.post(url + "/login", data={"csrf": csrf.group(1), "token": token, "next": path})
+    assert answer.status_code == 303 and answer.headers["location"] == path, answer.text

@@ -6,18 +6,14 @@ from __future__ import annotations
 import json
 
 import httpx
-from browser import Console, WebServer, chromium, screenshots
+from browser import Console, WebServer, chromium, log_in, screenshots
 from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
 from soundmark.web.session import SESSION_COOKIE
 
 
 def _login(page: Page, web: WebServer, token: str) -> None:
-    page.goto(web.url + "/tokens")  # an admin page: sends the visitor to the login form first
-    expect(page).to_have_url(web.url + "/login?next=/tokens")
-    page.fill("#token", token)
-    page.click("#login-submit")
-    expect(page).to_have_url(web.url + "/tokens")
+    log_in(page, web.url, token, "/tokens")
     expect(page.locator("h1")).to_have_text("API tokens")
 
 

@@ -4,16 +4,19 @@ page and asset carries the security headers, and no page holds an inline script.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from html.parser import HTMLParser
 
 import httpx
 import pytest
-from browser import WebServer
+from browser import WebServer, http_log_in
 
 from soundmark.web.security import CONTENT_SECURITY_POLICY
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
-PAGES = ["/", "/login", "/catalog", "/streams", "/reports", "/jobs"]
+PUBLIC_PAGES = ["/", "/login", "/catalog"]
+ADMIN_PAGES = ["/streams", "/reports", "/jobs", "/tokens", "/catalog/duplicates"]
+PAGES = PUBLIC_PAGES + ADMIN_PAGES
 
 
 @pytest.mark.parametrize(
@@ -79,9 +82,20 @@ class _Scripts(HTMLParser):
             self.inline.append(data.strip()[:40])
 
 
+@pytest.fixture(scope="module")
+def admin(web: WebServer) -> Iterator[httpx.Client]:
+    with httpx.Client(headers={"Accept": BROWSER_ACCEPT}) as client:
+        http_log_in(client, web.url, web.token("routing", "admin"))
+        yield client
+
+
 @pytest.mark.parametrize("path", PAGES)
-def test_pages_carry_the_csp_and_no_inline_script(web: WebServer, path: str) -> None:
-    answer = httpx.get(web.url + path, headers={"Accept": BROWSER_ACCEPT})
+def test_pages_carry_the_csp_and_no_inline_script(web: WebServer, admin: httpx.Client, path: str) -> None:
+    answer = (
+        admin.get(web.url + path)
+        if path in ADMIN_PAGES
+        else httpx.get(web.url + path, headers={"Accept": BROWSER_ACCEPT})
+    )
     assert answer.status_code == 200
     h = answer.headers
     assert h["content-security-policy"] == CONTENT_SECURITY_POLICY
@@ -97,9 +111,10 @@ def test_pages_carry_the_csp_and_no_inline_script(web: WebServer, path: str) -> 
         assert served.status_code == 200 and served.headers["x-content-type-options"] == "nosniff", asset
 
 
-def test_placeholders_say_they_are_coming(web: WebServer) -> None:
-    for path in ("/catalog", "/streams", "/reports", "/jobs"):
-        assert "Coming:" in httpx.get(web.url + path).text
+@pytest.mark.parametrize("path", ADMIN_PAGES)
+def test_admin_pages_send_a_browser_to_login(web: WebServer, path: str) -> None:
+    answer = httpx.get(web.url + path, headers={"Accept": BROWSER_ACCEPT})
+    assert answer.status_code == 303 and answer.headers["location"] == f"/login?next={path}"
 
 
 def test_static_assets_are_local(web: WebServer) -> None:

@@ -20,7 +20,7 @@ import httpx
 import live_server
 import numpy as np
 import pytest
-from browser import Console, WebServer, chromium, screenshots, start_server, stop_server
+from browser import Console, WebServer, chromium, log_in, screenshots, start_server, stop_server
 from long_audio import write_flac
 from playwright.sync_api import Page, Playwright, expect
 from scipy.io import wavfile
@@ -78,11 +78,7 @@ def nodes(demo: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def _login(page: Page, web: WebServer, token: str) -> None:
-    page.goto(web.url + "/jobs")
-    expect(page).to_have_url(web.url + "/login?next=/jobs")
-    page.fill("#token", token)
-    page.click("#login-submit")
-    expect(page).to_have_url(web.url + "/jobs")
+    log_in(page, web.url, token, "/jobs")
 
 
 def _submit(web: WebServer, mix: Mix) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from browser import Console, WebServer, chromium, screenshots, start_server, stop_server
+from browser import Console, WebServer, chromium, log_in, screenshots, start_server, stop_server
 from PIL import Image
 from playwright.sync_api import Page, Playwright, expect
 
@@ -61,11 +61,7 @@ def aired(demo: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def _login(page: Page, web: WebServer, token: str) -> None:
-    page.goto(web.url + "/reports")
-    expect(page).to_have_url(web.url + "/login?next=/reports")
-    page.fill("#token", token)
-    page.click("#login-submit")
-    expect(page).to_have_url(web.url + "/reports")
+    log_in(page, web.url, token, "/reports")
 
 
 def _cells(page: Page, table: str, column: int) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from browser import Console, WebServer, chromium, screenshots
+from browser import Console, WebServer, chromium, http_log_in, log_in, screenshots
 from live_server import start_server, stop_server
 from playwright.sync_api import Page, Playwright, expect
 
@@ -53,20 +53,12 @@ def stations_server(built_store: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 def _login(page: Page, web: WebServer, token: str) -> None:
-    page.goto(web.url + "/streams")  # an admin page: the login form first
-    expect(page).to_have_url(web.url + "/login?next=/streams")
-    page.fill("#token", token)
-    page.click("#login-submit")
-    expect(page).to_have_url(web.url + "/streams")
+    log_in(page, web.url, token, "/streams")
     expect(page.locator("h1")).to_have_text("Stations")
 
 
 def _http_login(client: httpx.Client, web: WebServer, token: str) -> None:
-    form = client.get(web.url + "/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert csrf is not None
-    answer = client.post(web.url + "/login", data={"csrf": csrf.group(1), "token": token, "next": "/streams"})
-    assert answer.status_code == 303 and answer.headers["location"] == "/streams"
+    http_log_in(client, web.url, token, "/streams")
 
 
 def _page_csrf(client: httpx.Client, web: WebServer) -> str:

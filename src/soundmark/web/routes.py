@@ -1,5 +1,5 @@
-"""The web app's routes: the Listen page (``/`` for a browser), the pages still to come, and
-``install``, which mounts them with the login and token pages and the static assets."""
+"""The web app's routes: the Listen page (``/`` for a browser), and ``install``, which mounts it with
+the other pages (login, catalog, stations, reports, jobs, tokens) and the static assets."""
 
 from __future__ import annotations
 
@@ -24,11 +24,6 @@ LISTEN_RETURN = "apple_music,spotify,deezer,napster,musicbrainz"
 EXPLAIN_ROUTE = "explain"  # POST /explain: the "why it matched" picture, where the server has it
 
 browser = APIRouter(route_class=BrowserPageRoute, include_in_schema=False)
-pages = APIRouter(include_in_schema=False)
-
-# Pages that other parts of the web app will fill; until then they say so.
-COMING: dict[str, tuple[str, str]] = {
-}
 
 
 def explain_path(request: Request) -> str:
@@ -47,18 +42,6 @@ async def listen_page(request: Request) -> Response:
         require_token=settings.require_token, max_upload_mb=settings.max_upload_bytes // (1024 * 1024),
         explain=explain_path(request),
     )  # fmt: skip
-
-
-def _coming(path: str, title: str, text: str) -> None:
-    async def page(request: Request) -> Response:
-        return pages_of(request).render(request, "coming.html", await visitor(request), title=title, text=text)
-
-    page.__name__ = f"coming_{title.lower()}"
-    pages.add_api_route(path, page, methods=["GET"])
-
-
-for _path, (_title, _text) in COMING.items():
-    _coming(_path, _title, _text)
 
 
 async def refused(request: Request, exc: Exception) -> Response:
@@ -80,4 +63,3 @@ def install(app: FastAPI) -> None:
     stations.install(app)  # /streams: the Stations page, its live events and forms
     app.include_router(reports.router)
     jobs.install(app)  # /jobs; the job page and its CSV ahead of the API's GET /jobs/{job_id}
-    app.include_router(pages)
