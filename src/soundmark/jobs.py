@@ -71,7 +71,7 @@ class Job:
         return [TrackSegment.from_dict(d) for d in self.result.get("segments", [])]
 
 
-def _row_to_job(row: sqlite3.Row) -> Job:
+def row_to_job(row: sqlite3.Row) -> Job:
     return Job(
         id=row["id"], kind=row["kind"], status=row["status"], source=row["source"],
         params=json.loads(row["params"]), progress=row["progress"], audio_seconds=row["audio_seconds"],
@@ -148,11 +148,11 @@ class JobStore:
 
     def get(self, job_id: str) -> Job | None:
         rows = self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return _row_to_job(rows[0]) if rows else None
+        return row_to_job(rows[0]) if rows else None
 
     async def aget(self, job_id: str) -> Job | None:
         rows = await self._arows("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return _row_to_job(rows[0]) if rows else None
+        return row_to_job(rows[0]) if rows else None
 
     def update(self, job_id: str, **fields: Any) -> None:
         self._write(*_update(job_id, fields))
@@ -163,11 +163,11 @@ class JobStore:
 
     def active(self) -> list[Job]:
         rows = self._rows("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_at", ACTIVE)
-        return [_row_to_job(r) for r in rows]
+        return [row_to_job(r) for r in rows]
 
     async def aactive(self) -> list[Job]:
         rows = await self._arows("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_at", ACTIVE)
-        return [_row_to_job(r) for r in rows]
+        return [row_to_job(r) for r in rows]
 
     def count_active(self) -> int:
         return int(self._rows("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", ACTIVE)[0][0])

@@ -18,10 +18,11 @@ from airplay import EXPECTED_DAYS, EXPECTED_PLAYS, EXPECTED_SECONDS, EXPECTED_TR
 from PIL import Image
 
 from soundmark.catalog.writer import LocalDatabase
+from soundmark.reports.chart import BAR_COLOR
 from soundmark.reports.csv_export import write_play_log, write_track_summary
 from soundmark.reports.fields import PLAY_COLUMNS, TRACK_COLUMNS, duration
 from soundmark.reports.json_export import report_json
-from soundmark.reports.pdf import BAR_COLOR, ROWS_PER_PAGE, write_pdf
+from soundmark.reports.pdf import ROWS_PER_PAGE, write_pdf
 from soundmark.services.reports import Play, Report, ReportRange, ReportService, summarize
 
 RANGE = ReportRange.parse("2026-11-01", "2026-11-04")

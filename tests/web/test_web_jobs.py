@@ -152,7 +152,9 @@ def test_a_job_runs_to_done_on_the_page_and_lists_its_tracks(pw: Playwright, nod
     assert not console.csp_violations(), console.lines
 
     # The API's job status at the same URL, for every client that is not a browser's page request.
-    api = httpx.get(f"{web.url}/jobs/{job_id}").json()
+    answer = httpx.get(f"{web.url}/jobs/{job_id}")
+    assert "Accept" in answer.headers["vary"]  # a cache keeps the page and the JSON apart
+    api = answer.json()
     assert api["status"] == "success" and api["result"]["status"] == "done"
     assert [t["title"] for t in api["result"]["tracklist"]] == mix.titles
 

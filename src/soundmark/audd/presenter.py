@@ -11,10 +11,22 @@ or a stream play, as the response models of models.py (``wire()`` them at the tr
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from soundmark.audd.metadata import provider_blocks
-from soundmark.audd.models import PROVIDERS, EnterpriseSong, LyricsHit, MatchRecord, Song, StreamSong, TracklistEntry
+from soundmark.audd.models import (
+    PROVIDERS,
+    EnterpriseSong,
+    LyricsHit,
+    MatchRecord,
+    Song,
+    StreamSong,
+    TracklistEntry,
+    wire,
+)
 from soundmark.catalog.models import Track, TrackMeta
 from soundmark.match.recognizer import Match, format_timecode
 from soundmark.match.scan import clock
@@ -140,6 +152,23 @@ def tracklist_entry(seg: TrackSegment, track: Track | None, base: str | None = N
         if base is not None:
             fields["song_link"] = song_link(base, track)
     return TracklistEntry(**fields)
+
+
+# The columns of a tracklist as CSV (``soundmark scan --csv``, a job's CSV on the web app).
+TRACKLIST_COLUMNS = (
+    "start_time", "end_time", "start", "end", "artist", "title", "album", "isrc", "track_id",
+    "ref_start", "ref_end", "speed", "score",
+)  # fmt: skip
+
+
+def tracklist_csv(entries: Iterable[TracklistEntry]) -> str:
+    """The tracklist as CSV (``TRACKLIST_COLUMNS``, a header row first)."""
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=TRACKLIST_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for e in entries:
+        w.writerow(wire(e))
+    return out.getvalue()
 
 
 def match_record(m: Match) -> MatchRecord:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import os
 import tempfile
@@ -15,17 +13,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from soundmark.audd.models import wire
-from soundmark.audd.presenter import tracklist_entry
+from soundmark.audd.presenter import tracklist_csv, tracklist_entry
 from soundmark.audio.decode import probe_duration
 from soundmark.cli.common import db_option, load_settings
 from soundmark.cli.explain import picture_path, write_timeline
 from soundmark.errors import SoundmarkError, StoreError
 from soundmark.match.scan import ScanResult, ScanSettings, clock, open_scan_store, scan
-
-CSV_FIELDS = (
-    "start_time", "end_time", "start", "end", "artist", "title", "album", "isrc", "track_id",
-    "ref_start", "ref_end", "speed", "score",
-)  # fmt: skip
 
 
 @click.command("scan")
@@ -113,7 +106,8 @@ def render(result: ScanResult, db: Path, fmt: str | None, source: str) -> str:
         tracks = store.catalog.get_tracks({s.track_id for s in result.segments})
     finally:
         store.close()
-    records: list[dict[str, object]] = [wire(tracklist_entry(s, tracks.get(s.track_id))) for s in result.segments]
+    entries = [tracklist_entry(s, tracks.get(s.track_id)) for s in result.segments]
+    records: list[dict[str, object]] = [wire(e) for e in entries]
     if fmt == "json":
         body = {
             "file": source,
@@ -124,12 +118,7 @@ def render(result: ScanResult, db: Path, fmt: str | None, source: str) -> str:
         }
         return json.dumps(body, ensure_ascii=False) + "\n"
     if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        for r in records:
-            w.writerow(r)
-        return buf.getvalue()
+        return tracklist_csv(entries)
     if fmt == "tracklist":
         return "".join(f"{r['start_time']} {_name(r)}\n" for r in records)
     lines = [f"{source}: {len(records)} tracks in {clock(result.duration)} "

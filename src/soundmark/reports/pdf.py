@@ -17,7 +17,6 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
-from soundmark.reports.chart import BAR_COLOR as BAR_COLOR  # the chart's bar colour, named here too
 from soundmark.reports.chart import draw_plays_per_day
 from soundmark.reports.fields import duration, external_ids
 from soundmark.services.reports import Report

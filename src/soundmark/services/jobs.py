@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from soundmark.audd.models import TracklistEntry, wire
+from soundmark.audd.models import TracklistEntry
 from soundmark.audd.presenter import tracklist_entry
 from soundmark.catalog.sqlite import Catalog
-from soundmark.jobs import FAILED, QUEUED, Job, JobRunner, JobStore, _row_to_job
+from soundmark.jobs import FAILED, QUEUED, Job, JobRunner, JobStore, row_to_job
 from soundmark.services.errors import ServiceError
 from soundmark.settings import Settings
 
@@ -44,10 +42,6 @@ JOB_POLL_SECONDS = 0.5  # how often a request waiting on another node's job look
 MAX_JOBS_PAGE = 100  # jobs listed by one read of ``recent_jobs`` (and states asked of ``job_states``)
 MAX_JOB_ID = 64  # characters: ids are 24 hex digits; anything longer names no job
 # The columns of a job's tracklist as CSV (those of ``soundmark scan --csv``).
-TRACKLIST_COLUMNS = (
-    "start_time", "end_time", "start", "end", "artist", "title", "album", "isrc", "track_id",
-    "ref_start", "ref_end", "speed", "score",
-)  # fmt: skip
 
 
 class JobService:
@@ -217,7 +211,7 @@ def find_job(c: Catalog, job_id: str) -> Job | None:
     if not 0 < len(job_id) <= MAX_JOB_ID:
         return None
     row = c.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return None if row is None else _row_to_job(row)
+    return None if row is None else row_to_job(row)
 
 
 def tracklist(c: Catalog, job: Job) -> list[TracklistEntry]:
@@ -229,13 +223,3 @@ def tracklist(c: Catalog, job: Job) -> list[TracklistEntry]:
     for i in range(0, len(ids), 500):  # SQLite's bound on one statement's parameters
         tracks.update(c.get_tracks(ids[i : i + 500]))
     return [tracklist_entry(s, tracks.get(s.track_id)) for s in segments]
-
-
-def tracklist_csv(entries: Iterable[TracklistEntry]) -> str:
-    """The tracklist as CSV (``TRACKLIST_COLUMNS``, a header row first)."""
-    out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=TRACKLIST_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for e in entries:
-        w.writerow(wire(e))
-    return out.getvalue()

@@ -48,14 +48,20 @@ class BrowserPageRoute(APIRoute):
 
 
 class VaryOnAccept:
-    """ASGI middleware: every answer at ``/`` (the page and the API's JSON alike) says it varies
-    with ``Accept``, so a cache between browser and server never hands one to the other."""
+    """ASGI middleware: every answer at a URL that is both a page and an API method (``/``, and a
+    job's ``/jobs/<id>``) says it varies with ``Accept``, the page and the API's JSON alike, so a
+    cache between browser and server never hands one to the other."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, paths: tuple[str, ...] = ("/",), prefixes: tuple[str, ...] = ()):
         self.app = app
+        self.paths = paths
+        self.prefixes = prefixes
+
+    def _shared(self, path: str) -> bool:
+        return path in self.paths or any(path.startswith(p) for p in self.prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") != "/":
+        if scope["type"] != "http" or not self._shared(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
 

@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from soundmark.api.state import app_state
+from soundmark.audd.presenter import tracklist_csv
 from soundmark.jobs import DONE
 from soundmark.match.scan import clock
-from soundmark.services.jobs import MAX_JOBS_PAGE, find_job, job_states, recent_jobs, tracklist, tracklist_csv
+from soundmark.services.jobs import MAX_JOBS_PAGE, find_job, job_states, recent_jobs, tracklist
 from soundmark.web.browser import BrowserPageRoute
 from soundmark.web.pages import pages_of
 from soundmark.web.security import secure

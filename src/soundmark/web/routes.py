@@ -54,7 +54,7 @@ def install(app: FastAPI) -> None:
     """Mount the web app on ``app`` (before the AudD methods, which catch every path)."""
     app.state.soundmark_web = Pages()
     app.add_exception_handler(PageRefused, refused)
-    app.add_middleware(VaryOnAccept)
+    app.add_middleware(VaryOnAccept, paths=("/",), prefixes=(jobs.PATH + "/",))  # pages that are API URLs too
     app.mount(STATIC_PATH, SecureStaticFiles(directory=str(files("soundmark.web") / "static")), name="web-static")
     app.include_router(browser)
     app.include_router(login.router)
