@@ -6,6 +6,8 @@ caught here by matching a stretch of the new track's own hashes against the inde
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from soundmark.match.vote import QueryHashes, best_candidates, join
@@ -29,8 +31,9 @@ def find_duplicate(store: Store, track: NewTrack) -> int | None:
     query = QueryHashes(hashes, times, np.zeros(len(hashes), dtype=np.int64))
     unique, inverse = np.unique(hashes, return_inverse=True)
     hits = store.index.lookup(unique, p.max_postings_per_hash)
-    cands = best_candidates(join(query, unique, inverse, hits), 1, 1, 1)
-    if not cands or cands[0].votes < MIN_SHARED * len(hashes):
+    need = math.ceil(MIN_SHARED * len(hashes))
+    cands = best_candidates(join(query, unique, inverse, hits), 1, 1, 1, floor=need)  # fewer: never a duplicate
+    if not cands or cands[0].votes < need:
         return None
     other = store.catalog.get_track(cands[0].track_id)
     if other is None or abs(other.duration - track.duration) > max(2.0, 0.02 * track.duration):
