@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -17,7 +18,7 @@ def test_a_catalog_no_larger_than_the_calibration_keeps_its_level() -> None:
 
 def test_more_groups_searched_lower_the_level_and_never_raise_it() -> None:
     levels = [_at_calibration(8.2, g, 5) for g in (CALIBRATED_GROUPS * 2, 5_000, 50_000, 500_000)]
-    assert all(a > b for a, b in zip(levels, levels[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(levels))
     assert all(0 < x < 8.2 for x in levels)
 
 
