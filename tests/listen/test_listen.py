@@ -94,7 +94,10 @@ def test_one_shot_without_a_match_exits_1(player: Pulse, built_store: Path, unkn
     out = run_listen(player, "--db", str(built_store), "--device", "pulse", "--seconds", "6")
     assert out.returncode == 1, out
     assert out.stdout.strip() == "pulse: no match"
-    out = run_listen(player, "--db", str(built_store), "--device", "pulse", "--seconds", "3", "--json")
+    # 6 s, not 3: on this 6-track generated catalog a 3 s capture of the looped unknown piece is at
+    # times answered at score ~3.1 (at the base commit too, 1 of 2 runs): a known chance match of short
+    # synthetic captures, left to the issue-13 work on the null (benchmarks/LOG.md), not this test's subject.
+    out = run_listen(player, "--db", str(built_store), "--device", "pulse", "--seconds", "6", "--json")
     assert out.returncode == 1 and json.loads(out.stdout)["result"] is None
 
 
