@@ -10,6 +10,7 @@ PDF's (``reports/chart.py``), drawn in a thread; the downloads are the API's
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -22,7 +23,7 @@ from soundmark.api.state import app_state
 from soundmark.reports.chart import chart_png
 from soundmark.reports.fields import duration, external_ids
 from soundmark.services.errors import ServiceError
-from soundmark.services.reports import ReportRange
+from soundmark.services.reports import ReportRange, ReportService
 from soundmark.web.pages import pages_of
 from soundmark.web.security import secure
 from soundmark.web.session import PageRefused, visitor
@@ -101,25 +102,24 @@ async def reports_chart(request: Request) -> Response:
     return secure(Response(png, media_type="image/png"), private=True)
 
 
-@router.get(f"{PATH}/plays.csv")
-async def reports_plays_csv(request: Request) -> Response:
+async def _export(request: Request, make: Callable[[ReportService, ReportRange], Awaitable[Response]]) -> Response:
+    """One export of the requested range, behind the admin session."""
     rng = await _admin_range(request)
     if isinstance(rng, Response):
         return rng
-    return secure(await csv_download(report_service(app_state(request)), rng, "plays"), private=True)
+    return secure(await make(report_service(app_state(request)), rng), private=True)
+
+
+@router.get(f"{PATH}/plays.csv")
+async def reports_plays_csv(request: Request) -> Response:
+    return await _export(request, lambda service, rng: csv_download(service, rng, "plays"))
 
 
 @router.get(f"{PATH}/tracks.csv")
 async def reports_tracks_csv(request: Request) -> Response:
-    rng = await _admin_range(request)
-    if isinstance(rng, Response):
-        return rng
-    return secure(await csv_download(report_service(app_state(request)), rng, "tracks"), private=True)
+    return await _export(request, lambda service, rng: csv_download(service, rng, "tracks"))
 
 
 @router.get(f"{PATH}/report.pdf")
 async def reports_pdf(request: Request) -> Response:
-    rng = await _admin_range(request)
-    if isinstance(rng, Response):
-        return rng
-    return secure(await pdf_download(report_service(app_state(request)), rng, PDF_TOP), private=True)
+    return await _export(request, lambda service, rng: pdf_download(service, rng, PDF_TOP))

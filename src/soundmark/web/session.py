@@ -149,3 +149,14 @@ async def read_form(request: Request) -> dict[str, str]:
         return {k: v for k, v in form.multi_items() if isinstance(v, str)}
     finally:
         await form.close()
+
+
+async def admin_form(request: Request) -> tuple[Visitor, WebSession, dict[str, str]] | None:
+    """The form of an admin page's POST with its CSRF token checked (``CsrfRefused`` if wrong), and
+    who sent it; None when there is no session (the caller sends the browser to the login)."""
+    form = await read_form(request)
+    who = await visitor(request)
+    if who.session is None:
+        return None
+    check_csrf(request, form.get("csrf", ""), who.session.csrf)
+    return who, who.session, form

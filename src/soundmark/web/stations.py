@@ -31,7 +31,7 @@ from soundmark.services.streams import RecentPlay, Station, StationsService, Sta
 from soundmark.streams.monitor import StreamManager
 from soundmark.web.pages import pages_of
 from soundmark.web.security import secure
-from soundmark.web.session import ADMIN_SCOPE, SESSION_COOKIE, Visitor, check_csrf, read_form, visitor
+from soundmark.web.session import ADMIN_SCOPE, SESSION_COOKIE, Visitor, admin_form, visitor
 
 router = APIRouter(include_in_schema=False)
 PATH = "/streams"
@@ -154,15 +154,14 @@ async def _sync(state: AppState) -> None:
 
 @router.post(PATH)
 async def add_stream(request: Request) -> Response:
-    form = await read_form(request)
-    who = await visitor(request)
-    if who.session is None:
+    sent = await admin_form(request)
+    if sent is None:
         return to_login()
-    check_csrf(request, form.get("csrf", ""), who.session.csrf)
+    who, session, form = sent
     state = app_state(request)
     try:
         await _service(state).add(
-            who.session.token_id, form.get("radio_id", ""), form.get("url", ""), token=form.get("token", ""),
+            session.token_id, form.get("radio_id", ""), form.get("url", ""), token=form.get("token", ""),
             before=form.get("callbacks", "") == "before",
         )  # fmt: skip
     except ServiceError as exc:
@@ -173,11 +172,10 @@ async def add_stream(request: Request) -> Response:
 
 @router.post(f"{PATH}/remove")
 async def remove_stream(request: Request) -> Response:
-    form = await read_form(request)
-    who = await visitor(request)
-    if who.session is None:
+    sent = await admin_form(request)
+    if sent is None:
         return to_login()
-    check_csrf(request, form.get("csrf", ""), who.session.csrf)
+    who, _, form = sent
     state = app_state(request)
     token_id = form.get("token_id", "").strip()
     try:
