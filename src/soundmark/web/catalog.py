@@ -36,7 +36,7 @@ from soundmark.services.errors import ServiceError
 from soundmark.store import Store
 from soundmark.web.pages import pages_of
 from soundmark.web.security import secure
-from soundmark.web.session import PageRefused, Visitor, check_csrf, read_form, visitor
+from soundmark.web.session import PageRefused, Visitor, admin_form, visitor
 
 router = APIRouter(include_in_schema=False)
 PATH = "/catalog"
@@ -135,12 +135,10 @@ async def track_page(request: Request, track_id: str) -> Response:
 
 async def _admin_form(request: Request, path: str) -> tuple[Visitor, dict[str, str]] | Response:
     """The admin's form (CSRF checked), or the redirect to the login page."""
-    form = await read_form(request)
-    who = await visitor(request)
-    if who.session is None:
+    sent = await admin_form(request)
+    if sent is None:
         return to_login(path)
-    check_csrf(request, form.get("csrf", ""), who.session.csrf)
-    return who, form
+    return sent[0], sent[2]
 
 
 @router.post(PATH + "/tracks/{track_id}")

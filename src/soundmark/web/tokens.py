@@ -15,7 +15,7 @@ from soundmark.services.accounts import AccountService, NewToken, TokenView
 from soundmark.services.errors import ServiceError
 from soundmark.web.pages import pages_of
 from soundmark.web.security import secure
-from soundmark.web.session import Visitor, check_csrf, read_form, visitor
+from soundmark.web.session import Visitor, admin_form, visitor
 
 router = APIRouter(include_in_schema=False)
 PATH = "/tokens"
@@ -55,11 +55,10 @@ def _limit(text: str) -> int | None:
 
 @router.post(PATH)
 async def create_token(request: Request) -> Response:
-    form = await read_form(request)
-    who = await visitor(request)
-    if who.session is None:
+    sent = await admin_form(request)
+    if sent is None:
         return to_login(PATH)
-    check_csrf(request, form.get("csrf", ""), who.session.csrf)
+    who, _, form = sent
     try:
         limit = _limit(form.get("limit", ""))
         scopes = [s.strip() for s in form.get("scopes", "").split(",") if s.strip()]
@@ -76,11 +75,10 @@ async def create_token(request: Request) -> Response:
 
 @router.post(f"{PATH}/revoke")
 async def revoke_token(request: Request) -> Response:
-    form = await read_form(request)
-    who = await visitor(request)
-    if who.session is None:
+    sent = await admin_form(request)
+    if sent is None:
         return to_login(PATH)
-    check_csrf(request, form.get("csrf", ""), who.session.csrf)
+    who, _, form = sent
     key = form.get("id", "")
     try:
         await app_state(request).db.awrite(lambda conn: AccountService(TokenStore(conn)).revoke(key))
