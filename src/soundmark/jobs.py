@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from soundmark.catalog.sql import Connection, Row
 from soundmark.catalog.writer import Database, LocalDatabase, read_async, write_async
 from soundmark.errors import SoundmarkError
 from soundmark.match.scan import ScanCancelled, ScanSettings, TrackSegment, chunk_spans, scan
@@ -71,7 +71,7 @@ class Job:
         return [TrackSegment.from_dict(d) for d in self.result.get("segments", [])]
 
 
-def row_to_job(row: sqlite3.Row) -> Job:
+def row_to_job(row: Row) -> Job:
     return Job(
         id=row["id"], kind=row["kind"], status=row["status"], source=row["source"],
         params=json.loads(row["params"]), progress=row["progress"], audio_seconds=row["audio_seconds"],
@@ -103,12 +103,12 @@ class JobStore:
     def _write(self, sql: str, args: tuple[Any, ...]) -> int:
         return self._db.write(lambda c: c.execute(sql, args).rowcount)
 
-    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
-        rows: list[sqlite3.Row] = self._db.read(lambda c: c.conn.execute(sql, args).fetchall())
+    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[Row]:
+        rows: list[Row] = self._db.read(lambda c: c.conn.execute(sql, args).fetchall())
         return rows
 
-    async def _arows(self, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
-        rows: list[sqlite3.Row] = await read_async(self._db, lambda c: c.conn.execute(sql, args).fetchall())
+    async def _arows(self, sql: str, args: tuple[Any, ...]) -> list[Row]:
+        rows: list[Row] = await read_async(self._db, lambda c: c.conn.execute(sql, args).fetchall())
         return rows
 
     def audio_path(self, job_id: str) -> Path:
@@ -217,12 +217,12 @@ class JobStore:
 
 def _creation(
     kind: str, source: str | None, params: dict[str, Any], token_id: int | None, max_active: int | None
-) -> tuple[str, Callable[[sqlite3.Connection], bool]]:
+) -> tuple[str, Callable[[Connection], bool]]:
     """A new job's id and the write function that inserts it (False: ``max_active`` reached)."""
     job_id = secrets.token_hex(12)
     now = time.time()
 
-    def write(c: sqlite3.Connection) -> bool:
+    def write(c: Connection) -> bool:
         if max_active is not None:
             active = int(c.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", ACTIVE).fetchone()[0])
             if active >= max_active:

@@ -33,7 +33,7 @@ from soundmark.match.scan import ScanResult, scan
 from soundmark.match.tracklist import ScanSettings
 from soundmark.services.catalog import Removal, add_files, items_to_add, remove_tracks
 from soundmark.settings import Settings
-from soundmark.store import Store, recorded_params
+from soundmark.store import Store, recorded_params, use_catalog_url
 
 Audio = str | os.PathLike[str] | bytes | np.ndarray
 MIN_QUERY_SECONDS = 1.0  # as for the API: shorter audio cannot be told apart from chance
@@ -57,6 +57,7 @@ class Soundmark:
         if settings is not None and index_url is not None:  # validated like the variable
             self.settings = Settings.model_validate({**settings.model_dump(), "index_url": index_url})
         self.db = Path(db)
+        use_catalog_url(self.db, self.settings.catalog_url)  # before the recorded parameters are read
         self.store = Store(self.db, recorded_params(self.db), create=create, index_url=self.settings.index_url)
         self._recognizer = Recognizer(
             self.store, MatchSettings(min_score=self.settings.min_score, min_votes=self.settings.min_votes)

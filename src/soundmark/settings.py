@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from soundmark.catalog.sql import parse_pg_url
 from soundmark.index.redis_url import parse_redis_url
 from soundmark.net.addresses import parse_networks
 from soundmark.streams.zone import AUDD_ZONE, parse_zone
@@ -28,6 +29,12 @@ class Settings(BaseSettings):
         "",
         description="fingerprint index on a Redis Cluster: redis://host:port[,host:port...][/key-prefix] (a new "
         "store records it; unset = the store's own segment files)",
+    )
+    catalog_url: str = Field(
+        "",
+        description="catalog, tokens, quotas, streams, events and jobs in PostgreSQL: postgresql://user[:pw]@host"
+        "[:port]/dbname[?schema=NAME] (the store directory records it; needs index_url too; unset = the store's "
+        "own SQLite file)",
     )
 
     # --- recognition --------------------------------------------------------------------------
@@ -137,6 +144,13 @@ class Settings(BaseSettings):
     def _index_url(cls, value: str) -> str:
         if value.strip():
             parse_redis_url(value)  # a malformed URL fails at start, not at the first lookup
+        return value.strip()
+
+    @field_validator("catalog_url")
+    @classmethod
+    def _catalog_url(cls, value: str) -> str:
+        if value.strip():
+            parse_pg_url(value)  # a malformed URL fails at start, not at the first query
         return value.strip()
 
     @field_validator("callback_timezone")

@@ -30,7 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from soundmark.catalog.models import SourceFile, TrackMeta
-from soundmark.catalog.sqlite import CATALOG_FILE, Catalog
+from soundmark.catalog.sql import POSTGRESQL, Connection, PgConnection, parse_pg_url
+from soundmark.catalog.sqlite import (
+    CATALOG_FILE,
+    Catalog,
+    catalog_exists,
+    catalog_url,
+    record_catalog_url,
+)
 from soundmark.errors import ParamsMismatchError, StoreError
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.index.base import FingerprintIndex, IndexBackend, IndexStats, IndexWriter, TrackPostings, Written
@@ -76,19 +83,10 @@ def recorded_params(root: str | os.PathLike[str], base: FingerprintParams | None
     store's hashes cannot be computed by this code, whatever its other parameters.
     """
     base = base or FingerprintParams()
-    path = Path(root) / CATALOG_FILE
-    if not path.exists():
+    value = _read_meta(Path(root), "fingerprint_params")
+    if value is None:
         return base
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'fingerprint_params'").fetchone()
-    except sqlite3.OperationalError:  # a catalog not yet migrated to having the meta table
-        row = None
-    finally:
-        conn.close()
-    if row is None:
-        return base
-    stored = json.loads(row[0])
+    stored = json.loads(value)
     if stored.get("hash_version") != base.hash_version:
         raise ParamsMismatchError(
             f"the store at {root} uses hash layout v{stored.get('hash_version')}, this soundmark computes "
@@ -97,6 +95,34 @@ def recorded_params(root: str | os.PathLike[str], base: FingerprintParams | None
     names = {f.name for f in dataclasses.fields(FingerprintParams)}
     known = {k: v for k, v in stored.items() if k in names}
     return dataclasses.replace(base, **known)
+
+
+def _read_meta(root: Path, key: str) -> str | None:
+    """A value of the catalog's ``meta`` table, read without creating or migrating anything."""
+    url = catalog_url(root)
+    if url is not None:
+        try:
+            pg = PgConnection(url, readonly=True)
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+        try:
+            if not pg.execute("SELECT to_regclass('meta') IS NOT NULL").fetchall()[0][0]:
+                return None
+            row = pg.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            pg.close()
+        return None if row is None else str(row[0])
+    path = root / CATALOG_FILE
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    except sqlite3.OperationalError:  # a catalog not yet migrated to having the meta table
+        row = None
+    finally:
+        conn.close()
+    return None if row is None else str(row[0])
 
 
 def _dir_bytes(root: Path) -> int:
@@ -123,6 +149,11 @@ class Store:
     opener (CLI, server, worker processes) finds its index without being told; a URL given to a
     store that already records one replaces it (the cluster's addresses changed); a store whose
     tracks are in segment files refuses one.
+
+    ``catalog_url`` (``Settings.catalog_url``, ``postgresql://...``) puts the catalog in
+    PostgreSQL: the directory then holds only ``catalog.url`` (where the catalog is) and the
+    writer's lock file, so that every node of a cluster opens the same catalog with its own
+    ``--db DIR``. A shared catalog needs a shared index (``index_url``, or ``memory`` in tests).
     """
 
     def __init__(
@@ -133,19 +164,30 @@ class Store:
         create: bool = False,
         index_backend: str = "segments",
         index_url: str | None = None,
+        catalog_url: str | None = None,
     ):
         self.root = Path(root)
         self._refresh_lock = threading.RLock()
         self.params = params
-        exists = (self.root / CATALOG_FILE).exists()
+        exists = catalog_exists(self.root)
         if not exists and not create:
             raise StoreError(f"no soundmark store at {self.root} (create one with `soundmark add`)")
         self.root.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(self.root)
+        if catalog_url:
+            use_catalog_url(self.root, catalog_url)
+        try:
+            self.catalog = Catalog(self.root)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the catalog of {self.root}: {exc}") from exc
         try:
             self._check_params()
             url = self._index_url(index_url)
             backend = "redis" if url else index_backend
+            if self.catalog.dialect == POSTGRESQL and backend == "segments":
+                raise StoreError(
+                    "a catalog in PostgreSQL needs an index every node can reach: set SOUNDMARK_INDEX_URL"
+                    " (a Redis Cluster) too"
+                )
             self._index: IndexBackend = open_index(backend, self.root, self.catalog, url=url)
             self.index: FingerprintIndex = self._index  # what matching reads; the writer gets the write port
             self.refresh()
@@ -237,11 +279,32 @@ class Store:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
+def use_catalog_url(root: str | os.PathLike[str], url: str) -> None:
+    """Record ``url`` as where the catalog of the store directory ``root`` lives (before anything
+    reads the store's recorded parameters); a store with its own SQLite catalog refuses (its tracks
+    would be left behind: ``soundmark migrate`` copies them). An empty ``url`` does nothing."""
+    if not url:
+        return
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        parse_pg_url(url)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from exc
+    if (root / CATALOG_FILE).exists():
+        raise StoreError(
+            f"the store at {root} keeps its catalog in {CATALOG_FILE}: unset SOUNDMARK_CATALOG_URL to use it,"
+            " or copy it into PostgreSQL with `soundmark migrate`"
+        )
+    if catalog_url(root) != url:
+        record_catalog_url(root, url)
+
+
 class _IdsMoved(Exception):
     """The catalog's next track id changed between writing the index and the transaction."""
 
 
-def _next_track_id(conn: sqlite3.Connection) -> int:
+def _next_track_id(conn: Connection) -> int:
     """The id SQLite's AUTOINCREMENT gives the next track: one above every id ever used (the
     ``sqlite_sequence`` entry) and every id present."""
     row = conn.execute(
@@ -281,6 +344,12 @@ class StoreWriter:
         """
         if not tracks:
             return []
+        reserved = self.catalog.reserve_track_ids(len(tracks))
+        if reserved is not None:  # PostgreSQL: ids of our own, whoever else writes at the same time
+            written = self._write_index(tracks, reserved)
+            ids = self._commit_rows(tracks, replacing, sources, reserved, written, reserved=True)
+            self.store.refresh(force=True)
+            return ids
         for _ in range(OPTIMISTIC_COMMITS):
             first = _next_track_id(self.catalog.conn)
             written = self._write_index(tracks, first)
@@ -306,20 +375,34 @@ class StoreWriter:
         sources: Sequence[SourceFile | None],
         first: int | None,
         written: Written | None,
+        *,
+        reserved: bool = False,
     ) -> list[int]:
         """The short transaction: rows of ``tracks`` (ids from ``first``), the replaced tracks
-        removed, ``written`` published. With ``written`` None the index is written in it."""
+        removed, ``written`` published. With ``written`` None the index is written in it.
+        ``reserved``: ``first`` is a block ``reserve_track_ids`` handed out (inserted as given)."""
         try:
             with self.catalog.transaction():
-                start = _next_track_id(self.catalog.conn)
+                if reserved:
+                    assert first is not None
+                    start = first
+                else:
+                    start = _next_track_id(self.catalog.conn)
                 if first is not None and start != first:
                     raise _IdsMoved
                 for old in replacing:
                     if self.catalog.delete_track(old):
                         self.index.remove([old])
                 ids = [
-                    self.catalog.insert_track(t.meta, t.duration, t.source, t.content_hash, len(t.hashes))
-                    for t in tracks
+                    self.catalog.insert_track(
+                        t.meta,
+                        t.duration,
+                        t.source,
+                        t.content_hash,
+                        len(t.hashes),
+                        track_id=start + i if reserved else None,
+                    )
+                    for i, t in enumerate(tracks)
                 ]
                 if ids != list(range(start, start + len(tracks))):
                     raise _IdsMoved  # cannot happen while we hold the write lock; never commit it

@@ -29,7 +29,7 @@ from soundmark.catalog.writer import refuse_on_loop
 from soundmark.services.recognition_pool import RecognitionPool
 from soundmark.services.runtime import Role
 from soundmark.settings import Settings
-from soundmark.store import Store, recorded_params
+from soundmark.store import Store, recorded_params, use_catalog_url
 from soundmark.web import install as install_web
 
 log = logging.getLogger("soundmark.api")
@@ -45,6 +45,7 @@ DOCS_ASSETS = "/docs-assets"
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        use_catalog_url(settings.db, settings.catalog_url)
         store = Store(settings.db, recorded_params(settings.db), create=True, index_url=settings.index_url)
         pool = RecognitionPool(
             settings.db, workers=settings.workers, max_inflight=settings.max_inflight,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import HTTPConnection
 
 from soundmark.auth.usage import UsageCounter
+from soundmark.catalog.sql import Connection
 from soundmark.catalog.writer import DbWriter, ReadPool, ServerDatabase, flock_free
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.services.recognition_pool import RecognitionPool
@@ -58,7 +58,8 @@ def open_database(settings: Settings, params: FingerprintParams) -> ServerDb:
     """The server's writer (its own ``Store``, so an upload commits segment and rows in the
     writer thread) and its read pool."""
     writer = DbWriter(
-        lambda: Store(settings.db, params, create=True, index_url=settings.index_url), lambda s: s.catalog.conn,
+        lambda: Store(settings.db, params, create=True, index_url=settings.index_url, catalog_url=settings.catalog_url),
+        lambda s: s.catalog.conn,
         Store.close,
         max_queued=settings.db_write_queue,
     )  # fmt: skip
@@ -69,7 +70,7 @@ def usage_counter(db: ServerDb) -> UsageCounter:
     """Quota counting whose writes go through ``db``'s writer (failures are logged, the counts
     stay pending and go with the next batch)."""
 
-    def schedule(fn: Callable[[sqlite3.Connection], None], guard: threading.Lock) -> None:
+    def schedule(fn: Callable[[Connection], None], guard: threading.Lock) -> None:
         db.writer.submit(fn, guard=guard).add_done_callback(_log_failure)
 
     return UsageCounter(schedule)

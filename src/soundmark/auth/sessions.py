@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
+
+from soundmark.catalog.sql import Connection
 
 SESSION_BYTES = 32
 CSRF_BYTES = 32
@@ -46,7 +47,7 @@ def _hash(session_id: str) -> str:
 class SessionStore:
     """Sessions on one catalog connection (the writer's for writes, a reader's for ``find``)."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: Connection):
         self._conn = conn
 
     def open(self, token_id: int, token_name: str, lifetime_s: float, *, now: float | None = None) -> OpenedSession:

@@ -14,12 +14,12 @@ import builtins
 import hashlib
 import re
 import secrets
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from soundmark.catalog.sql import Connection, Row
 from soundmark.catalog.sqlite import Catalog
 
 DEFAULT_SCOPES: tuple[str, ...] = ("recognize", "catalog:write", "streams")
@@ -116,11 +116,11 @@ class TokenStore:
     """Tokens and quotas in a catalog (or on one connection to it: the server's writer and
     readers hand theirs in; see auth/usage.py for how the server counts requests)."""
 
-    def __init__(self, catalog: Catalog | sqlite3.Connection):
-        self._conn = catalog if isinstance(catalog, sqlite3.Connection) else catalog.conn
+    def __init__(self, catalog: Catalog | Connection):
+        self._conn = catalog.conn if isinstance(catalog, Catalog) else catalog
 
     @staticmethod
-    def _info(row: sqlite3.Row) -> TokenInfo:
+    def _info(row: Row) -> TokenInfo:
         return TokenInfo(
             id=int(row[0]),
             name=str(row[1]),
@@ -164,7 +164,7 @@ class TokenStore:
             raise ValueError("this token already exists")
         cur = self._conn.execute(
             "INSERT INTO tokens(name, token_hash, prefix, scopes, limit_per_month, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 name,
                 hash_token(token),
@@ -174,7 +174,7 @@ class TokenStore:
                 time.time(),
             ),
         )
-        info = self.get(int(cur.lastrowid or 0))
+        info = self.get(int(cur.fetchone()[0]))
         assert info is not None
         return token, info
 
@@ -221,7 +221,7 @@ class TokenStore:
             INSERT INTO token_usage(token_id, period, count)
             SELECT id, ?, ? FROM tokens
             WHERE id = ? AND revoked_at IS NULL AND (limit_per_month IS NULL OR ? <= limit_per_month)
-            ON CONFLICT(token_id, period) DO UPDATE SET count = count + excluded.count
+            ON CONFLICT(token_id, period) DO UPDATE SET count = token_usage.count + excluded.count
             WHERE (SELECT limit_per_month IS NULL OR token_usage.count + excluded.count <= limit_per_month
                    FROM tokens WHERE id = token_usage.token_id)
             """,
@@ -256,8 +256,8 @@ class TokenStore:
         cur = self._conn.execute(
             """
             INSERT INTO anonymous_usage(client, day, count) SELECT ?, ?, ? WHERE ? <= ?
-            ON CONFLICT(client, day) DO UPDATE SET count = count + excluded.count
-            WHERE count + excluded.count <= ?
+            ON CONFLICT(client, day) DO UPDATE SET count = anonymous_usage.count + excluded.count
+            WHERE anonymous_usage.count + excluded.count <= ?
             """,
             (client, day, n, n, per_day, per_day),
         )

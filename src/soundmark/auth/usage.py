@@ -14,13 +14,13 @@ a limit, and a batch the database refuses is logged.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from soundmark.auth.tokens import TokenInfo, TokenStore, month_period, utc_day
+from soundmark.catalog.sql import Connection
 from soundmark.catalog.sqlite import Catalog
 
 log = logging.getLogger("soundmark.auth")
@@ -41,7 +41,7 @@ class ClientKey:
 
 UsageKey = TokenKey | ClientKey
 # Queues a write function for the database writer: fn(conn) in one transaction, under the guard.
-Schedule = Callable[[Callable[[sqlite3.Connection], None], threading.Lock], None]
+Schedule = Callable[[Callable[[Connection], None], threading.Lock], None]
 
 
 class UsageCounter:
@@ -112,7 +112,7 @@ class UsageCounter:
             self._schedule(self._flush, self._lock)
 
     # --- writes (in the writer thread, inside its transaction, under the lock) -------------------
-    def _flush(self, conn: sqlite3.Connection) -> None:
+    def _flush(self, conn: Connection) -> None:
         """Write every pending count; runs under ``self._lock`` up to and including the COMMIT
         (the write lock is taken before), so counts move from pending to stored in one step as
         far as admissions can see, and nothing is admitted between the batch and the COMMIT."""

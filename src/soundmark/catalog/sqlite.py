@@ -1,29 +1,39 @@
-"""The SQLite catalog: tracks, external ids, and the store's bookkeeping.
+"""The catalog: tracks, external ids, and the store's bookkeeping, in SQLite or PostgreSQL.
 
-WAL mode lets readers (the server, recognize) run while one writer (ingest) commits; every
-write that spans tables happens in one transaction so a crash never leaves half a track.
+The embedded store keeps it in ``catalog.sqlite`` inside the store directory: WAL mode lets
+readers (the server, recognize) run while one writer (ingest) commits. A store directory that
+holds a ``catalog.url`` file (written by ``Store`` from ``SOUNDMARK_CATALOG_URL``) has its
+catalog in that PostgreSQL database instead, shared by every node (``catalog/sql.py`` gives both
+the same connection surface, ``catalog/schema_postgres.py`` the schema). Every write that spans
+tables happens in one transaction so a crash never leaves half a track.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from soundmark.catalog.models import Track, TrackMeta
 from soundmark.catalog.schema_health import MIGRATION as _HEALTH_MIGRATION
 from soundmark.catalog.schema_jobs import ATTEMPTS_MIGRATION as _JOB_ATTEMPTS_MIGRATION
 from soundmark.catalog.schema_jobs import MIGRATION as _JOBS_MIGRATION
 from soundmark.catalog.schema_plays import MIGRATION as _PLAYS_MIGRATION
+from soundmark.catalog.schema_postgres import MIGRATIONS as PG_MIGRATIONS
 from soundmark.catalog.schema_search import MIGRATION as _SEARCH_MIGRATION
 from soundmark.catalog.schema_sessions import MIGRATION as _SESSIONS_MIGRATION
 from soundmark.catalog.schema_streams import MIGRATION as _STREAMS_MIGRATION
 from soundmark.catalog.schema_tracks import SOURCE_FILES_MIGRATION, TRACK_IDS_MIGRATION
+from soundmark.catalog.sql import POSTGRESQL, SQLITE, Connection, PgConnection, dialect
 
 CATALOG_FILE = "catalog.sqlite"
+# In a store directory whose catalog is in PostgreSQL: the catalog URL (mode 0600: it may hold a password).
+CATALOG_URL_FILE = "catalog.url"
 
 _META_COLUMNS = [f.name for f in fields(TrackMeta) if f.name != "external"]
 
@@ -153,10 +163,49 @@ def _strip_comments(sql: str) -> str:
     return "\n".join(line.split("--", 1)[0] for line in sql.splitlines()).strip()
 
 
+def catalog_url(root: str | os.PathLike[str]) -> str | None:
+    """The PostgreSQL URL the store at ``root`` keeps its catalog at (None: its own SQLite file)."""
+    path = Path(root) / CATALOG_URL_FILE
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def record_catalog_url(root: str | os.PathLike[str], url: str) -> None:
+    """Write ``catalog.url`` (atomically, owner-readable only)."""
+    path = Path(root) / CATALOG_URL_FILE
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(url + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def catalog_exists(root: str | os.PathLike[str]) -> bool:
+    """Whether ``root`` is a store: a SQLite catalog file or a recorded PostgreSQL URL."""
+    return (Path(root) / CATALOG_FILE).exists() or (Path(root) / CATALOG_URL_FILE).exists()
+
+
 class Catalog:
-    """One SQLite connection to a store's catalog."""
+    """One connection to a store's catalog (SQLite, or PostgreSQL when ``root`` records a URL)."""
+
+    conn: Connection
 
     def __init__(self, root: Path, *, readonly: bool = False):
+        url = catalog_url(root)
+        if url is not None:
+            self.conn = PgConnection(url, readonly=readonly)
+            self.dialect = POSTGRESQL
+            try:
+                self._migrate_pg()
+            except BaseException:
+                self.conn.close()
+                raise
+            return
+        self.dialect = SQLITE
         path = Path(root) / CATALOG_FILE
         if readonly:
             self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
@@ -164,9 +213,11 @@ class Catalog:
             self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA busy_timeout=30000")
-        self.conn.row_factory = sqlite3.Row
+        conn = self.conn
+        assert isinstance(conn, sqlite3.Connection)
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.row_factory = sqlite3.Row
         if not readonly:
             self._migrate()
 
@@ -204,8 +255,33 @@ class Catalog:
         finally:
             self.conn.execute("PRAGMA foreign_keys=ON")
 
+    def _migrate_pg(self) -> None:
+        """The PostgreSQL schema's missing migrations, each in one write transaction (the write
+        lock keeps two nodes starting at once from applying the same one)."""
+
+        def version() -> int:
+            row = self.conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+            if not row[0]:
+                return 0
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            return 0 if row is None else int(row[0])
+
+        while version() < len(PG_MIGRATIONS):
+            if getattr(self.conn, "readonly", False):
+                raise sqlite3.OperationalError("the PostgreSQL catalog is not migrated yet: open it read-write first")
+            with self.transaction():
+                current = version()
+                if current >= len(PG_MIGRATIONS):
+                    break
+                self.conn.execute(PG_MIGRATIONS[current])
+                self.conn.execute(
+                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(current + 1),),
+                )
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """An IMMEDIATE transaction: it takes the write lock up front, so it cannot deadlock."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -223,7 +299,7 @@ class Catalog:
 
     def data_version(self) -> int:
         """Changes whenever another connection commits; cheap to poll."""
-        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        return data_version(self.conn)
 
     # --- meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -231,20 +307,48 @@ class Catalog:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     # --- tracks -------------------------------------------------------------------------------
+    def reserve_track_ids(self, n: int) -> int | None:
+        """PostgreSQL: reserve ``n`` consecutive track ids in a short transaction of their own
+        (they are never handed out again, used or not) and return the first; SQLite: None (its
+        writer takes the next ids of ``AUTOINCREMENT`` under the store's writer lock)."""
+        if self.dialect != POSTGRESQL:
+            return None
+        with self.transaction():
+            row = self.conn.execute(
+                "UPDATE id_blocks SET next_id = next_id + ? WHERE name = 'tracks' RETURNING next_id - ?", (n, n)
+            ).fetchone()
+        return int(row[0])
+
     def insert_track(
-        self, meta: TrackMeta, duration: float, source: str | None, content_hash: str | None, n_hashes: int
+        self,
+        meta: TrackMeta,
+        duration: float,
+        source: str | None,
+        content_hash: str | None,
+        n_hashes: int,
+        *,
+        track_id: int | None = None,
     ) -> int:
-        """Insert inside the caller's transaction; returns the new id."""
+        """Insert inside the caller's transaction; returns the new id (``track_id`` when given:
+        one ``reserve_track_ids`` handed out)."""
         cols = [*_META_COLUMNS, "duration", "source", "content_hash", "n_hashes", "added_at"]
         values = [getattr(meta, c) for c in _META_COLUMNS]
         values += [duration, source, content_hash, n_hashes, time.time()]
-        cur = self.conn.execute(f"INSERT INTO tracks({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", values)
-        track_id = int(cur.lastrowid or 0)
-        self._write_external(track_id, meta.external)
-        return track_id
+        if track_id is not None:
+            cols, values = ["id", *cols], [track_id, *values]
+        marks = ",".join("?" * len(cols))
+        row = self.conn.execute(
+            f"INSERT INTO tracks({','.join(cols)}) VALUES ({marks}) RETURNING id", values
+        ).fetchone()
+        new_id = int(row[0])
+        self._write_external(new_id, meta.external)
+        return new_id
 
     def update_meta(self, track_id: int, meta: TrackMeta) -> None:
         sets = ",".join(f"{c}=?" for c in _META_COLUMNS)
@@ -282,7 +386,7 @@ class Catalog:
         return {int(r["id"]): self._row_to_track(r, ext.get(int(r["id"]), {})) for r in rows}
 
     @staticmethod
-    def _row_to_track(row: sqlite3.Row, external: dict[str, str]) -> Track:
+    def _row_to_track(row: Any, external: dict[str, str]) -> Track:
         meta = TrackMeta(**{c: row[c] for c in _META_COLUMNS}, external=external)
         return Track(
             id=int(row["id"]),
@@ -327,6 +431,17 @@ class Catalog:
     def record_source(self, path: str, size: int, mtime_ns: int, file_sha256: str, track_id: int) -> None:
         """Remember (inside the caller's transaction) that this file holds the audio of ``track_id``."""
         self.conn.execute(
-            "INSERT OR REPLACE INTO source_files(path, size, mtime_ns, file_sha256, track_id) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO source_files(path, size, mtime_ns, file_sha256, track_id) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
+            " file_sha256 = excluded.file_sha256, track_id = excluded.track_id",
             (path, size, mtime_ns, file_sha256, track_id),
         )
+
+
+def data_version(conn: Connection) -> int:
+    """A number that changes when another connection commits, cheap to poll: SQLite's
+    ``data_version``; on PostgreSQL the server's WAL position (it moves with every commit of any
+    connection, this one's too: a spurious change only costs the caller one more read)."""
+    if dialect(conn) == POSTGRESQL:
+        return int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0])
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])

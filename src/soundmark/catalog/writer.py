@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from soundmark.catalog.sql import Connection
 from soundmark.catalog.sqlite import Catalog
 
 log = logging.getLogger("soundmark.db")
@@ -65,7 +66,7 @@ class _Task:
     future: concurrent.futures.Future[Any]
 
 
-def in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], guard: Guard | None = None) -> T:
+def in_transaction(conn: Connection, fn: Callable[[Connection], T], guard: Guard | None = None) -> T:
     """Run ``fn(conn)`` in one IMMEDIATE transaction. The write lock is waited for first (without
     ``guard``); ``fn`` and the COMMIT then run under ``guard``, so a reader that takes the same
     guard sees either nothing of ``fn``'s work or all of it together with its in-process effects."""
@@ -92,7 +93,7 @@ class DbWriter(Generic[R]):
     def __init__(
         self,
         open_resource: Callable[[], R],
-        connection: Callable[[R], sqlite3.Connection],
+        connection: Callable[[R], Connection],
         close_resource: Callable[[R], None],
         *,
         max_queued: int = MAX_QUEUED_WRITES,
@@ -131,7 +132,7 @@ class DbWriter(Generic[R]):
         result: T = await asyncio.wrap_future(task.future)
         return result
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T], *, guard: Guard | None = None) -> T:
+    async def run(self, fn: Callable[[Connection], T], *, guard: Guard | None = None) -> T:
         """``fn(conn)`` in its own transaction in the writer thread; the event loop never waits."""
         return await self._submit_async(fn, "transaction", guard)
 
@@ -139,7 +140,7 @@ class DbWriter(Generic[R]):
         """``fn(resource)`` in the writer thread (it manages its own transactions)."""
         return await self._submit_async(fn, "resource", None)
 
-    def call(self, fn: Callable[[sqlite3.Connection], T], *, guard: Guard | None = None) -> T:
+    def call(self, fn: Callable[[Connection], T], *, guard: Guard | None = None) -> T:
         """``fn(conn)`` in its own transaction, from a thread that may block (not the event loop)."""
         _not_on_loop()
         return self.submit(fn, guard=guard).result()
@@ -176,7 +177,7 @@ class DbWriter(Generic[R]):
         finally:
             self._close_resource(resource)
 
-    def _execute(self, task: _Task, resource: R, conn: sqlite3.Connection) -> None:
+    def _execute(self, task: _Task, resource: R, conn: Connection) -> None:
         for attempt in range(BUSY_RETRIES):
             try:
                 transaction = task.mode == "transaction"
@@ -201,11 +202,14 @@ def _on_loop() -> bool:
     return True
 
 
-def refuse_on_loop(conn: sqlite3.Connection) -> None:
+def refuse_on_loop(conn: Connection) -> None:
     """Interrupt every statement ``conn`` runs in a thread with a running event loop (the
     statement raises ``sqlite3.OperationalError: interrupted``, logged with where it came from).
     The check runs at each virtual-machine step; the connection is meant for the few reads a
-    thread makes (``store.refresh``), never for the request path."""
+    thread makes (``store.refresh``), never for the request path. (A PostgreSQL connection has no
+    such hook: there the guard is the tests' SQLite runs.)"""
+    if not isinstance(conn, sqlite3.Connection):
+        return
 
     def check() -> int:
         if not _on_loop():
@@ -265,7 +269,7 @@ class ReadPool:
 class Database(Protocol):
     """How a store class reaches SQLite: writes in one transaction each, reads on a catalog."""
 
-    def write(self, fn: Callable[[sqlite3.Connection], T], *, guard: Guard | None = None) -> T: ...
+    def write(self, fn: Callable[[Connection], T], *, guard: Guard | None = None) -> T: ...
     def read(self, fn: Callable[[Catalog], T]) -> T: ...
 
 
@@ -277,7 +281,7 @@ class LocalDatabase:
         self.catalog = Catalog(Path(root))  # applies the migrations when the store is older
         self._lock = threading.RLock()
 
-    def write(self, fn: Callable[[sqlite3.Connection], T], *, guard: Guard | None = None) -> T:
+    def write(self, fn: Callable[[Connection], T], *, guard: Guard | None = None) -> T:
         with self._lock:
             return in_transaction(self.catalog.conn, fn, guard)
 
@@ -298,13 +302,13 @@ class ServerDatabase(Generic[R]):
         self.writer = writer
         self.reads = reads
 
-    def write(self, fn: Callable[[sqlite3.Connection], T], *, guard: Guard | None = None) -> T:
+    def write(self, fn: Callable[[Connection], T], *, guard: Guard | None = None) -> T:
         return self.writer.call(fn, guard=guard)
 
     def read(self, fn: Callable[[Catalog], T]) -> T:
         return self.reads.call(fn)
 
-    async def awrite(self, fn: Callable[[sqlite3.Connection], T], *, guard: Guard | None = None) -> T:
+    async def awrite(self, fn: Callable[[Connection], T], *, guard: Guard | None = None) -> T:
         return await self.writer.run(fn, guard=guard)
 
     async def aread(self, fn: Callable[[Catalog], T]) -> T:
@@ -315,7 +319,7 @@ class ServerDatabase(Generic[R]):
         self.reads.close()
 
 
-async def write_async(db: Database, fn: Callable[[sqlite3.Connection], T], *, guard: Guard | None = None) -> T:
+async def write_async(db: Database, fn: Callable[[Connection], T], *, guard: Guard | None = None) -> T:
     """``db.write(fn)`` from the event loop: awaited through the server's writer (no thread
     waits for it), or in a thread for a ``LocalDatabase``."""
     if isinstance(db, ServerDatabase):

@@ -56,7 +56,7 @@ def add_command(
         items = items_to_add(paths, manifest)
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from exc
-    store = open_store(settings.db, create=True, index_url=settings.index_url)
+    store = open_store(settings.db, create=True, index_url=settings.index_url, catalog_url=settings.catalog_url)
     console = Console(stderr=True)
     with store, Progress(
         TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

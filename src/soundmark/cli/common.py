@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from soundmark.errors import StoreError
 from soundmark.settings import Settings
-from soundmark.store import Store, recorded_params
+from soundmark.store import Store, recorded_params, use_catalog_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,9 +39,13 @@ def load_settings(**overrides: object) -> Settings:
         raise click.ClickException(f"invalid setting: {problems}") from exc
 
 
-def open_store(db: Path, *, create: bool = False, index_url: str | None = None) -> Store:
-    """The store at ``db``; ``index_url`` (``Settings.index_url``) for a store that may be new."""
+def open_store(
+    db: Path, *, create: bool = False, index_url: str | None = None, catalog_url: str | None = None
+) -> Store:
+    """The store at ``db``; ``index_url`` and ``catalog_url`` (``Settings``) for a store that may
+    be new (a store records both: later openers need neither)."""
     try:
+        use_catalog_url(db, catalog_url or "")
         return Store(db, recorded_params(db), create=create, index_url=index_url)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc

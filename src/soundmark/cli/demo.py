@@ -27,7 +27,7 @@ def demo_command(db: Path | None, out: Path) -> None:
 
     settings = load_settings(db=db)
     manifest = build_demo_catalog(out)
-    with open_store(settings.db, create=True, index_url=settings.index_url) as store:
+    with open_store(settings.db, create=True, index_url=settings.index_url, catalog_url=settings.catalog_url) as store:
         report = ingest(store, items_from_manifest(read_manifest(manifest)), processes=settings.ingest_processes)
         info = store.info()
     click.echo(f"demo catalog: {info.tracks} tracks in {settings.db} ({len(report.added)} added now)")

@@ -57,7 +57,7 @@ def explain_command(db: Path | None, clip: Path, out: Path | None, as_json: bool
     settings = load_settings(db=db, query_seconds=seconds, min_score=min_score)
     if not clip.is_file():
         raise click.ClickException(f"{clip}: no such file")
-    with open_store(settings.db) as store:
+    with open_store(settings.db, catalog_url=settings.catalog_url) as store:
         recognizer = Recognizer(store, MatchSettings(min_score=settings.min_score, min_votes=settings.min_votes))
         try:
             samples = decode(clip, store.params.sample_rate, max_seconds=settings.query_seconds)

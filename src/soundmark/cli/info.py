@@ -17,7 +17,7 @@ from soundmark.services.catalog import remove_tracks
 def info_command(db: Path | None, as_json: bool) -> None:
     """Show how many tracks, hours of audio, fingerprints and bytes the store holds."""
     settings = load_settings(db=db)
-    with open_store(settings.db) as store:
+    with open_store(settings.db, catalog_url=settings.catalog_url) as store:
         info = store.info()
     per_hour = round(info.bytes_on_disk / info.hours) if info.hours else 0
     data = {
@@ -47,7 +47,7 @@ def info_command(db: Path | None, as_json: bool) -> None:
 def remove_command(db: Path | None, track_ids: tuple[int, ...]) -> None:
     """Delete tracks (by id) and all their fingerprints from the store."""
     settings = load_settings(db=db)
-    with open_store(settings.db) as store:
+    with open_store(settings.db, catalog_url=settings.catalog_url) as store:
         removal = remove_tracks(store, track_ids)
     for tid in removal.removed:
         click.echo(f"removed track {tid}")
@@ -63,7 +63,7 @@ def remove_command(db: Path | None, track_ids: tuple[int, ...]) -> None:
 def list_command(db: Path | None, limit: int, offset: int, as_json: bool) -> None:
     """List the catalog's tracks with their ids."""
     settings = load_settings(db=db)
-    with open_store(settings.db) as store:
+    with open_store(settings.db, catalog_url=settings.catalog_url) as store:
         tracks = store.catalog.list_tracks(limit, offset)
     for t in tracks:
         m = t.meta

@@ -124,7 +124,7 @@ def _ear(stack: ExitStack, settings: Settings, server: str | None, token: str | 
     from soundmark.listen.local import LocalEar
     from soundmark.match.recognizer import MatchSettings
 
-    store = stack.enter_context(open_store(settings.db))
+    store = stack.enter_context(open_store(settings.db, catalog_url=settings.catalog_url))
     batch = settings.stream_hop_seconds if continuous else 1.0
     return LocalEar(store, MatchSettings(min_score=settings.min_score, min_votes=settings.min_votes), window, batch)
 

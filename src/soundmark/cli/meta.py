@@ -51,7 +51,7 @@ def meta_command(
         lyrics=lyrics_file.read_text(encoding="utf-8") if lyrics_file is not None else None, external=external,
     )  # fmt: skip
     settings = load_settings(db=db)
-    with open_store(settings.db) as store:
+    with open_store(settings.db, catalog_url=settings.catalog_url) as store:
         try:
             track = edit_metadata(store, ref, edit)
         except ServiceError as exc:

@@ -40,7 +40,7 @@ def recognize_command(
     1 when a file could not be read as audio; each failing file is named on stderr.
     """
     settings = load_settings(db=db, query_seconds=seconds, min_score=min_score)
-    store = open_store(settings.db)
+    store = open_store(settings.db, catalog_url=settings.catalog_url)
     recognizer = Recognizer(store, MatchSettings(min_score=settings.min_score, min_votes=settings.min_votes))
     sr = store.params.sample_rate
     missing: list[Path] = []

@@ -39,7 +39,7 @@ def _service(db: Path | None) -> Iterator[tuple[Store, StreamService]]:
     from soundmark.streams.registry import StreamStore
 
     settings = load_settings(db=db)
-    with open_store(settings.db) as store:
+    with open_store(settings.db, catalog_url=settings.catalog_url) as store:
         streams = StreamStore(settings.db)
         try:
             yield store, StreamService(streams, settings)
@@ -201,7 +201,7 @@ async def _watch_direct(settings: Settings, url: str, as_json: bool) -> None:
     from soundmark.streams.callbacks import notification_payload, result_payload, song_dict
     from soundmark.streams.monitor import MonitorConfig, StreamJob, StreamWorker
 
-    store = open_store(settings.db)
+    store = open_store(settings.db, catalog_url=settings.catalog_url)
     recognizer = Recognizer(store, MatchSettings(min_score=settings.min_score, min_votes=settings.min_votes))
 
     async def recognize(window: WindowPeaks) -> list[WorkerMatch]:

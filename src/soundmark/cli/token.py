@@ -50,7 +50,7 @@ def create_command(db: Path | None, name: str, limit_per_month: int | None, scop
     """Create a token. It is printed once, alone on the last line of stdout; only its hash is kept."""
     settings = load_settings(db=db)
     scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
-    with open_store(settings.db, create=True) as store:
+    with open_store(settings.db, create=True, catalog_url=settings.catalog_url) as store:
         try:
             new = _accounts(store).create(name, limit_per_month=limit_per_month, scopes=scope_list, value=value)
         except ServiceError as exc:
@@ -72,7 +72,7 @@ def create_command(db: Path | None, name: str, limit_per_month: int | None, scop
 def list_command(db: Path | None, as_json: bool) -> None:
     """List tokens with their prefix, name, scopes, monthly limit and this month's usage."""
     settings = load_settings(db=db)
-    with open_store(settings.db) as store:
+    with open_store(settings.db, catalog_url=settings.catalog_url) as store:
         tokens = _accounts(store).list()
     for info in tokens:
         if as_json:
@@ -92,7 +92,7 @@ def list_command(db: Path | None, as_json: bool) -> None:
 def revoke_command(db: Path | None, id_or_prefix: str) -> None:
     """Revoke the token with this id or prefix (as `token list` shows them)."""
     settings = load_settings(db=db)
-    with open_store(settings.db) as store:
+    with open_store(settings.db, catalog_url=settings.catalog_url) as store:
         try:
             _accounts(store).revoke(id_or_prefix)
         except ServiceError as exc:

@@ -24,13 +24,14 @@ Data crossing the ports:
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+from soundmark.catalog.sql import Connection
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,9 @@ class IndexDatabase(Protocol):
     (its manifest of live parts, tombstones) in the catalog file writes it through ``conn`` inside
     ``transaction()``, so a commit of tracks and of their index entries is one transaction."""
 
-    conn: sqlite3.Connection
+    conn: Connection
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+    def transaction(self) -> AbstractContextManager[Connection]: ...
 
 
 class FingerprintIndex(Protocol):

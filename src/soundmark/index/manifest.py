@@ -13,15 +13,16 @@ every store on disk):
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable
+
+from soundmark.catalog.sql import Connection
 
 
 class SegmentManifest:
     """Reads and writes of the two tables; writes join the caller's open transaction."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: Connection):
         self.conn = conn
 
     def version(self) -> int:

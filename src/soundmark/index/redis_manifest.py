@@ -13,18 +13,20 @@ Tables (created here on first use, ``IF NOT EXISTS``; the catalog's migrations d
                       of every Redis key), "generation" (bumped by every publish and removal)
                       and "layout" (the key layout of ``index/redis_keys.py`` the data was
                       written in; absent in stores of the first layout)
-Readers poll ``PRAGMA data_version`` (free), then the generation, then read only the rows whose
+Readers poll the catalog's ``data_version`` (free), then the generation, then read only the rows whose
 ``gen`` is newer than what they hold.
 """
 
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
+
+from soundmark.catalog.sql import SQLITE, Connection, dialect
+from soundmark.catalog.sqlite import data_version
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS redis_index_tracks (track_id INTEGER PRIMARY KEY, slot INTEGER NOT NULL UNIQUE,"
@@ -37,9 +39,14 @@ SCHEMA = (
 
 
 class _Database(Protocol):
-    conn: sqlite3.Connection
+    conn: Connection
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+    def transaction(self) -> AbstractContextManager[Connection]: ...
+
+
+def _has_tables(conn: Connection) -> bool:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return {"redis_index_tracks", "redis_index_state"} <= tables
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,7 @@ class RedisManifest:
 
     def __init__(self, db: _Database, layout: str):
         self.conn = db.conn
-        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not {"redis_index_tracks", "redis_index_state"} <= tables:
+        if dialect(self.conn) == SQLITE and not _has_tables(self.conn):  # PostgreSQL's schema has them
             with db.transaction():
                 for sql in SCHEMA:
                     self.conn.execute(sql)
@@ -82,7 +88,11 @@ class RedisManifest:
         return None if row is None else str(row[0])
 
     def _set(self, key: str, value: str) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO redis_index_state(key, value) VALUES (?, ?)", (key, value))
+        self.conn.execute(
+            "INSERT INTO redis_index_state(key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     @property
     def namespace(self) -> str:
@@ -92,7 +102,7 @@ class RedisManifest:
 
     def data_version(self) -> int:
         """Changes whenever another connection commits; cheap to poll."""
-        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        return data_version(self.conn)
 
     def generation(self) -> int:
         return int(self._get("generation") or 0)

@@ -24,7 +24,6 @@ play log to a consumer inside the read, so a year of plays is written out withou
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -32,6 +31,7 @@ from itertools import islice
 from typing import TypeVar
 
 from soundmark.catalog.models import Track
+from soundmark.catalog.sql import Row
 from soundmark.catalog.sqlite import Catalog
 from soundmark.catalog.writer import Database, read_async
 from soundmark.services.errors import ServiceError
@@ -282,7 +282,7 @@ def num(v: object) -> int | None:
     return None if v is None else int(str(v))
 
 
-def _play(row: sqlite3.Row, start: datetime) -> Play:
+def _play(row: Row, start: datetime) -> Play:
     def text(v: object) -> str:
         return "" if v is None else str(v)
 

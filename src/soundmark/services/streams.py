@@ -16,7 +16,6 @@ request raises ``ServiceError`` with AudD's code.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Literal
 
 from soundmark.audd.models import Stream
 from soundmark.auth.tokens import TokenStore
+from soundmark.catalog.sql import Row
 from soundmark.catalog.sqlite import Catalog
 from soundmark.catalog.writer import Database, read_async
 from soundmark.net.addresses import AddressPolicy
@@ -216,7 +216,7 @@ def _stations_read(limit: int, plays: int, now: float, zone: tzinfo) -> Callable
     return read
 
 
-def _recent_play(r: sqlite3.Row, zone: tzinfo) -> RecentPlay:
+def _recent_play(r: Row, zone: tzinfo) -> RecentPlay:
     length = _int(r[4])
     start = play_start(str(r[3]), int(r[8]), length, zone)
     return RecentPlay(
@@ -229,7 +229,7 @@ def _int(v: object) -> int | None:
     return None if v is None else int(v)  # type: ignore[call-overload]
 
 
-def _station(r: sqlite3.Row, health: Health | None, now: float) -> Station:
+def _station(r: Row, health: Health | None, now: float) -> Station:
     state = station_state(health, now)
     playing = health is not None and state in ("connected", "silence") and health.now_track_id is not None
     return Station(

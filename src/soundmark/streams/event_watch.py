@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from soundmark.catalog.sql import Connection
 from soundmark.catalog.sqlite import CATALOG_FILE
 
 log = logging.getLogger("soundmark.streams")
@@ -24,7 +25,7 @@ class EventWatcher:
     def __init__(self, root: str | Path, on_new: Callable[[], None]):
         self._path = Path(root) / CATALOG_FILE
         self._on_new = on_new
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._version: int | None = None
         self._latest = 0
 

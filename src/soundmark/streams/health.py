@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from soundmark.catalog.sql import Connection, Row
 from soundmark.catalog.sqlite import Catalog
 from soundmark.catalog.writer import Database, read_async, write_async
 
@@ -192,13 +193,13 @@ _UPSERT = (
 )
 
 
-def _upsert(h: Health) -> Callable[[sqlite3.Connection], None]:
+def _upsert(h: Health) -> Callable[[Connection], None]:
     args = (
         h.stream_id, int(h.connected), h.since, h.last_audio_at, h.silent_seconds, int(h.silence), h.reconnects,
         h.last_error, h.error_at, h.now_track_id, h.now_since, h.updated_at, h.stream_id,
     )  # fmt: skip
 
-    def write(conn: sqlite3.Connection) -> None:
+    def write(conn: Connection) -> None:
         conn.execute(_UPSERT, args)
 
     return write
@@ -215,7 +216,7 @@ async def aread_health(db: Database) -> dict[int, Health]:
     return found
 
 
-def _health(r: sqlite3.Row) -> Health:
+def _health(r: Row) -> Health:
     def real(v: object) -> float | None:
         return None if v is None else float(v)  # type: ignore[arg-type]
 

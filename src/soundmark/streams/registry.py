@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from soundmark.catalog.sql import Connection, Row
 from soundmark.catalog.sqlite import Catalog
 from soundmark.catalog.writer import Database, LocalDatabase, read_async, write_async
 
@@ -86,12 +86,12 @@ class StreamStore:
         changed: int = await write_async(self._db, lambda c: c.execute(sql, args).rowcount)
         return changed
 
-    def _one(self, sql: str, args: tuple[object, ...]) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._db.read(_fetch_one(sql, args))
+    def _one(self, sql: str, args: tuple[object, ...]) -> Row | None:
+        row: Row | None = self._db.read(_fetch_one(sql, args))
         return row
 
-    async def _aone(self, sql: str, args: tuple[object, ...]) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = await read_async(self._db, _fetch_one(sql, args))
+    async def _aone(self, sql: str, args: tuple[object, ...]) -> Row | None:
+        row: Row | None = await read_async(self._db, _fetch_one(sql, args))
         return row
 
     # --- stamps -------------------------------------------------------------------------------
@@ -181,10 +181,10 @@ class StreamStore:
 
     def _event_write(
         self, token_id: int, radio_id: int, category: str, kind: str, payload: dict[str, object]
-    ) -> Callable[[sqlite3.Connection], int]:
+    ) -> Callable[[Connection], int]:
         body = json.dumps(payload, ensure_ascii=False)
 
-        def write(c: sqlite3.Connection) -> int:  # runs under the stamp lock, up to its COMMIT
+        def write(c: Connection) -> int:  # runs under the stamp lock, up to its COMMIT
             row = c.execute("SELECT callback_url FROM stream_accounts WHERE token_id=?", (token_id,)).fetchone()
             state = PENDING if row is not None and row[0] else SKIPPED
             ms = self._next_ms()
@@ -271,33 +271,33 @@ class StreamStore:
 
 
 # --- the statements (one function each, run by the blocking and the awaited methods alike) ------
-def _fetch_one(sql: str, args: tuple[object, ...]) -> Callable[[Catalog], sqlite3.Row | None]:
-    def read(c: Catalog) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = c.conn.execute(sql, args).fetchone()
+def _fetch_one(sql: str, args: tuple[object, ...]) -> Callable[[Catalog], Row | None]:
+    def read(c: Catalog) -> Row | None:
+        row: Row | None = c.conn.execute(sql, args).fetchone()
         return row
 
     return read
 
 
-def _text(row: sqlite3.Row | None) -> str | None:
+def _text(row: Row | None) -> str | None:
     return None if row is None or not row[0] else str(row[0])
 
 
-def _count(row: sqlite3.Row | None) -> int:
+def _count(row: Row | None) -> int:
     return int(row[0]) if row is not None else 0
 
 
-def _real(row: sqlite3.Row | None) -> float | None:
+def _real(row: Row | None) -> float | None:
     return None if row is None or row[0] is None else float(row[0])
 
 
 def _add_stream_write(
     token_id: int, md5_of_token: str, radio_id: int, url: str, callbacks: str | None
-) -> Callable[[sqlite3.Connection], None]:
+) -> Callable[[Connection], None]:
     now = time.time()
     category = longpoll_category(md5_of_token, radio_id)
 
-    def write(c: sqlite3.Connection) -> None:
+    def write(c: Connection) -> None:
         c.execute(
             "INSERT INTO stream_accounts(token_id, token_md5, callback_url, updated_at) VALUES (?, ?, NULL, ?) "
             "ON CONFLICT(token_id) DO UPDATE SET token_md5=excluded.token_md5",
@@ -337,15 +337,15 @@ def _streams_read(token_id: int | None, active_only: bool) -> Callable[[Catalog]
     return read
 
 
-def _recent_read(category: str, limit: int) -> Callable[[Catalog], list[sqlite3.Row] | None]:
-    def read(c: Catalog) -> list[sqlite3.Row] | None:
+def _recent_read(category: str, limit: int) -> Callable[[Catalog], list[Row] | None]:
+    def read(c: Catalog) -> list[Row] | None:
         known = c.conn.execute(
             "SELECT 1 FROM streams WHERE category=? UNION ALL SELECT 1 FROM stream_events WHERE category=? LIMIT 1",
             (category, category),
         ).fetchone()
         if known is None:
             return None
-        rows: list[sqlite3.Row] = c.conn.execute(
+        rows: list[Row] = c.conn.execute(
             "SELECT payload FROM stream_events WHERE category=? AND kind='result' ORDER BY created_ms DESC LIMIT ?",
             (category, limit),
         ).fetchall()
@@ -354,7 +354,7 @@ def _recent_read(category: str, limit: int) -> Callable[[Catalog], list[sqlite3.
     return read
 
 
-def _history(rows: list[sqlite3.Row] | None) -> list[dict[str, object]] | None:
+def _history(rows: list[Row] | None) -> list[dict[str, object]] | None:
     """The ``lastSong`` elements of the newest-first result payloads ``rows``, oldest first."""
     if rows is None:
         return None
@@ -372,9 +372,9 @@ def _history(rows: list[sqlite3.Row] | None) -> list[dict[str, object]] | None:
     return out
 
 
-def _due_read(now: float, limit: int) -> Callable[[Catalog], list[sqlite3.Row]]:
-    def read(c: Catalog) -> list[sqlite3.Row]:
-        rows: list[sqlite3.Row] = c.conn.execute(
+def _due_read(now: float, limit: int) -> Callable[[Catalog], list[Row]]:
+    def read(c: Catalog) -> list[Row]:
+        rows: list[Row] = c.conn.execute(
             f"SELECT {_EVENT_COLUMNS} FROM stream_events WHERE state=? AND next_attempt_at<=? ORDER BY id LIMIT ?",
             (PENDING, now, limit),
         ).fetchall()
@@ -383,10 +383,10 @@ def _due_read(now: float, limit: int) -> Callable[[Catalog], list[sqlite3.Row]]:
     return read
 
 
-def _prune_write(max_events: int, max_age_s: float) -> Callable[[sqlite3.Connection], tuple[int, int]]:
+def _prune_write(max_events: int, max_age_s: float) -> Callable[[Connection], tuple[int, int]]:
     cutoff_ms = int((time.time() - max_age_s) * 1000)
 
-    def write(c: sqlite3.Connection) -> tuple[int, int]:
+    def write(c: Connection) -> tuple[int, int]:
         expired = c.execute(
             "UPDATE stream_events SET state=? WHERE state=? AND created_ms<?", (EXPIRED, PENDING, cutoff_ms)
         ).rowcount
@@ -409,8 +409,8 @@ def _prune_write(max_events: int, max_age_s: float) -> Callable[[sqlite3.Connect
     return write
 
 
-def _retry_write(event_id: int, token_id: int, at: float, error: str) -> Callable[[sqlite3.Connection], None]:
-    def write(c: sqlite3.Connection) -> None:
+def _retry_write(event_id: int, token_id: int, at: float, error: str) -> Callable[[Connection], None]:
+    def write(c: Connection) -> None:
         c.execute(
             "UPDATE stream_events SET attempts=attempts+1, next_attempt_at=?, last_error=? WHERE id=?",
             (at, error[:500], event_id),
@@ -442,10 +442,10 @@ _MARK = "UPDATE stream_events SET state=?, attempts=attempts+1, last_error=? WHE
 _EVENT_COLUMNS = "id, token_id, radio_id, category, kind, payload, created_ms, attempts"
 
 
-def _event(r: sqlite3.Row) -> Event:
+def _event(r: Row) -> Event:
     return Event(int(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4]), json.loads(str(r[5])), int(r[6]), int(r[7]))
 
 
-def _stream_row(r: sqlite3.Row) -> StreamRow:
+def _stream_row(r: Row) -> StreamRow:
     code = None if r[7] is None else int(r[7])
     return StreamRow(int(r[0]), int(r[1]), int(r[2]), str(r[3]), r[4], str(r[5]), bool(r[6]), code, float(r[8]))

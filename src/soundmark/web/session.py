@@ -10,7 +10,6 @@ form itself (before any session) is protected by a double-submit cookie.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -19,6 +18,7 @@ from starlette.responses import Response
 from soundmark.api.state import AppState, app_state
 from soundmark.auth.sessions import OpenedSession, SessionStore, WebSession
 from soundmark.auth.tokens import TokenInfo, TokenStore
+from soundmark.catalog.sql import Connection
 from soundmark.catalog.sqlite import Catalog
 from soundmark.services.accounts import AccountService
 
@@ -80,7 +80,7 @@ def check_admin_token(catalog: Catalog, token: str) -> TokenInfo:
 async def open_session(state: AppState, info: TokenInfo) -> OpenedSession:
     lifetime = state.settings.web_session_hours * 3600
 
-    def write(conn: sqlite3.Connection) -> OpenedSession:
+    def write(conn: Connection) -> OpenedSession:
         store = SessionStore(conn)
         store.prune()
         return store.open(info.id, info.name, lifetime)

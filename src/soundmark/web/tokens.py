@@ -3,14 +3,13 @@ one. Every change goes through ``services/accounts.py`` on the server's one writ
 
 from __future__ import annotations
 
-import sqlite3
-
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from soundmark.api.state import app_state
 from soundmark.auth.tokens import DEFAULT_SCOPES, TokenStore
+from soundmark.catalog.sql import Connection
 from soundmark.services.accounts import AccountService, NewToken, TokenView
 from soundmark.services.errors import ServiceError
 from soundmark.web.pages import pages_of
@@ -64,7 +63,7 @@ async def create_token(request: Request) -> Response:
         scopes = [s.strip() for s in form.get("scopes", "").split(",") if s.strip()]
         name = form.get("name", "")
 
-        def create(conn: sqlite3.Connection) -> NewToken:
+        def create(conn: Connection) -> NewToken:
             return AccountService(TokenStore(conn)).create(name, scopes=scopes, limit_per_month=limit)
 
         created = await app_state(request).db.awrite(create)
