@@ -54,3 +54,11 @@ def delete_prefix(cluster_url: str, prefix: str) -> int:
     finally:
         client.close()
     return deleted
+
+
+def drop_schema(postgres_url: str, schema: str) -> None:
+    """Drop a test's PostgreSQL schema and everything in it."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

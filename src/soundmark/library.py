@@ -57,7 +57,7 @@ class Soundmark:
         if settings is not None and index_url is not None:  # validated like the variable
             self.settings = Settings.model_validate({**settings.model_dump(), "index_url": index_url})
         self.db = Path(db)
-        use_catalog_url(self.db, self.settings.catalog_url)  # before the recorded parameters are read
+        use_catalog_url(self.db, self.settings.catalog_url, create=create)  # before the recorded parameters are read
         self.store = Store(self.db, recorded_params(self.db), create=create, index_url=self.settings.index_url)
         self._recognizer = Recognizer(
             self.store, MatchSettings(min_score=self.settings.min_score, min_votes=self.settings.min_votes)

@@ -97,21 +97,26 @@ def recorded_params(root: str | os.PathLike[str], base: FingerprintParams | None
     return dataclasses.replace(base, **known)
 
 
+def _pg_meta(url: str, key: str) -> str | None:
+    """A value of the ``meta`` table of the PostgreSQL catalog at ``url`` (None: none, or no catalog)."""
+    try:
+        pg = PgConnection(url, readonly=True)
+    except sqlite3.Error as exc:
+        raise StoreError(str(exc)) from exc
+    try:
+        if not pg.execute("SELECT to_regclass('meta') IS NOT NULL").fetchall()[0][0]:
+            return None
+        row = pg.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    finally:
+        pg.close()
+    return None if row is None else str(row[0])
+
+
 def _read_meta(root: Path, key: str) -> str | None:
     """A value of the catalog's ``meta`` table, read without creating or migrating anything."""
     url = catalog_url(root)
     if url is not None:
-        try:
-            pg = PgConnection(url, readonly=True)
-        except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from exc
-        try:
-            if not pg.execute("SELECT to_regclass('meta') IS NOT NULL").fetchall()[0][0]:
-                return None
-            row = pg.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        finally:
-            pg.close()
-        return None if row is None else str(row[0])
+        return _pg_meta(url, key)
     path = root / CATALOG_FILE
     if not path.exists():
         return None
@@ -169,12 +174,12 @@ class Store:
         self.root = Path(root)
         self._refresh_lock = threading.RLock()
         self.params = params
+        if catalog_url:
+            use_catalog_url(self.root, catalog_url, create=create)
         exists = catalog_exists(self.root)
         if not exists and not create:
             raise StoreError(f"no soundmark store at {self.root} (create one with `soundmark add`)")
         self.root.mkdir(parents=True, exist_ok=True)
-        if catalog_url:
-            use_catalog_url(self.root, catalog_url)
         try:
             self.catalog = Catalog(self.root)
         except sqlite3.Error as exc:
@@ -279,13 +284,20 @@ class Store:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-def use_catalog_url(root: str | os.PathLike[str], url: str) -> None:
+def use_catalog_url(root: str | os.PathLike[str], url: str, *, create: bool = True) -> None:
     """Record ``url`` as where the catalog of the store directory ``root`` lives (before anything
     reads the store's recorded parameters); a store with its own SQLite catalog refuses (its tracks
-    would be left behind: ``soundmark migrate`` copies them). An empty ``url`` does nothing."""
+    would be left behind: ``soundmark migrate`` copies them). An empty ``url`` does nothing.
+    Without ``create``, a directory that records no URL yet is only attached to a catalog that
+    holds a store (a new node joining a cluster); else StoreError, as for a missing store."""
     if not url:
         return
     root = Path(root)
+    if not create and catalog_url(root) != url and not (root / CATALOG_FILE).exists():
+        if _pg_meta(url, "fingerprint_signature") is None:
+            raise StoreError(
+                f"no soundmark store at {root} nor in {parse_pg_url(url).display} (create one with `soundmark add`)"
+            )
     root.mkdir(parents=True, exist_ok=True)
     try:
         parse_pg_url(url)

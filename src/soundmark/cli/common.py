@@ -45,7 +45,7 @@ def open_store(
     """The store at ``db``; ``index_url`` and ``catalog_url`` (``Settings``) for a store that may
     be new (a store records both: later openers need neither)."""
     try:
-        use_catalog_url(db, catalog_url or "")
+        use_catalog_url(db, catalog_url or "", create=create)
         return Store(db, recorded_params(db), create=create, index_url=index_url)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
