@@ -19,6 +19,8 @@ version 11; later changes are appended to both lists. Differences from the SQLit
 
 from __future__ import annotations
 
+from soundmark.catalog.schema_nodes import PG_MIGRATION as NODES_MIGRATION
+
 # The text search expressions (catalog/browse.py and catalog/lyrics.py use exactly these).
 TEXT_FTS = "to_tsvector('simple', coalesce(title, '') || ' ' || coalesce(artist, '') || ' ' || coalesce(lyrics, ''))"
 ALBUM_FTS = "to_tsvector('simple', coalesce(album, ''))"
@@ -233,4 +235,4 @@ CREATE INDEX redis_index_tracks_part ON redis_index_tracks(part);
 CREATE TABLE redis_index_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-MIGRATIONS: list[str] = [_SCHEMA]
+MIGRATIONS: list[str] = [_SCHEMA, NODES_MIGRATION]

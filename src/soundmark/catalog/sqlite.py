@@ -23,6 +23,7 @@ from soundmark.catalog.models import Track, TrackMeta
 from soundmark.catalog.schema_health import MIGRATION as _HEALTH_MIGRATION
 from soundmark.catalog.schema_jobs import ATTEMPTS_MIGRATION as _JOB_ATTEMPTS_MIGRATION
 from soundmark.catalog.schema_jobs import MIGRATION as _JOBS_MIGRATION
+from soundmark.catalog.schema_nodes import MIGRATION as _NODES_MIGRATION
 from soundmark.catalog.schema_plays import MIGRATION as _PLAYS_MIGRATION
 from soundmark.catalog.schema_postgres import MIGRATIONS as PG_MIGRATIONS
 from soundmark.catalog.schema_search import MIGRATION as _SEARCH_MIGRATION
@@ -133,6 +134,8 @@ MIGRATIONS: list[str] = [
     _HEALTH_MIGRATION,
     # 11: the Catalog pages' album search, browse orders and plays by track.
     _SEARCH_MIGRATION,
+    # 12: nodes, stream and job leases, callback claims, job audio (several nodes, one catalog).
+    _NODES_MIGRATION,
 ]
 
 
