@@ -12,6 +12,7 @@ from soundmark.cli.explain import explain_command
 from soundmark.cli.info import info_command, list_command, remove_command
 from soundmark.cli.listen import listen_command
 from soundmark.cli.meta import meta_command
+from soundmark.cli.migrate import migrate_command
 from soundmark.cli.recognize import recognize_command
 from soundmark.cli.report import report_command
 from soundmark.cli.scan import scan_command
@@ -29,7 +30,7 @@ def cli() -> None:
 for command in (
     add_command, recognize_command, info_command, list_command, remove_command, demo_command,
     serve_command, token_group, scan_command, stream_group, meta_command, audit_command,
-    listen_command, report_command, explain_command,
+    listen_command, report_command, explain_command, migrate_command,
 ):  # fmt: skip
     cli.add_command(command)
 

@@ -24,10 +24,10 @@ Data crossing the ports:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -175,6 +175,19 @@ class IndexWriter(Protocol):
 class IndexBackend(FingerprintIndex, IndexWriter, Protocol):
     """A backend implements both ports; the store hands the read port to matching and the write
     port to its writer."""
+
+
+@runtime_checkable
+class TrackPostingsReader(Protocol):
+    """An index that can give back what was written for whole tracks (the segment backend): what
+    ``soundmark migrate`` copies into another store. Not part of the ports matching or the store
+    use; a backend without it simply lacks it."""
+
+    def read_tracks(self, track_ids: Iterable[int], max_postings: int) -> Iterator[TrackPostings]:
+        """The postings (hashes, times) and peaks of the live tracks among ``track_ids``, in the
+        backend's own order; unknown or removed ids are skipped. Memory is bounded by about
+        ``max_postings`` postings (or one track's, when larger), not by the index."""
+        ...
 
 
 def add_in_own_transaction(index: IndexBackend, db: IndexDatabase, batch: Sequence[TrackPostings]) -> Written:

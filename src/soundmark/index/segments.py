@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -471,6 +471,60 @@ class SegmentIndex:
             peaks = unpack_peaks(np.asarray(seg.peaks[seg.peak_starts[i] : seg.peak_starts[i + 1]]))
             out.append(TrackPostings(int(tid), keys[sel], times[sel].astype(np.int32), peaks))
         return out
+
+    def read_tracks(self, track_ids: Iterable[int], max_postings: int) -> Iterator[TrackPostings]:
+        """The postings and peaks of the live tracks among ``track_ids`` (``TrackPostingsReader``),
+        segment by segment, a window of tracks at a time: a window holds tracks whose postings add
+        up to at most ``max_postings`` (at least one track), and is read in one pass over its
+        segment's values, ``max_postings`` at a time. So memory stays near 24 bytes ×
+        ``max_postings`` whatever the segment's size, at the price of one pass over a segment per
+        window (``soundmark migrate`` reads a store once). A track's postings come in hash order."""
+        wanted: dict[str, list[int]] = {}
+        for tid in track_ids:
+            found = self._where.get(int(tid))
+            if found is not None:
+                wanted.setdefault(found[0].name, []).append(found[1])
+        chunk = max(1, int(max_postings))
+        for name, locals_ in wanted.items():
+            seg = self._segments[name]
+            if seg.track_postings is None:
+                seg.track_postings = _count_postings(seg, chunk)
+            counts = seg.track_postings
+            window: list[int] = []
+            size = 0
+            for local in sorted(set(locals_)):
+                if window and size + int(counts[local]) > chunk:
+                    yield from self._read_window(seg, window, chunk)
+                    window, size = [], 0
+                window.append(local)
+                size += int(counts[local])
+            if window:
+                yield from self._read_window(seg, window, chunk)
+
+    def _read_window(self, seg: _Segment, window: Sequence[int], chunk: int) -> Iterator[TrackPostings]:
+        """The tracks ``window`` (local numbers, ascending) of ``seg``, read in one chunked pass."""
+        member = np.zeros(len(seg.tracks), dtype=bool)
+        member[np.asarray(window, dtype=np.int64)] = True
+        mask = (1 << seg.time_bits) - 1
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for start in range(0, len(seg.vals), chunk):
+            vals = np.asarray(seg.vals[start : start + chunk], dtype=np.int64)
+            local = vals >> seg.time_bits
+            sel = member[local]
+            if sel.any():
+                keys = np.asarray(seg.keys[start : start + chunk])
+                parts.append((local[sel], keys[sel], (vals[sel] & mask).astype(np.int32)))
+        if parts:
+            local, keys, times = (np.concatenate(x) for x in zip(*parts, strict=True))
+        else:
+            local, keys, times = np.zeros(0, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.int32)
+        order = np.argsort(local, kind="stable")  # per track, keeping the segment's hash order
+        local, keys, times = local[order], keys[order], times[order]
+        bounds = np.searchsorted(local, np.asarray([*window, window[-1] + 1], dtype=np.int64))
+        for j, i in enumerate(window):
+            peaks = unpack_peaks(np.asarray(seg.peaks[seg.peak_starts[i] : seg.peak_starts[i + 1]]))
+            lo, hi = int(bounds[j]), int(bounds[j + 1])
+            yield TrackPostings(int(seg.tracks[i]), keys[lo:hi].astype(np.uint32), times[lo:hi], peaks)
 
     def delete_unlisted(self, live: Iterable[str]) -> int:
         """Remove segment directories that no committed manifest row names (crash leftovers)."""
