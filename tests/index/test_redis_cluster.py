@@ -113,10 +113,10 @@ import numpy as np
 from pathlib import Path
 from soundmark.catalog.models import TrackMeta
 from soundmark.catalog.sqlite import Catalog
-from soundmark.index.factory import open_index
+from soundmark.index.redis_cluster import RedisClusterIndex
 from soundmark.index.base import TrackPostings
 cat = Catalog(Path(sys.argv[1]))
-index = open_index("redis", Path(sys.argv[1]), cat, url=sys.argv[2])
+index = RedisClusterIndex(sys.argv[2], cat, lease_ms=2000)  # its part is fair game 2 s after it dies
 rng = np.random.default_rng(5)
 batch = [TrackPostings(t, rng.integers(0, 3000, 300).astype(np.uint32), rng.integers(0, 5000, 300).astype(np.int32),
          np.array([[1, 2]], dtype=np.int32)) for t in (7, 8)]
@@ -144,7 +144,7 @@ def test_a_writer_that_dies_before_publishing_leaves_nothing_visible(
     q = np.arange(3000, dtype=np.uint32)
     assert {tid for _, tid, _ in got(d.index.lookup(q, BIG_CAP), q)} == {1}
     assert d.index.track_peaks(7).shape == (0, 2)
-    assert d.writer.cleanup() == 1
+    assert wait_for("the dead writer's lease to lapse", d.writer.cleanup, timeout=60) == 1
     assert set(_keys(redis_cluster, redis_prefix)) == before  # every key it left is gone
     assert d.writer.cleanup() == 0
     d.add([random_track(rng, 7)])  # the dead writer's ids are free

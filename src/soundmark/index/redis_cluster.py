@@ -13,16 +13,25 @@ built in ``index/redis_keys.py``):
   N:t:<slot>       the track's distinct hashes, uint32 each: the keys compaction and cleanup must
                    rewrite to drop the track (stored rather than recomputed from the peaks, which
                    would tie the index to the fingerprint code: ≤ 4 bytes per posting)
+  N:lease:<name>   the lease of the writer of part ``name`` while it writes and publishes
+                   (``index/redis_leases.py``), taken before anything else of the write
   N:part:<name>    one write's tracks: (uint32 slot, int64 track id) each, stored before anything
-                   else of the write, so a writer that dies half-way leaves a record of what to delete
+                   else but the lease, so a writer that dies half-way leaves a record of what to delete
   N:parts          the set of every part name not yet deleted
   N:slots          the slot counter (INCRBY)
 
 Visibility (the ports' write → publish → refresh): ``write`` stores everything above, yet a
 lookup only returns postings of tracks that the store's catalog lists as published and not
 removed (``index/redis_manifest.py``); each process keeps that live set in RAM and refreshes it
-incrementally by generation. ``abort`` and ``cleanup`` delete unpublished parts; ``compact`` deletes
-removed tracks' data. The per-hash cap counts the live postings of a hash only (as ``MemoryIndex``).
+incrementally by generation (``index/redis_live.py``: a publish costs O(batch), not O(tracks)).
+``abort`` deletes this writer's unpublished part, ``compact`` removed tracks' data.
+
+Several writers at once (processes on several machines, one shared catalog): ``cleanup`` (run
+when any writer starts, and after compaction) deletes only the unpublished parts whose lease is
+gone, i.e. whose writer died or hung for longer than the lease; ``index/redis_leases.py`` says
+why that is safe.
+
+The per-hash cap counts the live postings of a hash only (as ``MemoryIndex``).
 
 Lookups send one MGET per bucket, grouped per master node and sent to all of them at once
 (``index/redis_nodes.py``), every command encoded with NumPy (``index/redis_resp.py``); a write
@@ -54,14 +63,17 @@ from soundmark.index.base import (
     check_batch,
 )
 from soundmark.index.redis_keys import BUCKETS, LAYOUT, KeyNames, buckets_of
+from soundmark.index.redis_leases import LEASE_MS, PartLeases
+from soundmark.index.redis_live import LiveSlots
 from soundmark.index.redis_manifest import RedisManifest, TrackRow
 from soundmark.index.redis_nodes import Command, NodeRouter
 from soundmark.index.redis_peaks import MAX_PEAK_FRAME, PEAK_BIN_BITS, PeakCache, decode_peaks, encode_peaks
-from soundmark.index.redis_resp import command_set, from_buffer
+from soundmark.index.redis_resp import Ragged, command_set, from_buffer
 from soundmark.index.redis_url import parse_redis_url
 
 RECORD = np.dtype([("slot", "<u4"), ("time", "<u4")])  # one posting in a hash's value
 PURGE_TRACKS = 256  # tracks whose postings one purge round rewrites (bounds its memory)
+ROUND_BYTES = 4 << 20  # commands sent between two renewals of the lease (~60,000 APPENDs)
 
 # For every key KEYS[k]: deletes the records whose slot (their first 4 bytes) is in ARGV[k] (4-byte
 # slot codes), atomically; returns how many went.
@@ -95,7 +107,8 @@ class _Staged:
 class RedisClusterIndex:
     """The index of one store on a Redis Cluster; its bookkeeping lives in the store's catalog."""
 
-    def __init__(self, url: str, db: IndexDatabase):
+    def __init__(self, url: str, db: IndexDatabase, *, lease_ms: int = LEASE_MS):
+        """``lease_ms``: how long a write's lease lasts unrenewed (``LEASE_MS``; tests shorten it)."""
         try:
             location = parse_redis_url(url)
         except ValueError as exc:
@@ -120,13 +133,11 @@ class RedisClusterIndex:
         except (RedisError, RedisClusterException, OSError) as exc:
             raise StoreError(f"cannot reach the Redis cluster at {self.url}: {exc}") from exc
         self._router = NodeRouter(self._client)
+        self._leases = PartLeases(self._client, self._keys, self._errors, lease_ms)
         self._peaks = PeakCache()
         self._staged: dict[str, _Staged] = {}
-        # The live set, two orders: by slot (lookups) and by track id (peaks).
-        self._slots = np.zeros(0, dtype=np.int64)
-        self._slot_tids = np.zeros(0, dtype=np.int64)
-        self._tids = np.zeros(0, dtype=np.int64)
-        self._tid_slots = np.zeros(0, dtype=np.int64)
+        # The live set: by slot for lookups, by track id for peaks.
+        self._slots = LiveSlots()
         self._live: dict[int, TrackRow] = {}
         self._postings = 0  # of the live tracks
         self._bytes = 0
@@ -161,22 +172,30 @@ class RedisClusterIndex:
         self._version = version
         if gen == self._gen and not rows:
             return
-        for r in rows:
-            self._staged.pop(r.part, None)  # published: no longer this writer's to abort
-            if r.removed:
-                self._live.pop(r.track_id, None)
-            else:
+        committed: set[str] = set()
+        gone: list[int] = []  # slots no longer live
+        new: list[TrackRow] = []
+        for r in rows:  # O(rows changed), never O(tracks)
+            if self._staged.pop(r.part, None) is not None:
+                committed.add(r.part)  # published: no longer this writer's to abort
+            old = self._live.get(r.track_id)
+            if old is not None and (r.removed or old.slot != r.slot):
+                del self._live[r.track_id]
+                gone.append(old.slot)
+                self._postings -= old.postings
+                self._bytes -= old.bytes
+            if not r.removed and r.track_id not in self._live:
                 self._live[r.track_id] = r
+                new.append(r)
+                self._postings += r.postings
+                self._bytes += r.bytes
+        self._slots.remove(np.array(gone, dtype=np.int64))
+        self._slots.add(
+            np.array([r.slot for r in new], dtype=np.int64), np.array([r.track_id for r in new], dtype=np.int64)
+        )
         self._gen = gen
-        if rows:
-            live = list(self._live.values())
-            self._postings = sum(r.postings for r in live)
-            self._bytes = sum(r.bytes for r in live)
-            slots = np.array([r.slot for r in live], dtype=np.int64)
-            tids = np.array([r.track_id for r in live], dtype=np.int64)
-            by_slot, by_tid = np.argsort(slots), np.argsort(tids)
-            self._slots, self._slot_tids = slots[by_slot], tids[by_slot]
-            self._tids, self._tid_slots = tids[by_tid], slots[by_tid]
+        for name in sorted(committed):
+            self._leases.release_committed(name)
 
     def postings(self) -> int:
         """Live postings (a removed track stops counting at once)."""
@@ -198,13 +217,12 @@ class RedisClusterIndex:
             return Hits.empty()
         rec = np.frombuffer(b"".join(values), dtype=RECORD)
         pos = np.repeat(order, lens)
-        slots = rec["slot"].astype(np.int64)
-        at = np.minimum(np.searchsorted(self._slots, slots), len(self._slots) - 1)
-        live = self._slots[at] == slots
-        pos, at, times = pos[live], at[live], rec["time"][live].astype(np.int64)
+        tids = self._slots.track_ids(rec["slot"].astype(np.int64))
+        live = tids >= 0
+        pos, tids, times = pos[live], tids[live], rec["time"][live].astype(np.int64)
         allowed = np.bincount(pos, minlength=len(q)) <= max_postings_per_hash
         keep = allowed[pos]
-        return Hits(pos[keep], self._slot_tids[at[keep]], times[keep])
+        return Hits(pos[keep], tids[keep], times[keep])
 
     def _mget(self, q: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
         """The values of the keys of hashes ``q`` (b"" for none) in the order they were read,
@@ -248,30 +266,40 @@ class RedisClusterIndex:
         if used:
             raise ValueError(f"track ids already used: {sorted(used)}")
         name = f"rc-{uuid.uuid4().hex[:16]}"
-        with self._errors("allocating track slots"):
-            last = int(self._client.incrby(self._ns + b":slots", len(batch)))
-        first = last - len(batch) + 1
-        if last >= 1 << 32:
-            raise StoreError(f"the index at {self.url} has used all 2**32 track slots")
-        slots = list(range(first, last + 1))
-        record = np.zeros(len(batch), dtype=[("slot", "<u4"), ("track", "<i8")])
-        record["slot"], record["track"] = slots, ids
+        # 0. the lease: while it lasts, no other writer's cleanup deletes this part
+        self._leases.take(name)
+        slots: list[int] = []
         try:
+            with self._errors("allocating track slots"):
+                last = int(self._client.incrby(self._ns + b":slots", len(batch)))
+            if last >= 1 << 32:
+                raise StoreError(f"the index at {self.url} has used all 2**32 track slots")
+            slots = list(range(last - len(batch) + 1, last + 1))
+            record = np.zeros(len(batch), dtype=[("slot", "<u4"), ("track", "<i8")])
+            record["slot"], record["track"] = slots, ids
             with self._errors("storing a batch"):
-                # 1. what to delete if we die: before anything else of the write
+                # 1. what to delete if we die: before anything else of the write but the lease
                 self._client.set(self._key(b"part", name), record.tobytes())
                 self._client.sadd(self._ns + b":parts", name)
-                # 2. per track: peaks and distinct hashes
-                rows, commands = [], []
+                # 2. per track: peaks and distinct hashes, a round per ROUND_BYTES
+                rows, commands, size_of_round = [], [], 0
                 for slot, p in zip(slots, batch, strict=True):
                     packed = encode_peaks(p.peaks)
                     distinct = np.unique(np.asarray(p.hashes, dtype=np.uint32)).astype("<u4").tobytes()
                     commands += [_set(self._key(b"p", slot), packed), _set(self._key(b"t", slot), distinct)]
                     size = len(p.hashes) * RECORD.itemsize + len(packed) + len(distinct)
                     rows.append(TrackRow(int(p.track_id), slot, name, len(p.hashes), size, False))
-                self._router.run(commands, idempotent=True)
-                # 3. the postings: per bucket one script APPENDing to each of its keys the batch touches
-                self._appends(batch, slots)
+                    size_of_round += len(packed) + len(distinct)
+                    if size_of_round >= ROUND_BYTES:
+                        self._leases.renew(name, "writing peaks")
+                        self._router.run(commands, idempotent=True)
+                        commands, size_of_round = [], 0
+                if commands:
+                    self._leases.renew(name, "writing peaks")
+                    self._router.run(commands, idempotent=True)
+                # 3. the postings: APPENDs to the hash keys, a round per ROUND_BYTES
+                self._appends(batch, slots, name)
+                self._leases.renew(name, "written")  # a whole lease for the wait until the publish
         except BaseException:
             self._purge_part(name, slots)
             raise
@@ -279,10 +307,11 @@ class RedisClusterIndex:
         part = WrittenPart(name, len(batch), sum(r.postings for r in rows), sum(r.bytes for r in rows))
         return Written(tuple(ids), (part,))
 
-    def _appends(self, batch: Sequence[TrackPostings], slots: Sequence[int]) -> None:
+    def _appends(self, batch: Sequence[TrackPostings], slots: Sequence[int], part: str) -> None:
         """APPEND the batch's postings to their hash keys, a command per distinct hash, every
-        node's commands in one pipeline. Encoded as one fixed-width matrix per number of
-        postings a hash has in the batch (mostly one), no Python object per key."""
+        node's commands in one pipeline, in rounds of ``ROUND_BYTES`` with the lease of
+        ``part`` renewed before each. Encoded as one fixed-width matrix per number of postings
+        a hash has in the batch (mostly one), no Python object per key."""
         hashes = np.concatenate([np.asarray(p.hashes, dtype=np.uint32) for p in batch])
         if len(hashes) == 0:
             return
@@ -310,19 +339,28 @@ class RedisClusterIndex:
         commands = from_buffer(np.concatenate(blocks), np.concatenate(widths))
         picked = np.concatenate(picks)  # command i appends to distinct[picked[i]]
 
-        def resend(i: int) -> tuple[object, ...]:
-            j = int(picked[i])
-            value = rec[starts[j] : starts[j] + counts[j]].tobytes()
-            return ("APPEND", self._keys.hash_keys(distinct[j : j + 1])[0], value)
+        targets = key_slots[picked]
+        offsets = commands.offsets
+        rounds = _rounds(offsets)
+        for k, (a, b) in enumerate(itertools.pairwise(rounds), start=1):
 
-        self._router.run_resp(key_slots[picked], commands, resend, idempotent=False)
+            def resend(i: int, a: int = a) -> tuple[object, ...]:
+                j = int(picked[a + i])
+                value = rec[starts[j] : starts[j] + counts[j]].tobytes()
+                return ("APPEND", self._keys.hash_keys(distinct[j : j + 1])[0], value)
+
+            self._leases.renew(part, f"appending round {k} of {len(rounds) - 1}")
+            chunk = Ragged(commands.buf, offsets[a : b + 1])
+            self._router.run_resp(targets[a:b], chunk, resend, idempotent=False)
 
     def publish(self, written: Written) -> None:
-        """List ``written``'s tracks as live, inside the store's open transaction."""
+        """List ``written``'s tracks as live, inside the store's open transaction; its lease is
+        renewed first (and released by the ``refresh`` that sees the commit)."""
         for part in written.parts:
             staged = self._staged.get(part.name)
             if staged is None:
                 raise StoreError(f"index part {part.name} was not written by this process")
+            self._leases.renew(part.name, "publishing")
             self._manifest.publish(staged.rows)
 
     def remove(self, track_ids: Iterable[int]) -> None:
@@ -355,23 +393,39 @@ class RedisClusterIndex:
         return len(gone)
 
     def cleanup(self) -> int:
-        """Delete the parts no published track belongs to (a dead writer's, or emptied by
-        compaction); only under the writer lock. Returns how many parts were deleted."""
+        """Delete the parts no published track belongs to and no writer holds a lease on (a
+        dead or hung writer's, or emptied by compaction); safe while other writers write.
+        Returns how many parts were deleted."""
+        deleted = 0
+        for name in self._unpublished_parts():
+            deleted += self._purge_if_abandoned(name)
+        return deleted
+
+    def _unpublished_parts(self) -> list[str]:
+        """The parts in the cluster that the catalog does not list (nor this writer holds)."""
         with self._errors("listing index parts"):
             names = {_bytes(n).decode() for n in self._client.smembers(self._ns + b":parts")}
-        stale = names - self._manifest.parts() - set(self._staged)
-        for name in sorted(stale):
-            with self._errors("reading an index part"):
-                data = _bytes(self._client.get(self._key(b"part", name)))
-            record = np.frombuffer(data, dtype=[("slot", "<u4"), ("track", "<i8")])
-            self._purge_part(name, record["slot"].astype(np.int64).tolist())
-        return len(stale)
+        return sorted(names - self._manifest.parts() - set(self._staged))
+
+    def _purge_if_abandoned(self, name: str) -> bool:
+        """Delete part ``name`` if its lease is gone and the catalog does not list it, checked
+        now and in this order (``index/redis_leases.py`` says why); returns whether it did."""
+        if self._leases.held(name) or name in self._manifest.parts():
+            return False
+        with self._errors("reading an index part"):
+            data = _bytes(self._client.get(self._key(b"part", name)))
+        record = np.frombuffer(data, dtype=[("slot", "<u4"), ("track", "<i8")])
+        self._purge_part(name, record["slot"].astype(np.int64).tolist())
+        return True
 
     def _purge_part(self, name: str, slots: Sequence[int]) -> None:
+        """Delete part ``name``'s data, then its record, then its lease (last: while the data
+        goes, other writers' cleanups leave the part to this one)."""
         self._purge_slots(slots)
         with self._errors("deleting an index part"):
             self._client.delete(self._key(b"part", name))
             self._client.srem(self._ns + b":parts", name)
+        self._leases.release(name)
 
     def _purge_slots(self, slots: Sequence[int]) -> None:
         """Delete every posting, peak list and hash list of ``slots`` (idempotent)."""
@@ -410,6 +464,18 @@ def _per_bucket(script: str, hashes: np.ndarray, keys: list[bytes], args: list[b
             commands.append((keys[start], ("EVAL", script, n, *keys[start:i], *args[start:i])))
             start = i
     return commands
+
+
+def _rounds(offsets: np.ndarray) -> list[int]:
+    """Where each round of commands starts (then the end), for commands laid out at
+    ``offsets`` (n + 1): about ``ROUND_BYTES`` each, at least one command."""
+    cuts = [0]
+    n = len(offsets) - 1
+    while cuts[-1] < n:
+        start = cuts[-1]
+        end = int(np.searchsorted(offsets, offsets[start] + ROUND_BYTES, side="right")) - 1
+        cuts.append(min(max(end, start + 1), n))
+    return cuts
 
 
 def _set(key: bytes, value: bytes) -> Command:
