@@ -10,6 +10,12 @@ scan of every track.
   ``MAX_RESULTS`` matches, best first (ranking stops at ``MAX_RANKED`` matches: it scores every
   one), paged;
 - plays: where a track was heard, per station (the airplay log, ``plays``).
+
+On PostgreSQL the same queries use the expressions of ``catalog/schema_postgres.py``'s indexes:
+``TEXT_FTS`` / ``ALBUM_FTS`` (GIN, ``to_tsquery`` built by ``lyrics.ts_query``, ranked by
+``ts_rank``; see ``catalog/lyrics.py`` for what differs from FTS5) and ``TITLE_KEY`` /
+``ARTIST_KEY`` (``lower(coalesce(...))``, sorted in the database's collation: the same order as
+SQLite's ``COLLATE NOCASE`` for ASCII titles in a ``C``/``C.UTF-8`` database).
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from soundmark.catalog.lyrics import fts_query
+from soundmark.catalog import schema_postgres, schema_search
+from soundmark.catalog.lyrics import PG_COLUMN_FTS, PG_RANK_NORMALIZATION, fts_query, pg_rank, ts_query
 from soundmark.catalog.models import Track
-from soundmark.catalog.schema_search import ARTIST_KEY, TITLE_KEY
+from soundmark.catalog.schema_postgres import ALBUM_FTS, TEXT_FTS
+from soundmark.catalog.sql import POSTGRESQL, SQLITE, dialect
 from soundmark.catalog.sqlite import Catalog
 
 MAX_PAGE = 100  # rows on one page, at most
@@ -28,14 +36,21 @@ MAX_RANKED = 5000  # matches of one search ranked, at most (past it the first fo
 MIN_PREFIX = 3  # characters of a last word tried as a prefix when no word matches whole
 MAX_STATIONS = 100  # stations listed under "where it was heard"
 
-# The sort keys of the browse orders (the expressions of their indexes, the id last) and whether
-# they run backwards (newest first).
-_ORDERS: dict[str, tuple[tuple[str, ...], bool]] = {
-    "title": ((TITLE_KEY, "id"), False),
-    "artist": ((ARTIST_KEY, TITLE_KEY, "id"), False),
-    "added": (("id",), True),
+Order = tuple[tuple[str, ...], bool]
+
+
+def _orders(title: str, artist: str) -> dict[str, Order]:
+    """The sort keys of the browse orders (the expressions of their indexes, the id last) and
+    whether they run backwards (newest first), for one engine's case-insensitive keys."""
+    return {"title": ((title, "id"), False), "artist": ((artist, title, "id"), False), "added": (("id",), True)}
+
+
+# SQLite: COLLATE NOCASE (ASCII letters folded); PostgreSQL: lower(), in the database's collation.
+_ORDERS = {
+    SQLITE: _orders(schema_search.TITLE_KEY, schema_search.ARTIST_KEY),
+    POSTGRESQL: _orders(schema_postgres.TITLE_KEY, schema_postgres.ARTIST_KEY),
 }
-SORTS = tuple(_ORDERS)
+SORTS = tuple(_ORDERS[SQLITE])
 FIELDS = ("all", "title", "artist", "album", "lyrics", "isrc")
 _ISRC = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$")
 
@@ -85,7 +100,7 @@ def browse(
 ) -> BrowsePage:
     """One page of every track in ``sort`` order: the first, or the one after (before) a track.
     A track that is gone (removed since the link was made) starts over from the first page."""
-    keys, newest_first = _ORDERS[sort]
+    keys, newest_first = _ORDERS[dialect(catalog.conn)][sort]
     limit = _bound(limit, MAX_PAGE)
     order = _order(keys, newest_first)
     backwards = before is not None and after is None
@@ -96,7 +111,8 @@ def browse(
     # Forwards in an ascending order, the next rows are greater; newest first, smaller.
     greater = backwards == newest_first
     op = ">" if greater else "<"
-    # The first key's bound alone lets SQLite seek in the index (a row-value bound alone scans it).
+    # The first key's bound alone lets SQLite seek in the index (a row-value bound alone scans it;
+    # PostgreSQL seeks on either).
     where = f"WHERE {keys[0]} {op}= ? AND ({', '.join(keys)}) {op} ({', '.join('?' * len(keys))})"
     key = (key[0], *key)
     if not backwards:
@@ -143,20 +159,50 @@ def _match(q: str, column: str | None, *, prefix: bool) -> str | None:
     return f"{{{column}}} : ({query})" if column else query
 
 
-def _fts(catalog: Catalog, table: str, rank: str, match: str) -> tuple[list[int], bool]:
-    """Up to ``MAX_RESULTS`` + 1 matches, best first, and whether they are ranked: matches past
-    ``MAX_RANKED`` are not ranked (ranking scores every match), the first found are taken."""
-    sql = f"SELECT rowid FROM {table} WHERE {table} MATCH ?"
-    probe = [int(r[0]) for r in catalog.conn.execute(f"{sql} LIMIT ?", (match, MAX_RANKED + 1))]
+def _ranked(catalog: Catalog, select: str, rank: str, args: tuple[object, ...]) -> tuple[list[int], bool]:
+    """Up to ``MAX_RESULTS`` + 1 matches of ``select`` (ids, given ``args``), best first by
+    ``rank``, and whether they are ranked: matches past ``MAX_RANKED`` are not ranked (ranking
+    scores every match), the first found are taken."""
+    probe = [int(r[0]) for r in catalog.conn.execute(f"{select} LIMIT ?", (*args, MAX_RANKED + 1))]
     if len(probe) > MAX_RANKED:
-        return probe[: MAX_RESULTS + 1], False
-    rows = catalog.conn.execute(f"{sql} ORDER BY {rank}, rowid LIMIT ?", (match, MAX_RESULTS + 1))
+        return sorted(probe)[: MAX_RESULTS + 1], False
+    rows = catalog.conn.execute(f"{select} ORDER BY {rank} LIMIT ?", (*args, MAX_RESULTS + 1))
     return [int(r[0]) for r in rows], True
+
+
+def _text_hits(catalog: Catalog, q: str, column: str | None, *, prefix: bool) -> tuple[list[int], bool] | None:
+    """The title/artist/lyrics matches of ``q`` (in ``column``, or in any), None without a word."""
+    if dialect(catalog.conn) == POSTGRESQL:
+        query = ts_query(q, prefix=prefix)
+        if query is None:
+            return None
+        where = f"{TEXT_FTS} @@ q" + (f" AND {PG_COLUMN_FTS[column]} @@ q" if column else "")
+        select = f"SELECT id FROM tracks, to_tsquery('simple', ?) AS q WHERE {where}"
+        return _ranked(catalog, select, f"{pg_rank(column)} DESC, id", (query,))
+    match = _match(q, column, prefix=prefix)
+    if match is None:
+        return None
+    select = "SELECT rowid FROM lyrics_fts WHERE lyrics_fts MATCH ?"
+    return _ranked(catalog, select, "bm25(lyrics_fts, 10.0, 5.0, 1.0), rowid", (match,))
+
+
+def _album_hits(catalog: Catalog, q: str, *, prefix: bool) -> tuple[list[int], bool] | None:
+    """The album matches of ``q``, None without a word."""
+    if dialect(catalog.conn) == POSTGRESQL:
+        query = ts_query(q, prefix=prefix)
+        if query is None:
+            return None
+        select = f"SELECT id FROM tracks, to_tsquery('simple', ?) AS q WHERE {ALBUM_FTS} @@ q"
+        return _ranked(catalog, select, f"ts_rank({ALBUM_FTS}, q, {PG_RANK_NORMALIZATION}) DESC, id", (query,))
+    match = _match(q, None, prefix=prefix)
+    if match is None:
+        return None
+    return _ranked(catalog, "SELECT rowid FROM album_fts WHERE album_fts MATCH ?", "rank, rowid", (match,))
 
 
 def search(catalog: Catalog, q: str, field: str = "all", *, offset: int = 0, limit: int = 25) -> SearchPage:
     """Tracks matching ``q`` in ``field`` (``FIELDS``), best first: an exact ISRC, then the
-    full-text matches ranked by bm25 (title over artist over lyrics), then album matches. Words
+    full-text matches ranked (bm25, or ts_rank: title over artist over lyrics), then album matches. Words
     match whole; when nothing does, a last word of ``MIN_PREFIX`` characters or more is tried
     as a prefix (a half-typed word)."""
     if field not in FIELDS:
@@ -166,6 +212,8 @@ def search(catalog: Catalog, q: str, field: str = "all", *, offset: int = 0, lim
     if field in ("all", "isrc"):
         code = normal_isrc(q)
         raw = q.strip()
+        if not raw.isprintable():  # control characters, lone surrogates: no stored code has them
+            raw = code or ""
         if code or (field == "isrc" and raw):
             rows = catalog.conn.execute(
                 "SELECT id FROM tracks WHERE isrc IN (?, ?) ORDER BY id LIMIT ?", (code or raw, raw, MAX_RESULTS + 1)
@@ -177,16 +225,14 @@ def search(catalog: Catalog, q: str, field: str = "all", *, offset: int = 0, lim
         if prefix and (not words or len(words[-1]) < MIN_PREFIX):
             break
         found: list[int] = []
+        searches = []
         if field in ("all", "title", "artist", "lyrics"):
-            match = _match(q, None if field == "all" else field, prefix=prefix)
-            if match is not None:
-                hits, ranked_here = _fts(catalog, "lyrics_fts", "bm25(lyrics_fts, 10.0, 5.0, 1.0)", match)
-                found, ranked = found + hits, ranked and ranked_here
+            searches.append(_text_hits(catalog, q, None if field == "all" else field, prefix=prefix))
         if field in ("all", "album"):
-            match = _match(q, None, prefix=prefix)
-            if match is not None:
-                hits, ranked_here = _fts(catalog, "album_fts", "rank", match)
-                found, ranked = found + hits, ranked and ranked_here
+            searches.append(_album_hits(catalog, q, prefix=prefix))
+        for hits_ranked in searches:
+            if hits_ranked is not None:
+                found, ranked = found + hits_ranked[0], ranked and hits_ranked[1]
         if found:
             ids += found
             break
@@ -206,7 +252,7 @@ def station_plays(catalog: Catalog, track_id: int) -> list[StationPlays]:
         LEFT JOIN streams s ON s.token_id = p.token_id AND s.radio_id = p.radio_id
         LEFT JOIN tokens t ON t.id = p.token_id
         WHERE p.track_id = ?
-        GROUP BY p.token_id, p.radio_id
+        GROUP BY p.token_id, p.radio_id, s.url, t.name
         ORDER BY n DESC, last DESC
         LIMIT ?
         """,
