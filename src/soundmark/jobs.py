@@ -1,248 +1,68 @@
 """Long-recording jobs: a scan with an id, progress and a result, kept in the catalog database.
 
-A job's input audio sits in ``<db>/jobs/<id>.audio`` until the job ends. The runner analyses at
-most ``max_jobs`` jobs at once (threads that drive ``match.segments.scan``, whose CPU work runs
-in ``scan_workers`` worker processes) and writes progress and the result into the ``jobs`` table,
-so a job outlives the request that created it and the server: on startup, queued and running jobs
-whose audio is still there are queued again, the others are marked failed.
+A job's input audio waits where every node of the store can read it (``job_audio.py``: a file of
+the store directory on SQLite, chunks in the catalog on PostgreSQL) until the job ends. A runner
+analyses at most ``max_jobs`` jobs at once (threads that drive ``match.segments.scan``, whose CPU
+work runs in ``scan_workers`` worker processes) and writes progress and the result into the
+``jobs`` table (``job_store.py``), so a job outlives the request that created it, the server, and
+the node that ran it.
 
-A job is claimed before it runs: one ``UPDATE ... WHERE status = 'queued'`` moves it to running,
-so of two runners (threads, or ``serve --role jobs`` nodes on one store) given the same queued job
-only one runs it; the other finds it claimed and leaves it.
+A runner claims a job before it runs it and holds it under a lease that it renews while it runs
+(``job_store.py`` says how a claim stays atomic across nodes). A node that dies mid-job leaves
+its lease to run out; then any job node claims the job and runs it again from the start: a scan
+keeps no partial segments, only a progress figure, and a tracklist is built over the whole
+recording (segments merged across chunks), so the result is that of an uninterrupted run. A
+node that stops cleanly gives its jobs back at once (queued again, the start not counted).
 
-Every start of a job is counted (``attempts``) before it runs, and given back when the server
-stops it cleanly; a job that has been started ``max_attempts`` times without ever ending (it took
-the server down, or the server died under it each time) is failed on the next startup instead of
-resumed: no crash loop.
+The names of ``job_store.py`` are exported here too: this module is the jobs' one entry point.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import os
-import secrets
+import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from soundmark.catalog.sql import Connection, Row
-from soundmark.catalog.writer import Database, LocalDatabase, read_async, write_async
 from soundmark.errors import SoundmarkError
-from soundmark.match.scan import ScanCancelled, ScanSettings, TrackSegment, chunk_spans, scan
+from soundmark.job_store import (
+    ACTIVE,
+    DONE,
+    FAILED,
+    JOB_LEASE_SECONDS,
+    JOBS_DIR,
+    QUEUED,
+    RUNNING,
+    Job,
+    JobStore,
+    new_node_id,
+    row_to_job,
+)
+from soundmark.match.scan import ScanCancelled, ScanSettings, chunk_spans, scan
+
+__all__ = [
+    "ACTIVE",
+    "DONE",
+    "FAILED",
+    "JOBS_DIR",
+    "JOB_LEASE_SECONDS",
+    "QUEUED",
+    "RUNNING",
+    "Job",
+    "JobRunner",
+    "JobStore",
+    "new_node_id",
+    "row_to_job",
+    "run_job",
+]
 
 log = logging.getLogger("soundmark.jobs")
-
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-ACTIVE = (QUEUED, RUNNING)
-JOBS_DIR = "jobs"
-
-
-@dataclass
-class Job:
-    id: str
-    kind: str
-    status: str
-    source: str | None
-    params: dict[str, Any]
-    progress: float
-    audio_seconds: float
-    result: dict[str, Any] | None
-    error_code: int | None
-    error_message: str | None
-    token_id: int | None
-    created_at: float
-    updated_at: float
-    attempts: int = 0  # starts that have not (yet) reached an outcome
-
-    @property
-    def finished(self) -> bool:
-        return self.status in (DONE, FAILED)
-
-    def segments(self) -> list[TrackSegment]:
-        if not self.result:
-            return []
-        return [TrackSegment.from_dict(d) for d in self.result.get("segments", [])]
-
-
-def row_to_job(row: Row) -> Job:
-    return Job(
-        id=row["id"], kind=row["kind"], status=row["status"], source=row["source"],
-        params=json.loads(row["params"]), progress=row["progress"], audio_seconds=row["audio_seconds"],
-        result=json.loads(row["result"]) if row["result"] else None, error_code=row["error_code"],
-        error_message=row["error_message"], token_id=row["token_id"], created_at=row["created_at"],
-        updated_at=row["updated_at"], attempts=row["attempts"],
-    )  # fmt: skip
-
-
-class JobStore:
-    """The ``jobs`` table of a store's catalog, safe across threads: through ``database`` (the
-    server's writer and read pool) or, without one, a connection of its own. The event loop uses
-    the ``a``-prefixed methods (awaited through the writer and the read pool); the others block
-    (threads: the runner, the CLI), and the server's ``database`` refuses them on the loop."""
-
-    def __init__(self, db: str | os.PathLike[str], database: Database | None = None):
-        self.root = Path(db)
-        self.dir = self.root / JOBS_DIR
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._own: LocalDatabase | None = None
-        if database is None:  # a connection of its own (it creates / migrates the schema)
-            database = self._own = LocalDatabase(self.root)
-        self._db: Database = database
-
-    def close(self) -> None:
-        if self._own is not None:
-            self._own.close()
-
-    def _write(self, sql: str, args: tuple[Any, ...]) -> int:
-        return self._db.write(lambda c: c.execute(sql, args).rowcount)
-
-    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[Row]:
-        rows: list[Row] = self._db.read(lambda c: c.conn.execute(sql, args).fetchall())
-        return rows
-
-    async def _arows(self, sql: str, args: tuple[Any, ...]) -> list[Row]:
-        rows: list[Row] = await read_async(self._db, lambda c: c.conn.execute(sql, args).fetchall())
-        return rows
-
-    def audio_path(self, job_id: str) -> Path:
-        return self.dir / f"{job_id}.audio"
-
-    def create(self, kind: str, source: str | None, params: dict[str, Any], token_id: int | None = None) -> Job:
-        job = self.create_bounded(kind, source, params, token_id)
-        assert job is not None
-        return job
-
-    def create_bounded(
-        self,
-        kind: str,
-        source: str | None,
-        params: dict[str, Any],
-        token_id: int | None = None,
-        *,
-        max_active: int | None = None,
-    ) -> Job | None:
-        """A new queued job; None (nothing created) when ``max_active`` jobs are queued or running
-        already (counted and inserted in one transaction, so concurrent requests cannot both pass)."""
-        job_id, write = _creation(kind, source, params, token_id, max_active)
-        return self.get(job_id) if self._db.write(write) else None
-
-    async def acreate_bounded(
-        self,
-        kind: str,
-        source: str | None,
-        params: dict[str, Any],
-        token_id: int | None = None,
-        *,
-        max_active: int | None = None,
-    ) -> Job | None:
-        """``create_bounded`` from the event loop (the count and the insert in one write)."""
-        job_id, write = _creation(kind, source, params, token_id, max_active)
-        return await self.aget(job_id) if await write_async(self._db, write) else None
-
-    def get(self, job_id: str) -> Job | None:
-        rows = self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return row_to_job(rows[0]) if rows else None
-
-    async def aget(self, job_id: str) -> Job | None:
-        rows = await self._arows("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return row_to_job(rows[0]) if rows else None
-
-    def update(self, job_id: str, **fields: Any) -> None:
-        self._write(*_update(job_id, fields))
-
-    async def aupdate(self, job_id: str, **fields: Any) -> None:
-        sql, args = _update(job_id, fields)
-        await write_async(self._db, lambda c: c.execute(sql, args).rowcount)
-
-    def active(self) -> list[Job]:
-        rows = self._rows("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_at", ACTIVE)
-        return [row_to_job(r) for r in rows]
-
-    async def aactive(self) -> list[Job]:
-        rows = await self._arows("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_at", ACTIVE)
-        return [row_to_job(r) for r in rows]
-
-    def count_active(self) -> int:
-        return int(self._rows("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", ACTIVE)[0][0])
-
-    def claim(self, job_id: str) -> bool:
-        """Take the queued job ``job_id`` to run it: marked running and its start counted, in one
-        statement that only a queued job passes. False when it is not queued (another runner
-        claimed it, or it ended): the caller must not run it."""
-        claimed = self._write(
-            "UPDATE jobs SET status = ?, progress = 0, attempts = attempts + 1, updated_at = ?"
-            " WHERE id = ? AND status = ?",
-            (RUNNING, time.time(), job_id, QUEUED),
-        )
-        return claimed == 1
-
-    def stop_attempt(self, job_id: str) -> None:
-        """The server stopped ``job_id`` cleanly: queued again, and that start does not count."""
-        self._write(
-            "UPDATE jobs SET status = ?, progress = 0, attempts = MAX(0, attempts - 1), updated_at = ? WHERE id = ?",
-            (QUEUED, time.time(), job_id),
-        )
-
-    def recover(self, max_attempts: int = 2) -> list[str]:
-        """After a restart: jobs that were queued or running are queued again when their audio
-        is still there (returned in order), failed otherwise — and failed too when they were
-        already started ``max_attempts`` times without ending (a poison job)."""
-        again = []
-        for job in self.active():
-            if job.attempts >= max_attempts:
-                self.audio_path(job.id).unlink(missing_ok=True)
-                self.update(job.id, status=FAILED, error_code=1000,
-                            error_message=f"the job was started {job.attempts} times and the server stopped "
-                            "during each run; it is not retried.")  # fmt: skip
-                log.warning("poison job failed", extra={"fields": {"job": job.id, "attempts": job.attempts}})
-            elif self.audio_path(job.id).exists():
-                self.update(job.id, status=QUEUED, progress=0.0)
-                again.append(job.id)
-            else:
-                self.update(job.id, status=FAILED, error_code=1000,
-                            error_message="the server restarted and the job's audio is gone.")  # fmt: skip
-        return again
-
-    def purge(self, older_than_days: float) -> int:
-        cutoff = time.time() - older_than_days * 86400
-        return self._write("DELETE FROM jobs WHERE status IN (?, ?) AND updated_at < ?", (DONE, FAILED, cutoff))
-
-
-def _creation(
-    kind: str, source: str | None, params: dict[str, Any], token_id: int | None, max_active: int | None
-) -> tuple[str, Callable[[Connection], bool]]:
-    """A new job's id and the write function that inserts it (False: ``max_active`` reached)."""
-    job_id = secrets.token_hex(12)
-    now = time.time()
-
-    def write(c: Connection) -> bool:
-        if max_active is not None:
-            active = int(c.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", ACTIVE).fetchone()[0])
-            if active >= max_active:
-                return False
-        c.execute(
-            "INSERT INTO jobs (id, kind, status, source, params, created_at, updated_at, token_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (job_id, kind, QUEUED, source, json.dumps(params), now, now, token_id),
-        )
-        return True
-
-    return job_id, write
-
-
-def _update(job_id: str, fields: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
-    if "result" in fields and fields["result"] is not None:
-        fields["result"] = json.dumps(fields["result"])
-    fields["updated_at"] = time.time()
-    cols = ", ".join(f"{k} = ?" for k in fields)
-    return f"UPDATE jobs SET {cols} WHERE id = ?", (*fields.values(), job_id)
 
 
 def scan_settings_for(params: dict[str, Any]) -> ScanSettings:
@@ -288,40 +108,84 @@ def run_job(
     stop: threading.Event | None = None,
     *,
     max_seconds: float,
+    owner: str | None = None,
+    lease_seconds: float = JOB_LEASE_SECONDS,
+    max_attempts: int | None = None,
 ) -> None:
-    """Analyse one job to its end (blocking), recording progress and the outcome; at most the
-    first ``max_seconds`` of its audio are analysed."""
+    """Claim one job as ``owner`` and analyse it to its end (blocking), recording progress and
+    the outcome; at most the first ``max_seconds`` of its audio are analysed. Returns at once
+    when the job is gone, ended, or held by another runner (this node's or another's). The
+    lease is renewed by the caller (``JobRunner``); a run that finds it lost stops."""
+    who = owner or new_node_id()
     job = jobs.get(job_id)
-    if job is None or job.finished or not jobs.claim(job_id):
-        return  # gone, ended, or claimed by another runner (this node's or another's)
-    path = jobs.audio_path(job_id)
+    if job is None or job.finished:
+        return
+    if not jobs.claim(job_id, who, lease_seconds=lease_seconds, max_attempts=max_attempts):
+        return
+    try:
+        path = jobs.audio.checkout(job_id)
+    except Exception as exc:  # the catalog failed under the copy: the job fails, the runner goes on
+        log.exception("job audio unreadable", extra={"fields": {"job": job_id}})
+        message = f"internal error: the job's audio could not be read ({type(exc).__name__})"
+        jobs.finish(job_id, who, status=FAILED, error_code=1000, error_message=message)
+        return
+    if path is None:
+        jobs.finish(job_id, who, status=FAILED, error_code=1000, error_message="the job's audio is gone.")
+        return
+    try:
+        _analyse(jobs, db, job, path, workers, stop, who, max_seconds)
+    finally:
+        jobs.audio.release(path)
+
+
+def _analyse(
+    jobs: JobStore,
+    db: Path,
+    job: Job,
+    path: Path,
+    workers: int | None,
+    stop: threading.Event | None,
+    owner: str,
+    max_seconds: float,
+) -> None:
+    """The scan of a claimed job, and its outcome written while ``owner`` holds it."""
     from soundmark.audio.decode import probe_duration
 
     probed = probe_duration(path)
     total = probed if probed is None else min(probed, max_seconds)
     bound = plan_bound(probed, float(job.params.get("chunk_seconds") or 12.0), max_seconds)
     last = [0.0]
+    lost = threading.Event()  # another runner holds the job now: stop, write nothing
 
     def progress(done: float, _total: float | None) -> None:
         now = time.monotonic()
         if now - last[0] >= 1.0:
             last[0] = now
             frac = min(0.99, done / total) if total else 0.0
-            jobs.update(job_id, progress=round(frac, 4), audio_seconds=round(done, 2))
+            try:
+                if not jobs.progress(job.id, owner, round(frac, 4), round(done, 2)):
+                    lost.set()
+            except sqlite3.Error:  # progress is only shown; the lease is what counts
+                log.warning("job progress not recorded", exc_info=True, extra={"fields": {"job": job.id}})
 
+    def should_stop() -> bool:
+        return lost.is_set() or (stop is not None and stop.is_set())
+
+    outcome: dict[str, Any]
     try:
         res = scan(path, db, scan_settings_for(job.params), workers=workers, spans=spans_for(job.params, bound),
-                   total_seconds=total, progress=progress,
-                   should_stop=stop.is_set if stop is not None else None)  # fmt: skip
+                   total_seconds=total, progress=progress, should_stop=should_stop)  # fmt: skip
     except ScanCancelled:
-        # The server is stopping: the job stays queued with its audio, resumed on the next start.
-        jobs.stop_attempt(job_id)
+        if lost.is_set():
+            log.warning("job lease lost; another runner has it", extra={"fields": {"job": job.id, "owner": owner}})
+        else:  # the node is stopping: the job is queued again with its audio, for any runner
+            jobs.stop_attempt(job.id, owner)
         return
     except SoundmarkError as exc:
-        jobs.update(job_id, status=FAILED, error_code=exc.code, error_message=str(exc))
+        outcome = {"status": FAILED, "error_code": exc.code, "error_message": str(exc)}
     except Exception as exc:  # a failed job must not take the runner down
-        log.exception("job failed", extra={"fields": {"job": job_id}})
-        jobs.update(job_id, status=FAILED, error_code=1000, error_message=f"internal error ({type(exc).__name__})")
+        log.exception("job failed", extra={"fields": {"job": job.id}})
+        outcome = {"status": FAILED, "error_code": 1000, "error_message": f"internal error ({type(exc).__name__})"}
     else:
         result: dict[str, Any] = {
             "segments": [s.to_dict() for s in res.segments],
@@ -329,24 +193,45 @@ def run_job(
             "scanned": [[round(a, 3), round(b, 3)] for a, b in res.scanned],
             "wall_seconds": round(res.wall_seconds, 3),
         }
-        jobs.update(job_id, status=DONE, progress=1.0, audio_seconds=round(res.duration, 2), result=result)
-    path.unlink(missing_ok=True)
+        outcome = {"status": DONE, "progress": 1.0, "audio_seconds": round(res.duration, 2), "result": result}
+    if not jobs.finish(job.id, owner, **outcome):
+        log.warning("job outcome dropped: its lease was lost", extra={"fields": {"job": job.id, "owner": owner}})
 
 
 class JobRunner:
-    """Runs jobs in the background (``max_jobs`` at once) and lets requests wait for them."""
+    """Runs jobs in the background (``max_jobs`` at once) as node ``node_id``, renews the leases
+    of the jobs it runs every quarter ``lease_seconds``, and lets requests wait for them."""
 
-    def __init__(self, jobs: JobStore, db: Path, *, max_jobs: int, scan_workers: int, max_seconds: float):
+    def __init__(
+        self,
+        jobs: JobStore,
+        db: Path,
+        *,
+        max_jobs: int,
+        scan_workers: int,
+        max_seconds: float,
+        node_id: str | None = None,
+        lease_seconds: float = JOB_LEASE_SECONDS,
+        max_attempts: int | None = None,
+    ):
         self.jobs = jobs
         self.db = db
         self.max_seconds = max_seconds
+        self.node_id = node_id or new_node_id()
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
         self.workers = scan_workers or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(max_workers=max_jobs, thread_name_prefix="soundmark-job")
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._stop = threading.Event()
+        self._runs = 0  # runs in progress (leases to renew)
+        self._runs_lock = threading.Lock()
+        self._renewer = threading.Thread(target=self._renew_leases, name="soundmark-job-lease", daemon=True)
+        self._renewer.start()
 
     def submit(self, job_id: str) -> asyncio.Future[None]:
-        """Queue ``job_id``; the returned future resolves when the job has ended."""
+        """Queue ``job_id``; the returned future resolves when this runner is done with it (the
+        job ended, or another runner holds it)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._waiters[job_id] = done
@@ -354,12 +239,31 @@ class JobRunner:
         def run() -> None:
             try:
                 if not self._stop.is_set():
-                    run_job(self.jobs, self.db, job_id, self.workers, self._stop, max_seconds=self.max_seconds)
+                    self._run(job_id)
             finally:
                 loop.call_soon_threadsafe(self._resolve, job_id)
 
         self._pool.submit(run)
         return done
+
+    def _run(self, job_id: str) -> None:
+        with self._runs_lock:
+            self._runs += 1
+        try:
+            run_job(self.jobs, self.db, job_id, self.workers, self._stop, max_seconds=self.max_seconds,
+                    owner=self.node_id, lease_seconds=self.lease_seconds, max_attempts=self.max_attempts)  # fmt: skip
+        finally:
+            with self._runs_lock:
+                self._runs -= 1
+
+    def _renew_leases(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 4):
+            if not self._runs:
+                continue
+            try:
+                self.jobs.renew(self.node_id, self.lease_seconds)
+            except Exception:  # the next round tries again; a run that lost its lease stops itself
+                log.exception("job lease renewal failed", extra={"fields": {"node": self.node_id}})
 
     def _resolve(self, job_id: str) -> None:
         fut = self._waiters.pop(job_id, None)
@@ -367,6 +271,7 @@ class JobRunner:
             fut.set_result(None)
 
     def close(self) -> None:
-        """Stop: running scans end at their next chunk and stay queued for the next start."""
+        """Stop: running scans end at their next chunk and are queued again for any runner."""
         self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._renewer.join()

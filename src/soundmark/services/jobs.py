@@ -1,17 +1,18 @@
-"""Enterprise (long-recording) jobs as a use case: open a job under the queue cap, start it once
-its audio is in place, wait for its end; and, on a node that runs jobs, resume the jobs a
-restart interrupted and pick up the jobs other nodes queued.
+"""Enterprise (long-recording) jobs as a use case: open a job under the queue cap, make its
+audio readable by every node and start it, wait for its end; and, on a node that runs jobs,
+resume the jobs a stopped or dead runner left and pick up the jobs other nodes queued.
 
 The runner (``soundmark.jobs.JobRunner``) exists only where the process role runs jobs (``jobs``,
-``all``). A node without one (``api``) only queues: a ``jobs`` node picks its jobs up within
-``JOB_PICKUP_SECONDS``, and a request that waits for its result polls the job's row. A runner
-claims a job before it runs it (``JobStore.claim``), so two jobs nodes picking up the same queued
-job run it once. A jobs node that starts queues again every job marked running (``recover``: it
-cannot tell another node's live run from a dead server's), so start a jobs node while no other
-runs jobs on the store, or a job running elsewhere is run a second time.
+``all``). A node without one (``api``) only accepts: it stores the audio where any job node can
+read it (``job_audio.py``: the store directory on SQLite, the catalog on PostgreSQL), a ``jobs``
+node picks the job up within ``JOB_PICKUP_SECONDS``, and a request that waits for its result
+polls the job's row. A runner claims a job under a lease before it runs it (``job_store.py``),
+so of any number of jobs nodes picking up the same job one runs it, and a job whose node died
+is picked up again by another once the lease has run out. A jobs node that starts touches only
+the jobs no live lease holds (``JobStore.recover``), so it may start while others run jobs.
 
-Every database call of the request side is awaited (the writer and the read pool); only
-``resume``'s one-off clean-up at start runs in a thread.
+Every database call of the request side is awaited (the writer and the read pool), or run in a
+thread (the audio's copy into the catalog); ``resume``'s one-off clean-up at start runs in a thread.
 
 The web app's Jobs pages read through the functions at the end (``recent_jobs``, ``job_states``,
 ``find_job``, ``tracklist``, ``tracklist_csv``), each run inside one read of the pool (``db.aread``): a page
@@ -21,17 +22,16 @@ of the jobs newest first, the progress of a few, a finished job's tracklist and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from soundmark.audd.models import TracklistEntry
 from soundmark.audd.presenter import tracklist_entry
+from soundmark.catalog.sql import POSTGRESQL, SQLITE, dialect
 from soundmark.catalog.sqlite import Catalog
-from soundmark.jobs import FAILED, QUEUED, Job, JobRunner, JobStore, row_to_job
+from soundmark.jobs import FAILED, Job, JobRunner, JobStore, row_to_job
 from soundmark.services.errors import ServiceError
 from soundmark.settings import Settings
 
@@ -62,13 +62,22 @@ class JobService:
         return job
 
     async def abandon(self, job_id: str, code: int, message: str) -> None:
-        """The job's audio could not be put in place: it fails at once and its file goes."""
-        await asyncio.to_thread(self.jobs.audio_path(job_id).unlink, missing_ok=True)
+        """The job's audio could not be put in place: it fails at once and its audio goes."""
+        await asyncio.to_thread(self.jobs.discard_audio, job_id)
         await self.jobs.aupdate(job_id, status=FAILED, error_code=code, error_message=message)
 
     async def start(self, job_id: str, source: str) -> None:
-        """The job's audio is in place (``jobs.audio_path``): record where it came from and run
-        it here when this node runs jobs (else a jobs node picks it up)."""
+        """The job's audio is at ``jobs.audio_path``: make it readable by every node
+        (``JobStore.share_audio``), record where it came from — from then on the job may be
+        claimed — and run it here when this node runs jobs (else a jobs node picks it up). When
+        the audio cannot be shared, the job is abandoned and ServiceError 1000 raised."""
+        try:
+            await asyncio.to_thread(self.jobs.share_audio, job_id)
+        except Exception as exc:
+            log.exception("job audio not stored", extra={"fields": {"job": job_id}})
+            message = f"the job's audio could not be stored ({type(exc).__name__})."
+            await asyncio.shield(self.abandon(job_id, 1000, message))
+            raise ServiceError(1000, message) from exc
         await self.jobs.aupdate(job_id, source=source)
         if self.runner is not None:
             self._submit(job_id)
@@ -91,8 +100,9 @@ class JobService:
 
     # --- the runner side ----------------------------------------------------------------------
     async def resume(self) -> list[str]:
-        """At start on a node that runs jobs: drop old finished jobs, queue again the jobs a
-        restart interrupted (``JobStore.recover``), delete audio no job owns, and run them."""
+        """At start on a node that runs jobs: drop old finished jobs, queue again the jobs that
+        a stopped or dead runner left (``JobStore.recover``: not those under a live lease),
+        delete audio no active job owns, and run them here."""
         if self.runner is None:
             raise RuntimeError("resume() needs a job runner: this node's role does not run jobs")
         resumed = await asyncio.to_thread(self._recover)
@@ -104,33 +114,37 @@ class JobService:
         s = self._settings
         self.jobs.purge(s.job_keep_days)
         resumed = self.jobs.recover(s.job_max_attempts)
-        live = set(resumed)
-        for f in self.jobs.dir.glob("*.audio"):  # audio of jobs that no longer exist
-            if f.stem not in live:
-                with contextlib.suppress(OSError):
-                    os.unlink(f)
+        self.jobs.audio.sweep(j.id for j in self.jobs.active())  # audio of jobs that ended or are gone
         return resumed
 
     async def pick_up(self, interval: float = JOB_PICKUP_SECONDS) -> None:
-        """Run the jobs other nodes queued (their audio in place), every ``interval`` seconds."""
+        """Every ``interval`` seconds, run the jobs that are free to claim: queued by any node
+        (their audio in place), or left running by a node whose lease ran out (it died)."""
         while True:
             await asyncio.sleep(interval)
             try:
-                active = await self.jobs.aactive()
+                runnable = await self.jobs.arunnable()
             except Exception:  # keep picking up whatever happened in one round
                 log.exception("job pick-up failed")
                 continue
-            self._submitted &= {j.id for j in active}
-            for job in active:
-                if job.status == QUEUED and job.source is not None and job.id not in self._submitted:
-                    self._submit(job.id)
+            for job_id in runnable:
+                if job_id not in self._submitted:
+                    self._submit(job_id)
 
     def _submit(self, job_id: str) -> None:
+        """Hand ``job_id`` to this node's runner (it claims the job when a thread is free, or
+        finds another node holds it); once the runner is done with it, a later round may
+        submit it again (another node's run of it died)."""
         assert self.runner is not None
         self._submitted.add(job_id)
         done = self.runner.submit(job_id)
         self._done[job_id] = done
-        done.add_done_callback(lambda _: self._done.pop(job_id, None))
+
+        def forget(_: object) -> None:
+            self._done.pop(job_id, None)
+            self._submitted.discard(job_id)
+
+        done.add_done_callback(forget)
 
 
 # --- the web app's reads ----------------------------------------------------------------------
@@ -171,11 +185,18 @@ class JobsPage:
         return max(0, self.offset - self.limit) if self.offset > 0 else None
 
 
-_STATE_SQL = (
-    "SELECT id, kind, status, source, progress, audio_seconds,"
-    " COALESCE(json_array_length(result, '$.segments'), 0), error_code, error_message, created_at, updated_at"
-    " FROM jobs"
-)
+# The number of segments of a job's result (a JSON text column), without loading the result.
+_TRACKS_SQL = {
+    SQLITE: "COALESCE(json_array_length(result, '$.segments'), 0)",
+    POSTGRESQL: "COALESCE(json_array_length(result::json -> 'segments'), 0)",
+}
+
+
+def _state_sql(c: Catalog) -> str:
+    return (
+        f"SELECT id, kind, status, source, progress, audio_seconds, {_TRACKS_SQL[dialect(c.conn)]},"
+        " error_code, error_message, created_at, updated_at FROM jobs"
+    )
 
 
 def _state(row: Iterable[Any]) -> JobState:
@@ -192,7 +213,7 @@ def recent_jobs(c: Catalog, offset: int = 0, limit: int = 25) -> JobsPage:
     limit = max(1, min(limit, MAX_JOBS_PAGE))
     offset = max(0, offset)
     total = int(c.conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
-    rows = c.conn.execute(_STATE_SQL + " ORDER BY created_at DESC, id LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+    rows = c.conn.execute(_state_sql(c) + " ORDER BY created_at DESC, id LIMIT ? OFFSET ?", (limit, offset)).fetchall()
     return JobsPage([_state(r) for r in rows], total, offset, limit)
 
 
@@ -202,7 +223,7 @@ def job_states(c: Catalog, ids: Iterable[str]) -> list[JobState]:
     if not wanted:
         return []
     marks = ",".join("?" * len(wanted))
-    rows = c.conn.execute(_STATE_SQL + f" WHERE id IN ({marks})", wanted).fetchall()
+    rows = c.conn.execute(_state_sql(c) + f" WHERE id IN ({marks})", wanted).fetchall()
     return [_state(r) for r in rows]
 
 
