@@ -25,8 +25,10 @@ import pytest
 
 from servers import delete_prefix, drop_schema
 from soundmark.auth.tokens import TokenStore
+from soundmark.catalog.models import TrackMeta
 from soundmark.catalog.sql import PgConnection
 from soundmark.demo import write_wav
+from soundmark.ingest import IngestItem, ingest
 from soundmark.migrate import MigrateProgress, migrate
 from soundmark.migrate.source import SourceStore
 from soundmark.migrate.verify import NO_CAP
@@ -277,3 +279,50 @@ def test_read_tracks_gives_back_what_was_written(built_store: Path, max_postings
         assert len(have.hashes) > 1000
         assert np.array_equal(want.hashes[a], have.hashes[b]) and np.array_equal(want.times[a], have.times[b])
         assert np.array_equal(want.peaks, have.peaks)
+
+
+def test_ids_of_removed_tracks_are_never_handed_out_again(
+    store_copy: Path, unknown_piece: np.ndarray, pg_catalog_url: str, shared_index_url: str, tmp_path: Path
+) -> None:
+    """A track removed from the source leaves a gap that the copy keeps, and the cluster's next
+    track gets an id above every id the source ever used (its own or a deleted one)."""
+    with Store(store_copy, recorded_params(store_copy)) as s, s.writer() as w:
+        assert w.remove(3) and w.remove(6)  # 6 is the highest id: AUTOINCREMENT never gives it again
+    node = tmp_path / "node"
+    out = _migrate_cli(store_copy, node, pg_catalog_url, shared_index_url)
+    assert out.returncode == 0, out.stderr
+    assert "copied 4 tracks" in out.stdout and "ok: serve the cluster" in out.stdout
+    wav = tmp_path / "new.wav"
+    write_wav(wav, unknown_piece, PIECE_RATE)
+    with Store(node, recorded_params(node)) as target:
+        report = ingest(target, [IngestItem(wav, TrackMeta(title="Added on the cluster"))], processes=1)
+        ids = [t.id for t in target.catalog.list_tracks()]
+    assert report.added and ids == [1, 2, 4, 5, 7]
+    assert _recognized(node, [wav])["new.wav"][0] == "Added on the cluster"
+
+
+KILL_AFTER_FIRST_BATCH = """
+import os, signal, sys
+from soundmark.migrate import migrate
+
+def die(p):
+    if p.stage == "tracks" and p.done > 0:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no rollback handlers: a real crash
+
+migrate(sys.argv[1], sys.argv[2], catalog_url=sys.argv[3], index_url=sys.argv[4], batch_tracks=2, progress=die)
+"""
+
+
+def test_a_killed_migrate_resumes_from_the_cli(
+    source: dict[str, Any], pg_catalog_url: str, shared_index_url: str, tmp_path: Path
+) -> None:
+    node = tmp_path / "node"
+    args = [str(source["db"]), str(node), pg_catalog_url, shared_index_url]
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_FIRST_BATCH, *args], capture_output=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    assert [r[0] for r in _dump(pg_catalog_url)["tracks"]] == [1, 2]
+    out = _migrate_cli(source["db"], node, pg_catalog_url, shared_index_url, "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["tracks"]["skipped"] == 2 and report["tracks"]["copied"] == 4
+    assert report["verification"]["ok"] and report["verification"]["tables"]["tokens"] == [1, 1]
