@@ -6,6 +6,15 @@ notification: ``{"status":"-","notification":{"radio_id","stream_running","notif
 "notification_message"},"time":<unix s>}`` (AudD's fixtures; the SDK's ``parse_callback`` reads both).
 Delivery keeps each account's events in order: a failed POST defers every pending event of that
 account, with exponential backoff, until the receiver answers 2xx again.
+
+Every monitor node delivers, and each event is POSTed by one node: a round first claims the due
+events (registry ``claim_due``: one write transaction sets ``owner`` to the node and
+``next_attempt_at`` to the end of the claim), POSTs them, and hands back what it did not get to
+before the claim would run out. A node that dies holding a claim leaves its events due again when
+the claim ends (``CLAIM_SECONDS``), and another node delivers them. What is guaranteed: no two
+nodes POST an event at the same time, and an event is POSTed again only when its node died (or
+lost the catalog) between the receiver's 2xx and recording it (at-least-once, not exactly-once,
+for that window).
 """
 
 from __future__ import annotations
@@ -27,8 +36,9 @@ from soundmark.net.addresses import AddressPolicy
 from soundmark.net.transport import AsyncPinnedClient, Limits, NetError
 from soundmark.services.recognition_pool import WorkerMatch
 from soundmark.settings import Settings
+from soundmark.streams.leases import new_node_id
 from soundmark.streams.monitor import StreamJob
-from soundmark.streams.registry import DELIVERED, SKIPPED, StreamStore
+from soundmark.streams.registry import DELIVERED, SKIPPED, Event, StreamStore
 from soundmark.streams.tracker import Play
 from soundmark.streams.zone import format_timestamp
 
@@ -36,6 +46,10 @@ log = logging.getLogger("soundmark.streams")
 
 NO_OP_RECEIVERS = ("audd.tech/empty",)  # AudD's documented "no receiver" URL for longpoll-only use
 PRUNE_EVERY = 60.0  # seconds
+CLAIM_BATCH = 20  # events claimed per round
+# How long a claim lasts: a dead node's events wait this long. A round stops POSTing when less
+# than two POSTs (connect + read, callback_timeout each) are left of it, so it never runs out mid-POST.
+CLAIM_SECONDS = 60.0
 
 TrackLookup = Callable[[int], Awaitable[Track | None]]  # a catalog track by id, read off the event loop
 
@@ -138,8 +152,9 @@ class CallbackDeliverer:
     """POSTs pending events, oldest first, retrying with exponential backoff; prunes the queue
     (every store call awaited, as in ``EventSink``)."""
 
-    def __init__(self, store: StreamStore, settings: Settings):
+    def __init__(self, store: StreamStore, settings: Settings, node_id: str | None = None):
         self._store, self._s = store, settings
+        self.node_id = node_id or new_node_id()  # the owner of this node's claims
         self._wake = asyncio.Event()
         self.delivered = 0
 
@@ -174,12 +189,24 @@ class CallbackDeliverer:
             log.warning("stream events pruned", extra={"fields": {"expired": expired, "deleted": deleted}})
 
     async def _round(self, client: AsyncPinnedClient) -> None:
-        events = await self._store.adue_events(time.time())
+        now = time.time()
+        claim = max(CLAIM_SECONDS, 6 * self._s.callback_timeout)
+        until = now + claim
+        events = await self._store.aclaim_due(self.node_id, now, until, CLAIM_BATCH)
+        try:
+            await self._deliver(client, events, until)
+        finally:
+            if events:  # what this round did not get to is due again at once, for any node
+                await self._store.arelease_claims(self.node_id, until, time.time())
+
+    async def _deliver(self, client: AsyncPinnedClient, events: list[Event], until: float) -> None:
         urls: dict[int, str | None] = {}
         blocked: set[int] = set()
         for ev in events:
             if ev.token_id in blocked:
                 continue
+            if time.time() + 2 * self._s.callback_timeout > until:
+                return  # the claim would run out during the POST
             if ev.token_id not in urls:
                 urls[ev.token_id] = await self._store.acallback_url(ev.token_id)
             url = urls[ev.token_id]

@@ -8,6 +8,12 @@ the task sends to the pool to be hashed and matched — the audio itself never l
 A worker reconnects with exponential backoff and reports an outage once (650), the stream
 coming back (0), and long silence (651). ``StreamManager`` keeps one worker per stream row of
 the store, picking up streams added, changed or removed elsewhere (the CLI) on every ``sync``.
+
+With ``StreamLeases`` (leases.py: several monitor nodes over one catalog) a manager runs only the
+streams whose lease it holds: every ``sync`` renews and claims, stops the workers of streams it
+no longer holds, and when it cannot renew at all it stops every worker once its own lease has run
+out. A worker that starts on a stream first reads the last song reported on it (by whichever node)
+so that a takeover does not report the song on air twice (tracker.py ``reported``).
 """
 
 from __future__ import annotations
@@ -30,9 +36,11 @@ from soundmark.net.addresses import AddressPolicy
 from soundmark.services.recognition_pool import Overloaded, WorkerMatch
 from soundmark.settings import Settings
 from soundmark.streams.health import StreamHealth
+from soundmark.streams.leases import RENEW_SECONDS, StreamLeases
 from soundmark.streams.registry import StreamRow, StreamStore
 from soundmark.streams.source import SourceOptions, StreamError, read_stream
 from soundmark.streams.tracker import Change, Play, SongTracker
+from soundmark.streams.zone import parse_timestamp
 
 log = logging.getLogger("soundmark.streams")
 
@@ -45,6 +53,8 @@ MSG_RESUMED = "Recognition resumed: the audiostream is running"
 
 Recognize = Callable[[WindowPeaks], Awaitable[list[WorkerMatch]]]
 Duration = Callable[[int], Awaitable[float | None]]  # a track's length (s), read off the event loop
+Reported = tuple[int, float, float]  # the last song reported on a stream: (track id, start, duration)
+Prior = Callable[[], Awaitable[Reported | None]]
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,7 @@ class MonitorConfig:
     read_timeout: float  # stream_read_timeout
     reconnect_max: float  # stream_reconnect_max_seconds
     policy: AddressPolicy  # the addresses a source may reach (allow_private_urls, allowed_networks)
+    timezone: str  # callback_timezone: how the stored results' timestamps read back
 
     @property
     def sample_rate(self) -> int:
@@ -69,7 +80,7 @@ class MonitorConfig:
     def from_settings(cls, s: Settings, params: FingerprintParams) -> MonitorConfig:
         return cls(params, s.stream_window_seconds, s.stream_hop_seconds, s.stream_song_gap_seconds,
                    s.stream_silence_seconds, s.stream_read_timeout, s.stream_reconnect_max_seconds,
-                   AddressPolicy.from_settings(s))  # fmt: skip
+                   AddressPolicy.from_settings(s), s.callback_timezone)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -97,11 +108,13 @@ MIN_SESSION = 5.0  # seconds: a connection that ends sooner counts as failed (ba
 class StreamWorker:
     def __init__(
         self, job: StreamJob, config: MonitorConfig, recognize: Recognize, duration: Duration, sink: Sink,
-        health: StreamHealth | None = None,
+        health: StreamHealth | None = None, prior: Prior | None = None,
     ):  # fmt: skip
         self.job, self.config, self._recognize, self._duration, self._sink = job, config, recognize, duration, sink
+        self._prior = prior  # the last song reported on the stream before this worker (None: not asked)
         self.health = health or StreamHealth(job.key)  # what the Stations page shows (streams/health.py)
         self._stop = threading.Event()  # seen by the reader thread
+        self._abandoned = False  # the lease was lost: nothing more is reported
         self._astop = asyncio.Event()  # seen by the task while it waits to reconnect
         self._reported_down = False  # an outage was notified; the next connection notifies recovery
         self._was_connected = False
@@ -115,9 +128,16 @@ class StreamWorker:
         self._stop.set()
         self._astop.set()
 
+    def abandon(self) -> None:
+        """Stop without reporting the song playing now: the stream's lease went to another node,
+        which reports it (its tracker hears the rest of it)."""
+        self._abandoned = True
+        self.stop()
+
     async def run(self) -> None:
         failures = 0
         self.health.started()
+        await self._seed()
         try:
             while not self._stop.is_set():
                 began = time.monotonic()
@@ -143,6 +163,20 @@ class StreamWorker:
         finally:
             await self._emit(self.tracker.flush())
             await self.health.close()
+
+    async def _seed(self) -> None:
+        """Tell the fresh tracker the last song reported on this stream (by this node before a
+        restart, or by the node that held the stream before), so its play is not reported again."""
+        if self._prior is None:
+            return
+        try:
+            found = await self._prior()
+        except Exception as exc:  # a catalog hiccup: monitor anyway (a duplicate is possible)
+            log.warning("last stream result not read", extra={"fields": {"radio_id": self.job.radio_id,
+                                                                         "error": str(exc)}})  # fmt: skip
+            return
+        if found is not None:
+            self.tracker.reported(*found)
 
     async def _session(self) -> tuple[bool, str]:
         """Read the stream until it ends or fails: (audio was received, why it ended)."""
@@ -251,6 +285,8 @@ class StreamWorker:
         await self._emit(self.tracker.window(t0, t1, matches, duration or 0.0))
 
     async def _emit(self, changes: list[Change]) -> None:
+        if self._abandoned:
+            return
         for change in changes:
             play = change.play
             if change.kind == "announce":
@@ -265,46 +301,86 @@ class StreamWorker:
 
 
 class StreamManager:
-    """One worker per active stream row of the store; ``sync`` starts, restarts and stops them."""
+    """One worker per active stream row of the store (with ``leases``: per row this node holds);
+    ``sync`` starts, restarts and stops them."""
 
     def __init__(
         self, store: StreamStore, config: MonitorConfig, recognize: Recognize, duration: Duration, sink: Sink,
-        health_db: Database | None = None,
+        health_db: Database | None = None, leases: StreamLeases | None = None,
     ):  # fmt: skip
         self._store, self.config, self._recognize, self._duration, self._sink = store, config, recognize, duration, sink
         self._health_db = health_db  # where each worker's StreamHealth is written (None: nowhere)
+        self.leases = leases  # None: every stream is this manager's (one process, tests)
+        self.held_until = float("inf")  # when this node's leases run out unless renewed
         self.workers: dict[int, tuple[StreamRow, StreamWorker, asyncio.Task[None]]] = {}
         self._lock = asyncio.Lock()
 
     async def sync(self) -> None:
         async with self._lock:
             rows = {r.id: r for r in await self._store.astreams(active_only=True)}
-            stopping = []
-            for key, (row, worker, task) in list(self.workers.items()):
-                new = rows.get(key)
-                if new is None or (new.url, new.callbacks, new.updated_at) != (row.url, row.callbacks, row.updated_at):
-                    worker.stop()
-                    stopping.append(task)
-                    del self.workers[key]
-            if stopping:
-                await asyncio.wait(stopping, timeout=5)
-            for key, row in rows.items():
-                if key not in self.workers:
-                    job = StreamJob(
-                        row.id, row.radio_id, row.url, row.callbacks == "before", row.token_id, row.category
-                    )
-                    health = StreamHealth(row.id, self._health_db)
-                    worker = StreamWorker(job, self.config, self._recognize, self._duration, self._sink, health)
-                    task = asyncio.create_task(worker.run(), name=f"stream-{row.token_id}-{row.radio_id}")
-                    self.workers[key] = (row, worker, task)
+            if self.leases is not None:
+                held, self.held_until = await self.leases.claim()
+                for key in self.workers.keys() & rows.keys() - held:  # taken by another node
+                    self.workers[key][1].abandon()
+                rows = {k: r for k, r in rows.items() if k in held}
+            await self._apply(rows)
+
+    async def fence(self) -> None:
+        """Stop every worker once this node's leases have run out unrenewed (the catalog is
+        unreachable): another node may hold the streams by now."""
+        if time.time() < self.held_until:
+            return
+        async with self._lock:
+            if self.workers:
+                log.warning("stream leases lost; monitoring stopped", extra={"fields": {"streams": len(self.workers)}})
+                for _, worker, _ in self.workers.values():
+                    worker.abandon()
+                await self._apply({})
+
+    async def _apply(self, rows: dict[int, StreamRow]) -> None:
+        """Run a worker for each of ``rows`` (restarting one whose row changed), none for the rest."""
+        stopping = []
+        for key, (row, worker, task) in list(self.workers.items()):
+            new = rows.get(key)
+            if new is None or (new.url, new.callbacks, new.updated_at) != (row.url, row.callbacks, row.updated_at):
+                worker.stop()
+                stopping.append(task)
+                del self.workers[key]
+        if stopping:
+            await asyncio.wait(stopping, timeout=5)
+        for key, row in rows.items():
+            if key not in self.workers:
+                job = StreamJob(row.id, row.radio_id, row.url, row.callbacks == "before", row.token_id, row.category)
+                health = StreamHealth(row.id, self._health_db)
+                worker = StreamWorker(
+                    job, self.config, self._recognize, self._duration, self._sink, health, self._prior(job)
+                )
+                task = asyncio.create_task(worker.run(), name=f"stream-{row.token_id}-{row.radio_id}")
+                self.workers[key] = (row, worker, task)
+
+    def _prior(self, job: StreamJob) -> Prior:
+        async def prior() -> Reported | None:
+            found = await self._store.alast_result(job.category)
+            if found is None:
+                return None
+            track_id, heard = found
+            start = parse_timestamp(heard, self.config.timezone)
+            duration = await self._duration(track_id)
+            return None if start is None or duration is None else (track_id, start, duration)
+
+        return prior
 
     async def run(self, interval: float) -> None:
-        """Sync every ``interval`` seconds (streams changed by the CLI or another server process)."""
+        """Sync every ``interval`` seconds (streams changed by the CLI or another server process),
+        and at least every ``RENEW_SECONDS`` when leases are kept."""
+        if self.leases is not None:
+            interval = min(interval, RENEW_SECONDS)
         while True:
             try:
                 await self.sync()
             except Exception:  # keep monitoring whatever happened in one round
                 log.exception("stream sync failed")
+                await self.fence()
             await asyncio.sleep(interval)
 
     async def close(self) -> None:
@@ -320,3 +396,8 @@ class StreamManager:
                     task.cancel()
                 if pending:
                     await asyncio.wait(pending, timeout=5)
+            if self.leases is not None:  # after the workers' last events: the next owner reads them
+                try:
+                    await self.leases.release()
+                except Exception:  # the leases then run out by themselves
+                    log.exception("stream leases not released")

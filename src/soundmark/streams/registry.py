@@ -7,9 +7,19 @@ calls (the monitor, callback delivery, longpoll, the stream methods) has an awai
 ``a<method>``: through the server's writer and read pool it holds no thread of the default pool
 while the writer waits for a lock that another process (``soundmark add``) holds.
 
-Event stamps (``created_ms``) are strictly increasing across the process, which golongpoll's
-``since_time`` semantics need: an event's stamp is taken and committed under the stamp lock, and
-``poll`` reads under it, so a poll never answers a stamp later than an event still being written.
+Event stamps (``created_ms``) are strictly increasing in commit order, across every process and
+node over the catalog, which golongpoll's ``since_time`` semantics need: an event's stamp is at
+least the newest stored stamp + 2, read inside its write transaction (write transactions are
+serialised: SQLite's one writer, the PostgreSQL adapter's write lock), and a poll that finds no
+event answers at most the newest stamp it saw + 1 (or the request's own ``since``), so an event
+still being written — here or on another node — always lands after the stamp a poll answered,
+whatever the nodes' clocks say. In one process the stamp lock also orders a poll after an event
+written meanwhile. On PostgreSQL an event's transaction also sends ``NOTIFY soundmark_events``
+(payload: its category), which wakes longpoll on every node (event_watch.py).
+
+Callback delivery claims events (``claim_due``: ``owner`` = the node, ``next_attempt_at`` = the
+end of the claim) in one write transaction before POSTing them, so two nodes never POST the same
+event; a claim of a node that died runs out and the event is due again.
 """
 
 from __future__ import annotations
@@ -22,11 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from soundmark.catalog.sql import Connection, Row
+from soundmark.catalog.sql import POSTGRESQL, Connection, Row, dialect
 from soundmark.catalog.sqlite import Catalog
 from soundmark.catalog.writer import Database, LocalDatabase, read_async, write_async
 
 PENDING, DELIVERED, SKIPPED, EXPIRED = "pending", "delivered", "skipped", "expired"
+EVENTS_CHANNEL = "soundmark_events"  # PostgreSQL NOTIFY channel of new stream events (payload: category)
+STAMP_GAP = 2  # an event's stamp is at least the newest stored + 2; a fresh poll stamp at most newest + 1
 RECENT_RESULTS = 40  # results kept per stream by AudD's lastSong service (historyCap)
 
 
@@ -100,8 +112,8 @@ class StreamStore:
         with self._lock:
             return self._next_ms()
 
-    def _next_ms(self) -> int:
-        self._last_ms = max(int(time.time() * 1000), self._last_ms + 1)
+    def _next_ms(self, floor: int = 0) -> int:
+        self._last_ms = max(int(time.time() * 1000), self._last_ms + 1, floor)
         return self._last_ms
 
     # --- accounts -----------------------------------------------------------------------------
@@ -187,12 +199,14 @@ class StreamStore:
         def write(c: Connection) -> int:  # runs under the stamp lock, up to its COMMIT
             row = c.execute("SELECT callback_url FROM stream_accounts WHERE token_id=?", (token_id,)).fetchone()
             state = PENDING if row is not None and row[0] else SKIPPED
-            ms = self._next_ms()
+            ms = self._next_ms(_newest_stamp(c) + STAMP_GAP)  # after every event of every node
             c.execute(
                 "INSERT INTO stream_events(token_id, radio_id, category, kind, payload, created_ms, state) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (token_id, radio_id, category, kind, body, ms, state),
             )
+            if dialect(c) == POSTGRESQL:  # delivered to the listeners when this transaction commits
+                c.execute("SELECT pg_notify(?, ?)", (EVENTS_CHANNEL, category))
             return ms
 
         return write
@@ -209,13 +223,18 @@ class StreamStore:
     def _poll_read(self, category: str, since_ms: int) -> Callable[[Catalog], tuple[Event | None, int]]:
         def read(c: Catalog) -> tuple[Event | None, int]:
             with self._lock:  # taken inside the read: the same order as a write's guard
+                # The newest stamp first: an event committed between the two statements is then
+                # either found or stamped after the answer (see the module docstring).
+                newest = _newest_stamp(c.conn)
                 row = c.conn.execute(
                     f"SELECT {_EVENT_COLUMNS} FROM stream_events WHERE category=? AND created_ms>? "
                     "ORDER BY created_ms LIMIT 1",
                     (category, since_ms),
                 ).fetchone()
                 if row is None:
-                    return None, self._next_ms()
+                    fresh = max(since_ms, newest + 1)
+                    self._last_ms = max(self._last_ms, fresh)  # this process's next event comes after
+                    return None, fresh
             event = _event(row)
             return event, event.created_ms
 
@@ -230,11 +249,36 @@ class StreamStore:
     async def arecent_results(self, category: str, limit: int = RECENT_RESULTS) -> list[dict[str, object]] | None:
         return _history(await read_async(self._db, _recent_read(category, limit)))
 
+    async def alast_result(self, category: str) -> tuple[int, str] | None:
+        """The track and ``timestamp`` (as written, in the callback time zone) of the newest result
+        event of the stream of ``category`` — what a monitor taking the stream over must not report
+        again (monitor.py); None without one, or when its song is no longer in the catalog."""
+        row = await self._aone(_LAST_RESULT, (category,))
+        return None if row is None or row[0] is None else (int(row[0]), str(row[1]))
+
     def due_events(self, now: float, limit: int = 100) -> list[Event]:
         return [_event(r) for r in self._db.read(_due_read(now, limit))]
 
     async def adue_events(self, now: float, limit: int = 100) -> list[Event]:
         return [_event(r) for r in await read_async(self._db, _due_read(now, limit))]
+
+    def claim_due(self, owner: str, now: float, until: float, limit: int = 100) -> list[Event]:
+        """Claim the pending events due at ``now`` for ``owner`` until ``until``, oldest first:
+        one write transaction (serialised with every other node's), so no two nodes hold the same
+        event. An event waits while an older pending event of its account is not due (deferred
+        after a failure, or claimed by a node): each account's events stay in order, and only one
+        node delivers an account's events at a time."""
+        return _sorted_events(self._db.write(_claim_write(owner, now, until, limit)))
+
+    async def aclaim_due(self, owner: str, now: float, until: float, limit: int = 100) -> list[Event]:
+        return _sorted_events(await write_async(self._db, _claim_write(owner, now, until, limit)))
+
+    def release_claims(self, owner: str, until: float, now: float) -> int:
+        """Hand back ``owner``'s claims that end at ``until`` and were not delivered: due at ``now``."""
+        return self._write(_RELEASE, (now, owner, PENDING, until))
+
+    async def arelease_claims(self, owner: str, until: float, now: float) -> int:
+        return await self._awrite(_RELEASE, (now, owner, PENDING, until))
 
     def next_due_at(self) -> float | None:
         return _real(self._one(_NEXT_DUE, (PENDING,)))
@@ -277,6 +321,12 @@ def _fetch_one(sql: str, args: tuple[object, ...]) -> Callable[[Catalog], Row | 
         return row
 
     return read
+
+
+def _newest_stamp(conn: Connection) -> int:
+    """The stamp of the newest event (by id: the primary key, one index lookup), 0 without one."""
+    row = conn.execute("SELECT created_ms FROM stream_events ORDER BY id DESC LIMIT 1").fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def _text(row: Row | None) -> str | None:
@@ -412,15 +462,36 @@ def _prune_write(max_events: int, max_age_s: float) -> Callable[[Connection], tu
 def _retry_write(event_id: int, token_id: int, at: float, error: str) -> Callable[[Connection], None]:
     def write(c: Connection) -> None:
         c.execute(
-            "UPDATE stream_events SET attempts=attempts+1, next_attempt_at=?, last_error=? WHERE id=?",
+            "UPDATE stream_events SET attempts=attempts+1, next_attempt_at=?, last_error=?, owner=NULL WHERE id=?",
             (at, error[:500], event_id),
         )
+        # The account's later events wait for it; the claims on them (this node's: one node
+        # delivers an account at a time, see claim_due) are handed back with the wait.
         c.execute(
-            "UPDATE stream_events SET next_attempt_at=? WHERE token_id=? AND state=? AND id>? AND next_attempt_at<?",
+            "UPDATE stream_events SET next_attempt_at=?, owner=NULL WHERE token_id=? AND state=? AND id>? "
+            "AND (next_attempt_at<? OR owner IS NOT NULL)",
             (at, token_id, PENDING, event_id, at),
         )
 
     return write
+
+
+def _claim_write(owner: str, now: float, until: float, limit: int) -> Callable[[Connection], list[Row]]:
+    def write(c: Connection) -> list[Row]:
+        rows: list[Row] = c.execute(
+            "UPDATE stream_events SET owner=?, next_attempt_at=? WHERE id IN ("
+            "SELECT e.id FROM stream_events e WHERE e.state=? AND e.next_attempt_at<=? AND NOT EXISTS ("
+            "SELECT 1 FROM stream_events p WHERE p.state=? AND p.next_attempt_at>? AND p.token_id=e.token_id "
+            f"AND p.id<e.id) ORDER BY e.id LIMIT ?) RETURNING {_EVENT_COLUMNS}",
+            (owner, until, PENDING, now, PENDING, now, limit),
+        ).fetchall()
+        return rows
+
+    return write
+
+
+def _sorted_events(rows: list[Row]) -> list[Event]:
+    return sorted((_event(r) for r in rows), key=lambda e: e.id)  # RETURNING keeps no order
 
 
 _SET_CALLBACK_URL = (
@@ -436,6 +507,11 @@ _SET_STREAM_URL = (
     "WHERE token_id=? AND radio_id=?"
 )
 _DELETE_STREAM = "DELETE FROM streams WHERE token_id=? AND radio_id=?"
+_RELEASE = "UPDATE stream_events SET owner=NULL, next_attempt_at=? WHERE owner=? AND state=? AND next_attempt_at=?"
+_LAST_RESULT = (
+    "SELECT p.track_id, p.heard_at FROM stream_events e JOIN plays p ON p.event_id = e.id "
+    "WHERE e.category=? AND e.kind='result' ORDER BY e.created_ms DESC LIMIT 1"
+)
 _NEXT_DUE = "SELECT MIN(next_attempt_at) FROM stream_events WHERE state=?"
 _SET_STATUS = "UPDATE streams SET running=?, status_code=?, status_message=? WHERE id=?"
 _MARK = "UPDATE stream_events SET state=?, attempts=attempts+1, last_error=? WHERE id=?"

@@ -9,6 +9,11 @@ it bounds the play by the song's catalog duration and recognises a tail heard ag
 never reported — a radio that joins a song half-way, or a stream added mid-song, did not play the
 part before. A song ends when another song is heard, when its catalog duration is over, or after
 ``gap`` seconds without a match.
+
+A tracker that takes a stream over from another monitor (monitor leases, several nodes) starts
+fresh but is told the last song reported on the stream (``reported``): a play of that track that
+overlaps it in time — the song still on air when the stream changed hands — is not reported
+again (see ``window``).
 """
 
 from __future__ import annotations
@@ -52,6 +57,23 @@ class SongTracker:
         self.floor = floor  # epoch second monitoring began: nothing is reported as heard before it
         self.current: Play | None = None
         self._last: Play | None = None
+        self._reported: tuple[int, float, float] | None = None  # (track, start, duration) reported elsewhere
+
+    def reported(self, track_id: int, start: float, duration: float) -> None:
+        """The song ``track_id`` was reported as first heard at ``start`` (epoch s) by the monitor
+        that had the stream before: a play of it overlapping that one is the same play."""
+        self._reported = (track_id, start, duration)
+
+    def _reported_elsewhere(self, track_id: int, aired: float) -> bool:
+        """Whether a play of ``track_id`` whose beginning lies at ``aired`` overlaps the play the
+        previous monitor reported: that one began between ``start − duration`` and ``start`` on
+        the song's clock (it was first heard somewhere inside the song), so the two overlap when
+        ``aired`` lies in that span, give or take ``SAME_PLAY_SLACK``. A later replay of the song
+        has its beginning after the first play's end, outside the span."""
+        if self._reported is None or self._reported[0] != track_id:
+            return False
+        _, start, duration = self._reported
+        return start - duration - SAME_PLAY_SLACK <= aired <= start + SAME_PLAY_SLACK
 
     def window(self, t0: float, t1: float, matches: list[WorkerMatch], duration: float) -> list[Change]:
         """One analysed window [t0, t1] (epoch seconds) and its matches, best first.
@@ -77,6 +99,8 @@ class SongTracker:
         last = self._last
         if last is not None and last.track_id == top.track_id and abs(aired - last.aired) < SAME_PLAY_SLACK:
             return []  # the tail of a song already reported (e.g. heard again across a transition)
+        if self._reported_elsewhere(top.track_id, aired):
+            return self._finish()  # still the play the previous monitor reported: not a new one
         changes = self._finish()
         # First heard: this window's start (the offset says how far into the song the stream
         # joined it, not that the stream played what came before), and not before the previous

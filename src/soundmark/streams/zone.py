@@ -38,3 +38,12 @@ def parse_zone(name: str) -> tzinfo:
 def format_timestamp(epoch: float, zone: str) -> str:
     """``epoch`` as AudD writes stream timestamps, in ``zone``."""
     return datetime.fromtimestamp(epoch, parse_zone(zone)).strftime(TIMESTAMP_FORMAT)
+
+
+def parse_timestamp(text: str, zone: str) -> float | None:
+    """The epoch second of a stream ``timestamp`` written by ``format_timestamp`` in ``zone``
+    (None when it is not one: a store written with another format)."""
+    try:
+        return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=parse_zone(zone)).timestamp()
+    except ValueError:
+        return None

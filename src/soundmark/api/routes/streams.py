@@ -36,6 +36,7 @@ from soundmark.services.runtime import Role
 from soundmark.services.streams import StreamAccount, StreamService, stream_entry
 from soundmark.streams.callbacks import CallbackDeliverer, EventSink
 from soundmark.streams.event_watch import EventWatcher
+from soundmark.streams.leases import Node, StreamLeases
 from soundmark.streams.longpoll import DEFAULT_TIMEOUT, MAX_TIMEOUT, LongpollHub
 from soundmark.streams.monitor import MonitorConfig, StreamManager
 from soundmark.streams.registry import RECENT_RESULTS, StreamStore
@@ -201,16 +202,20 @@ async def get_channel_by_id(request: Request) -> JSONResponse:
 @asynccontextmanager
 async def lifespan(state: AppState) -> AsyncIterator[None]:
     """The stream store and longpoll hub on every node; the monitor and callback delivery only on
-    a node whose role monitors (``monitor``, ``all``); on a node that serves the API but does not
-    monitor (``api``), a watcher that wakes longpoll when another process writes an event."""
+    a node whose role monitors (``monitor``, ``all``), with a node id for its stream leases and
+    callback claims; on a node that serves the API but does not monitor (``api``), or on any
+    API node over a PostgreSQL catalog (other monitor nodes), a watcher that wakes longpoll when
+    another process writes an event."""
     s = state.settings
     store = await asyncio.to_thread(StreamStore, s.db, state.db)  # its writes go through the one writer
     hub = LongpollHub(store)
     state.extras.update({"streams.registry": store, "streams.hub": hub, "streams.service": StreamService(store, s)})
     tasks = []
     manager: StreamManager | None = None
+    watcher = EventWatcher(s.db, hub.published)
     if Role.of(s).monitors:
-        deliverer = CallbackDeliverer(store, s)
+        node = Node.this_process(s.role)  # its leases and callback claims (several monitor nodes)
+        deliverer = CallbackDeliverer(store, s, node.id)
 
         def published() -> None:
             hub.published()
@@ -229,14 +234,16 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
         sink = EventSink(store, s, track, base, published)
 
         config = MonitorConfig.from_settings(s, state.store.params)
-        manager = StreamManager(store, config, state.pool.recognize_window, duration, sink, health_db=state.db)
+        leases = StreamLeases(state.db, node)
+        manager = StreamManager(
+            store, config, state.pool.recognize_window, duration, sink, health_db=state.db, leases=leases
+        )
         state.extras.update({"streams.manager": manager, "streams.deliverer": deliverer})
         tasks += [
             asyncio.create_task(deliverer.run(), name="stream-callbacks"),
             asyncio.create_task(manager.run(s.stream_sync_seconds), name="stream-sync"),
         ]
-    elif Role.of(s).serves_api:  # events come from a monitor node
-        watcher = EventWatcher(s.db, hub.published)
+    if Role.of(s).serves_api and (watcher.shared or not Role.of(s).monitors):  # events from other nodes
         tasks.append(asyncio.create_task(watcher.run(EVENT_POLL_SECONDS), name="stream-event-watch"))
     try:
         yield
