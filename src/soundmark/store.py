@@ -293,16 +293,14 @@ def use_catalog_url(root: str | os.PathLike[str], url: str, *, create: bool = Tr
     if not url:
         return
     root = Path(root)
-    if not create and catalog_url(root) != url and not (root / CATALOG_FILE).exists():
-        if _pg_meta(url, "fingerprint_signature") is None:
-            raise StoreError(
-                f"no soundmark store at {root} nor in {parse_pg_url(url).display} (create one with `soundmark add`)"
-            )
-    root.mkdir(parents=True, exist_ok=True)
     try:
-        parse_pg_url(url)
+        where = parse_pg_url(url).display
     except ValueError as exc:
         raise StoreError(str(exc)) from exc
+    joining = not create and catalog_url(root) != url and not (root / CATALOG_FILE).exists()
+    if joining and _pg_meta(url, "fingerprint_signature") is None:
+        raise StoreError(f"no soundmark store at {root} nor in {where} (create one with `soundmark add`)")
+    root.mkdir(parents=True, exist_ok=True)
     if (root / CATALOG_FILE).exists():
         raise StoreError(
             f"the store at {root} keeps its catalog in {CATALOG_FILE}: unset SOUNDMARK_CATALOG_URL to use it,"
