@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from soundmark.cli.common import db_option, load_settings
 from soundmark.errors import StoreError
@@ -48,12 +48,12 @@ def migrate_command(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=console, disable=quiet or not console.is_terminal,
     ) as bar:  # fmt: skip
-        tasks: dict[str, object] = {}
+        tasks: dict[str, TaskID] = {}
 
         def show(p: MigrateProgress) -> None:
             if p.stage not in tasks:
                 tasks[p.stage] = bar.add_task(p.stage, total=p.total)
-            bar.update(tasks[p.stage], completed=p.done, total=p.total)  # type: ignore[arg-type]
+            bar.update(tasks[p.stage], completed=p.done, total=p.total)
 
         try:
             report = migrate(
