@@ -15,9 +15,11 @@ from jobs_cluster import SharedStore, mix_file
 
 from soundmark.catalog.models import Track
 from soundmark.catalog.sql import PgConnection
+from soundmark.catalog.sqlite import Catalog
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.job_audio import CHUNK_BYTES
 from soundmark.jobs import DONE, FAILED, QUEUED, RUNNING, JobRunner, JobStore
+from soundmark.services.jobs import job_states, recent_jobs
 from soundmark.store import Store
 from support import Piece
 
@@ -192,4 +194,22 @@ def test_a_clean_stop_gives_the_job_back_at_once(shared_store: SharedStore, piec
         assert again is not None and again.status == QUEUED and again.owner is None and again.attempts == 0
         assert jobs.claim(job.id, "B", max_attempts=1)
     finally:
+        jobs.close()
+
+
+def test_the_jobs_pages_reads_work_on_postgresql(shared_store: SharedStore) -> None:
+    """The Jobs page's list counts a result's segments in SQL (``json_array_length`` per dialect)."""
+    node = shared_store.node("pages")
+    jobs = JobStore(node)
+    catalog = Catalog(node, readonly=True)
+    try:
+        job = jobs.create("enterprise", "upload", {})
+        segment = {"track_id": 1, "start": 0.0, "end": 12.0, "score": 50.0, "offset": 0.0}
+        jobs.update(job.id, status=DONE, result={"segments": [segment, segment], "scanned": [[0.0, 24.0]]})
+        empty = jobs.create("enterprise", "upload", {})
+        page = recent_jobs(catalog, 0, 100)
+        assert {s.id: s.tracks for s in page.jobs if s.id in (job.id, empty.id)} == {job.id: 2, empty.id: 0}
+        assert [s.tracks for s in job_states(catalog, [job.id])] == [2]
+    finally:
+        catalog.close()
         jobs.close()
