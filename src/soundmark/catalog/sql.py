@@ -21,6 +21,7 @@ modules, which is why this adapter is written here rather than taken from a libr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 import threading
@@ -38,6 +39,8 @@ SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 # The advisory lock key of the catalog's write transactions ("soundmrk" as a 64-bit integer).
 WRITE_LOCK_KEY = 0x736F756E646D726B
+# A session-level advisory lock held while a node applies the schema's migrations ("soundmig").
+MIGRATION_LOCK_KEY = 0x736F756E646D6967
 _DEFAULT_SCHEMA = "public"
 
 
@@ -199,8 +202,17 @@ class PgConnection:
             raise sqlite3.OperationalError(f"cannot connect to {self.location.display}: {exc}") from exc
         self._conn.adapters.register_loader("numeric", _NumericLoader)
         self._lock = threading.RLock()  # one statement at a time, like a sqlite3 connection
-        self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.location.schema}"')
+        self._create_schema()
         self._conn.execute(f'SET search_path TO "{self.location.schema}"')
+
+    def _create_schema(self) -> None:
+        """``CREATE SCHEMA IF NOT EXISTS`` is not safe against itself: two nodes starting at once
+        can both miss the schema and one fails on the catalog's unique name; that one is fine."""
+        name = self.location.schema
+        if self._conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (name,)).fetchone():
+            return
+        with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateSchema):
+            self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
 
     @property
     def in_transaction(self) -> bool:

@@ -30,7 +30,7 @@ from soundmark.catalog.schema_search import MIGRATION as _SEARCH_MIGRATION
 from soundmark.catalog.schema_sessions import MIGRATION as _SESSIONS_MIGRATION
 from soundmark.catalog.schema_streams import MIGRATION as _STREAMS_MIGRATION
 from soundmark.catalog.schema_tracks import SOURCE_FILES_MIGRATION, TRACK_IDS_MIGRATION
-from soundmark.catalog.sql import POSTGRESQL, SQLITE, Connection, PgConnection, dialect
+from soundmark.catalog.sql import MIGRATION_LOCK_KEY, POSTGRESQL, SQLITE, Connection, PgConnection, dialect
 
 CATALOG_FILE = "catalog.sqlite"
 # In a store directory whose catalog is in PostgreSQL: the catalog URL (mode 0600: it may hold a password).
@@ -269,19 +269,25 @@ class Catalog:
             row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             return 0 if row is None else int(row[0])
 
-        while version() < len(PG_MIGRATIONS):
-            if getattr(self.conn, "readonly", False):
-                raise sqlite3.OperationalError("the PostgreSQL catalog is not migrated yet: open it read-write first")
-            with self.transaction():
-                current = version()
-                if current >= len(PG_MIGRATIONS):
-                    break
-                self.conn.execute(PG_MIGRATIONS[current])
-                self.conn.execute(
-                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (str(current + 1),),
-                )
+        if version() >= len(PG_MIGRATIONS):
+            return
+        if getattr(self.conn, "readonly", False):
+            raise sqlite3.OperationalError("the PostgreSQL catalog is not migrated yet: open it read-write first")
+        # A session lock around the whole run, and the version read in a transaction of its own
+        # after it: a read in the migration's own transaction could see the schema as it was
+        # before the lock was granted (PostgreSQL's catalog snapshot), and migrate it twice.
+        self.conn.execute("SELECT pg_advisory_lock(?)", (MIGRATION_LOCK_KEY,))
+        try:
+            while (current := version()) < len(PG_MIGRATIONS):
+                with self.transaction():
+                    self.conn.execute(PG_MIGRATIONS[current])
+                    self.conn.execute(
+                        "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
+                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (str(current + 1),),
+                    )
+        finally:
+            self.conn.execute("SELECT pg_advisory_unlock(?)", (MIGRATION_LOCK_KEY,))
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
