@@ -3,7 +3,8 @@
 The catalog is reached three ways: ``store`` reads (track lookups, the index), ``db`` is the
 single writer and the read pool (every SQLite write of the server goes through ``db.writer``,
 reads that must not touch the event loop through ``db.reads``), and ``usage`` admits requests
-against their quotas and counts them through the writer in the background.
+against their quotas and counts them through the writer in the background (on PostgreSQL with
+one atomic statement on the read thread instead: auth/usage.py).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Metrics:
         self.inflight = Gauge("soundmark_inflight", "Recognitions queued or running", registry=r)
         self.tracks = Gauge("soundmark_catalog_tracks", "Tracks in the catalog", registry=r)
         self.write_queue = Gauge("soundmark_db_write_queue", "Writes waiting for the database writer", registry=r)
-        self.usage_pending = Gauge("soundmark_usage_pending", "Admitted requests not counted in SQLite yet", registry=r)
+        self.usage_pending = Gauge("soundmark_usage_pending", "Admitted requests not stored yet", registry=r)
 
 
 ServerDb = ServerDatabase[Store]

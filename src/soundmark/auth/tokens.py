@@ -3,9 +3,12 @@
 A token is 32 random bytes from ``secrets`` written as URL-safe text. It is shown once, when
 created; the catalog keeps its SHA-256 and a short non-secret prefix for listing and revoking.
 Quota counters are bumped with one conditional UPSERT each, which SQLite runs atomically under
-its write lock, so the stored count never passes a token's limit, whichever processes share the
-store. The server does not wait for that lock on a request: it admits on a read and writes the
-counts in the background through its single writer (auth/usage.py, exact within one process).
+its write lock and PostgreSQL atomically on its own (``ON CONFLICT DO UPDATE ... WHERE`` checks
+the latest committed count, a concurrent one waits for the row), so the stored count never
+passes a token's limit, whichever processes or nodes share the catalog. The server does not
+wait for SQLite's lock on a request: it admits on a read and writes the counts in the background
+through its single writer (exact within one process); on PostgreSQL the UPSERT itself admits the
+request (auth/usage.py).
 """
 
 from __future__ import annotations

@@ -1,14 +1,22 @@
-"""Quota counting in the server without waiting for the write lock.
+"""Quota counting in the server without waiting for a write lock.
 
-A request is admitted on a read: the token's (or client's) stored count plus the requests this
-process admitted that are not committed yet must stay within the limit. Admitted requests are
-counted in memory at once and written in the background by the database writer, many per
-transaction, with the same conditional UPSERTs as ``TokenStore.consume`` (so the stored counts
-never pass a limit). The read-and-reserve and the writer's COMMIT-and-release take one lock, so
-every admission sees each request exactly once (stored or pending): within one server process
-a limit is exact. Across processes sharing a store, a request another process admitted in the
-same instant may be counted here a moment late: at most the requests in flight there can pass
-a limit, and a batch the database refuses is logged.
+SQLite (one store on one machine): a request is admitted on a read: the token's (or client's)
+stored count plus the requests this process admitted that are not committed yet must stay within
+the limit. Admitted requests are counted in memory at once and written in the background by the
+database writer, many per transaction, with the same conditional UPSERTs as
+``TokenStore.consume`` (so the stored counts never pass a limit). The read-and-reserve and the
+writer's COMMIT-and-release take one lock, so every admission sees each request exactly once
+(stored or pending): within one server process a limit is exact. Across processes sharing a
+store, a request another process admitted in the same instant may be counted here a moment late:
+at most the requests in flight there can pass a limit, and a batch the database refuses is logged.
+
+PostgreSQL (a catalog several API nodes share): a request is admitted by the conditional UPSERT
+itself (``TokenStore.consume_id`` / ``consume_anonymous_on``), one statement in autocommit on the
+calling read thread's connection. PostgreSQL runs an ``INSERT ... ON CONFLICT DO UPDATE ...
+WHERE`` atomically against the latest committed count (a concurrent one waits for the row), so a
+limit is exact across every node, and one statement needs neither a transaction nor the catalog's
+write lock (which would serialise every request of every node behind the other writes). Nothing
+is pending in memory there: what a node admitted is stored when it answers.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from soundmark.auth.tokens import TokenInfo, TokenStore, month_period, utc_day
-from soundmark.catalog.sql import Connection
+from soundmark.catalog.sql import POSTGRESQL, Connection, dialect
 from soundmark.catalog.sqlite import Catalog
 
 log = logging.getLogger("soundmark.auth")
@@ -45,10 +53,12 @@ Schedule = Callable[[Callable[[Connection], None], threading.Lock], None]
 
 
 class UsageCounter:
-    """Admits requests against their quotas (reads) and counts them in the background (writes).
+    """Admits requests against their quotas and counts them: on SQLite with a read and a write in
+    the background, on PostgreSQL with one atomic statement (see the module's docstring).
 
-    ``authenticate``, ``consume`` and ``consume_anonymous`` take a read-only catalog (run them on
-    a read thread); ``schedule`` hands a write function to the writer.
+    ``authenticate``, ``consume`` and ``consume_anonymous`` take the read pool's catalog (run them
+    on a read thread, never on the event loop: on PostgreSQL ``consume`` writes through that
+    connection, outside any transaction); ``schedule`` hands a write function to the writer.
     """
 
     def __init__(self, schedule: Schedule):
@@ -65,6 +75,8 @@ class UsageCounter:
     # --- reads (admission) ----------------------------------------------------------------------
     def authenticate(self, catalog: Catalog, token: str, *, now: datetime | None = None) -> TokenInfo | None:
         """The active token ``token`` names, its usage including what is not written yet."""
+        if _atomic(catalog):
+            return TokenStore(catalog.conn).authenticate(token, now=now)
         with self._lock:
             info = TokenStore(catalog.conn).authenticate(token, now=now)
             if info is None:
@@ -75,6 +87,8 @@ class UsageCounter:
     def consume(self, catalog: Catalog, info: TokenInfo, *, now: datetime | None = None) -> bool:
         """Admit one request of the token ``info`` and count it; False (nothing counted) when it
         would pass the token's monthly limit or the token was revoked meanwhile."""
+        if _atomic(catalog):
+            return TokenStore(catalog.conn).consume(info, now=now)
         key = TokenKey(info.id, month_period(now))
         with self._lock:
             quota = TokenStore(catalog.conn).quota(info.id, now=now)
@@ -89,6 +103,8 @@ class UsageCounter:
 
     def consume_anonymous(self, catalog: Catalog, client: str, per_day: int, *, now: datetime | None = None) -> bool:
         """Admit one request without a token from ``client`` within ``per_day`` a UTC day."""
+        if _atomic(catalog):
+            return TokenStore(catalog.conn).consume_anonymous(client, per_day, now=now)
         key = ClientKey(client, utc_day(now), per_day)
         with self._lock:
             used = TokenStore(catalog.conn).anonymous_used(client, key.day)
@@ -131,6 +147,18 @@ class UsageCounter:
         if refused:
             log.warning("requests admitted past a limit counted by another process",
                         extra={"fields": {"requests": refused}})  # fmt: skip
+
+
+def _atomic(catalog: Catalog) -> bool:
+    """Whether requests are admitted by the UPSERT itself (PostgreSQL), not on a read.
+
+    The statement must run outside a transaction: inside the reader's REPEATABLE READ READ ONLY
+    one it could not write, and a conflicting count would abort the whole transaction."""
+    if dialect(catalog.conn) != POSTGRESQL:
+        return False
+    if catalog.conn.in_transaction:
+        raise RuntimeError("quota admission on PostgreSQL runs as its own statement, not inside a transaction")
+    return True
 
 
 def _write(tokens: TokenStore, key: UsageKey, n: int) -> int:
