@@ -312,12 +312,11 @@ class JobStore:
         died) are queued again when their audio is still there (returned in order), failed
         otherwise — and failed too when they were already started ``max_attempts`` times without
         ending (a poison job). A job another node runs now (live lease) is left alone, and so is
-        one whose audio is still arriving, unless it began ``STALE_UPLOAD_SECONDS`` ago."""
+        one whose audio is still arriving (``fail_stale_uploads``)."""
         again = []
+        self.fail_stale_uploads()
         for job in self.active():
             if job.source is None:
-                if job.created_at < time.time() - STALE_UPLOAD_SECONDS:
-                    self._fail_free(job.id, "the job's audio never finished arriving.")
                 continue
             if job.attempts >= max_attempts:
                 if self._fail_free(job.id, _POISON.format(n=job.attempts)):
@@ -328,6 +327,25 @@ class JobStore:
             else:
                 self._fail_free(job.id, "the server restarted and the job's audio is gone.")
         return again
+
+    def fail_stale_uploads(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
+        """Fail the jobs whose audio never finished arriving (the accepting node died during the
+        upload or its copy into the catalog) ``older_than`` seconds after they were opened: they
+        would hold a place in the queue for ever. Their chunks go in the same transaction."""
+        cutoff = time.time() - older_than
+        stale = "SELECT id FROM jobs WHERE status = ? AND source IS NULL AND created_at < ?"
+
+        def write(c: Connection) -> int:
+            c.execute(f"DELETE FROM job_audio WHERE job_id IN ({stale})", (QUEUED, cutoff))
+            return int(
+                c.execute(
+                    "UPDATE jobs SET status = ?, error_code = 1000, error_message = ?, updated_at = ?"
+                    " WHERE status = ? AND source IS NULL AND created_at < ?",
+                    (FAILED, "the job's audio never finished arriving.", time.time(), QUEUED, cutoff),
+                ).rowcount
+            )
+
+        return self._db.write(write)
 
     def _fail_free(self, job_id: str, message: str) -> bool:
         def write(c: Connection) -> bool:

@@ -213,3 +213,22 @@ def test_the_jobs_pages_reads_work_on_postgresql(shared_store: SharedStore) -> N
     finally:
         catalog.close()
         jobs.close()
+
+
+def test_an_upload_its_node_never_finished_is_failed_and_its_chunks_go(shared_store: SharedStore) -> None:
+    jobs = JobStore(shared_store.node("stale"))
+    try:
+        stale, fresh = jobs.create("enterprise", None, {}), jobs.create("enterprise", None, {})
+        for job in (stale, fresh):  # chunks in the catalog, but the node died before the job's start
+            jobs.audio_path(job.id).write_bytes(os.urandom(1000))
+            jobs.share_audio(job.id)
+        jobs.update(stale.id, created_at=1.0)
+        assert not jobs.claim(stale.id, "A")  # never claimed: its audio may be incomplete
+        assert jobs.fail_stale_uploads() == 1  # (a job node's start and its pick-up rounds run this)
+        failed, waiting = jobs.get(stale.id), jobs.get(fresh.id)
+        assert failed is not None and failed.status == FAILED and "never finished" in (failed.error_message or "")
+        assert waiting is not None and waiting.status == QUEUED  # its upload may still be under way
+        chunks = "SELECT job_id FROM job_audio WHERE job_id IN (?, ?)"
+        assert _rows(shared_store.catalog_url, chunks, stale.id, fresh.id) == [(fresh.id,)]
+    finally:
+        jobs.close()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ from soundmark.settings import Settings
 log = logging.getLogger("soundmark.jobs")
 
 JOB_PICKUP_SECONDS = 1.0  # how soon a jobs node starts a job another node queued
+STALE_CHECK_SECONDS = 60.0  # how often a jobs node looks for uploads that never completed
 JOB_POLL_SECONDS = 0.5  # how often a request waiting on another node's job looks at it
 MAX_JOBS_PAGE = 100  # jobs listed by one read of ``recent_jobs`` (and states asked of ``job_states``)
 MAX_JOB_ID = 64  # characters: ids are 24 hex digits; anything longer names no job
@@ -119,10 +121,15 @@ class JobService:
 
     async def pick_up(self, interval: float = JOB_PICKUP_SECONDS) -> None:
         """Every ``interval`` seconds, run the jobs that are free to claim: queued by any node
-        (their audio in place), or left running by a node whose lease ran out (it died)."""
+        (their audio in place), or left running by a node whose lease ran out (it died); every
+        ``STALE_CHECK_SECONDS``, fail the uploads an accepting node never finished."""
+        checked = time.monotonic()
         while True:
             await asyncio.sleep(interval)
             try:
+                if time.monotonic() - checked >= STALE_CHECK_SECONDS:
+                    checked = time.monotonic()
+                    await asyncio.to_thread(self.jobs.fail_stale_uploads)
                 runnable = await self.jobs.arunnable()
             except Exception:  # keep picking up whatever happened in one round
                 log.exception("job pick-up failed")
