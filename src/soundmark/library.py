@@ -49,13 +49,15 @@ class Soundmark:
         *,
         create: bool = True,
         index_url: str | None = None,
+        catalog_url: str | None = None,
     ) -> None:
         given: dict[str, Any] = {"db": Path(db)}  # the other settings from SOUNDMARK_* variables
-        if index_url is not None:
-            given["index_url"] = index_url
-        self.settings = settings or Settings(**given)
-        if settings is not None and index_url is not None:  # validated like the variable
-            self.settings = Settings.model_validate({**settings.model_dump(), "index_url": index_url})
+        urls: dict[str, Any] = {
+            k: v for k, v in (("index_url", index_url), ("catalog_url", catalog_url)) if v is not None
+        }
+        self.settings = settings or Settings(**given, **urls)
+        if settings is not None and urls:  # validated like the variables
+            self.settings = Settings.model_validate({**settings.model_dump(), **urls})
         self.db = Path(db)
         use_catalog_url(self.db, self.settings.catalog_url, create=create)  # before the recorded parameters are read
         self.store = Store(self.db, recorded_params(self.db), create=create, index_url=self.settings.index_url)
@@ -146,11 +148,13 @@ def open(
     *,
     create: bool = True,
     index_url: str | None = None,
+    catalog_url: str | None = None,
 ) -> Soundmark:
     """Open (or, with ``create``, make) the store at ``db``: ``with soundmark.open("data/db") as sm: ...``.
 
     ``index_url`` (``redis://host:port[,host:port...][/prefix]``, as ``SOUNDMARK_INDEX_URL``) puts
-    a new store's fingerprint index on a Redis Cluster; the store records it, so later opens find
-    it without being told. The catalog stays in ``db`` (a PostgreSQL catalog is not built yet).
+    a new store's fingerprint index on a Redis Cluster; ``catalog_url`` (``postgresql://...``, as
+    ``SOUNDMARK_CATALOG_URL``) its catalog in PostgreSQL, shared with every node (``db`` then holds
+    only where the catalog is). The store records both, so later opens need only ``db``.
     """
-    return Soundmark(db, settings, create=create, index_url=index_url)
+    return Soundmark(db, settings, create=create, index_url=index_url, catalog_url=catalog_url)

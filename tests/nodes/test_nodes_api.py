@@ -147,3 +147,15 @@ def _assert_every_track_whole(c: Cluster, pieces: list[Piece]) -> None:
         for t in tracks:
             assert t.meta.title in titles
             assert len(store.index.track_peaks(t.id)) > 0
+
+
+def test_the_python_api_opens_the_shared_store(cluster: Cluster, pieces: list[Piece], tmp_path: Path) -> None:
+    import soundmark
+
+    node = cluster.node_dir("python")
+    with soundmark.open(node, catalog_url=cluster.catalog_url, create=False) as sm:
+        match = sm.recognize(str(clip(pieces[4], tmp_path, 20.0)))
+        assert match is not None and match.title == pieces[4].title
+        assert len(sm.tracks()) >= len(pieces)
+    with soundmark.open(node, create=False) as again:  # the directory now records where the catalog is
+        assert len(again.tracks()) >= len(pieces)
