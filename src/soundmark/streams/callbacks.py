@@ -190,6 +190,8 @@ class CallbackDeliverer:
 
     async def _round(self, client: AsyncPinnedClient) -> None:
         now = time.time()
+        if not await self._store.adue_events(now, 1):
+            return  # nothing due: no write transaction (a claim takes the catalog's write lock)
         claim = max(CLAIM_SECONDS, 6 * self._s.callback_timeout)
         until = now + claim
         events = await self._store.aclaim_due(self.node_id, now, until, CLAIM_BATCH)

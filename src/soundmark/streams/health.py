@@ -113,10 +113,13 @@ class StreamHealth:
         if self.state.now_track_id == track_id:
             self._change(True, now_track_id=None, now_since=None)
 
-    async def close(self) -> None:
-        """The worker stopped: write the last state (not connected) now, then nothing more."""
+    async def close(self, *, write: bool = True) -> None:
+        """The worker stopped: write the last state (not connected) now, then nothing more;
+        ``write=False``: nothing at all (the stream went to another node, whose rows count now)."""
         if self._closed:
             return
+        if not write:
+            self._db = None  # a write in flight finishes; none is scheduled after it
         if self.state.connected:
             self.disconnected(MONITOR_STOPPED)
         self._closed = True
@@ -168,7 +171,8 @@ class StreamHealth:
                 self._schedule()
 
     async def _write(self) -> None:
-        assert self._db is not None
+        if self._db is None:  # closed without writing (close(write=False))
+            return
         self._last_write = time.monotonic()
         self._dirty = self._dirty_urgent = False
         row = replace(self.state, updated_at=self._clock())

@@ -162,7 +162,7 @@ class StreamWorker:
                     await asyncio.wait_for(self._astop.wait(), delay)
         finally:
             await self._emit(self.tracker.flush())
-            await self.health.close()
+            await self.health.close(write=not self._abandoned)
 
     async def _seed(self) -> None:
         """Tell the fresh tracker the last song reported on this stream (by this node before a
