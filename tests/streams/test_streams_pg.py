@@ -3,7 +3,8 @@ store directory and connection): stream leases (one holder; taken over once a le
 released), callback claims (two delivering nodes, each event POSTed once, in order per account),
 event stamps in commit order whatever the writers' clocks, and the LISTEN watcher woken by an
 event written by another process; a StreamManager runs only the streams it holds, stops one it
-lost, and stops them all once it cannot renew."""
+lost, and stops them all once it cannot renew; a monitor taking a stream over does not announce
+again the song another node announced (read back from the stored result event)."""
 
 from __future__ import annotations
 
@@ -17,21 +18,24 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from radio import CallbackReceiver
+from radio import CallbackReceiver, Item, Schedule, VirtualRadio
 
 from soundmark.auth.tokens import TokenStore
 from soundmark.catalog.sqlite import Catalog
 from soundmark.catalog.writer import LocalDatabase
 from soundmark.fingerprint.params import FingerprintParams
+from soundmark.fingerprint.windows import WindowPeaks
+from soundmark.match.recognizer import MatchSettings, Recognizer
 from soundmark.services.recognition_pool import WorkerMatch
 from soundmark.settings import Settings
-from soundmark.store import Store, use_catalog_url
-from soundmark.streams.callbacks import CallbackDeliverer
+from soundmark.store import Store, recorded_params, use_catalog_url
+from soundmark.streams.callbacks import CallbackDeliverer, result_payload
 from soundmark.streams.event_watch import EventWatcher
 from soundmark.streams.leases import LEASE_SECONDS, Node, StreamLeases
 from soundmark.streams.monitor import MonitorConfig, StreamJob, StreamManager
 from soundmark.streams.registry import DELIVERED, StreamStore, longpoll_category
 from soundmark.streams.tracker import Play
+from support import Piece
 
 MD5 = "a" * 32
 
@@ -268,3 +272,62 @@ def test_a_manager_runs_only_the_streams_it_holds_and_stops_those_it_lost(
     finally:
         for s in stores:
             s.close()
+
+
+class _Songs(_Sink):
+    def __init__(self) -> None:
+        self.songs: list[tuple[int, int]] = []  # (radio_id, track_id)
+
+    async def song(self, job: StreamJob, play: Play, final: bool) -> None:
+        self.songs.append((job.radio_id, play.best.track_id))
+
+
+def test_a_monitor_taking_a_stream_over_does_not_report_the_play_on_air_again(
+    roots: list[Path], dbs: list[LocalDatabase], built_store: Path, pieces: list[Piece]
+) -> None:
+    piece = pieces[2]
+    radio = VirtualRadio(Schedule([Item(piece.title, piece.samples)]), burst_packets=0)
+    store = Store(built_store, recorded_params(built_store))
+    recognizer = Recognizer(store, MatchSettings())
+    track = next(t for t in store.catalog.list_tracks() if t.meta.title == piece.title)
+    settings = Settings(allow_private_urls=True)
+    token_id = _token(roots[0])
+    streams = StreamStore(roots[0], dbs[0])
+    for radio_id in (1, 2):  # the same radio twice: one stream was reported on by another node
+        streams.add_stream(token_id, MD5, radio_id, f"{radio.url}/0.mp3", "before")
+    heard = radio.t0 + 2.0  # the other node first heard the song 2 s into it, and announced it
+    song = {"title": piece.title, "song_link": f"http://x/song/{track.id}", "score": 90}
+    payload = result_payload(1, Play(track.id, heard, heard, track.duration, WorkerMatch(track.id, 2, 30, 1, 1)),
+                             [song], settings.callback_timezone, with_length=False)  # fmt: skip
+    streams.add_event(token_id, 1, longpoll_category(MD5, 1), "result", payload)
+    assert asyncio.run(streams.alast_result(longpoll_category(MD5, 1))) == (track.id, payload["result"]["timestamp"])  # type: ignore[index]
+
+    async def recognize(window: WindowPeaks) -> list[WorkerMatch]:
+        found = await asyncio.to_thread(recognizer.recognize_print, window.query_print(store.params))
+        return [WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate) for m in found]
+
+    async def duration(track_id: int) -> float | None:
+        found = await asyncio.to_thread(store.catalog.get_track, track_id)
+        return None if found is None else found.duration
+
+    sink = _Songs()
+    config = MonitorConfig.from_settings(settings, store.params)
+    manager = StreamManager(streams, config, recognize, duration, sink, leases=_leases(dbs[0], "node-new"))
+
+    async def main() -> None:
+        await manager.sync()
+        assert len(manager.workers) == 2
+        deadline = time.monotonic() + 45
+        while (2, track.id) not in sink.songs and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(8.0)  # two more windows of the song on stream 1
+        await manager.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        radio.close()
+        store.close()
+        streams.close()
+    assert (2, track.id) in sink.songs  # the stream nobody reported on: the song is announced
+    assert (1, track.id) not in sink.songs, sink.songs  # already announced by the other node: not again
