@@ -171,7 +171,12 @@ def test_event_stamps_follow_commit_order_whatever_the_clocks(roots: list[Path],
     token_id = _token(roots[0])
     a, b = StreamStore(roots[0], dbs[0]), StreamStore(roots[1], dbs[1])
     cat = longpoll_category(MD5, 1)
+    first = a.add_event(token_id, 1, cat, "result", {"n": 0})
+    far = first + 10**9  # a client's since_time from the future moves no stamp
+    assert a.poll(cat, far) == (None, far)
     first = a.add_event(token_id, 1, cat, "result", {"n": 1})
+    assert first < far
+    dbs[0].write(lambda c: c.execute("DELETE FROM stream_events WHERE created_ms<?", (first,)))
     ahead = first + 3_600_000  # a node whose clock runs an hour ahead wrote this one
     dbs[0].write(lambda c: c.execute("UPDATE stream_events SET created_ms=?", (ahead,)))
     none, fresh = b.poll(cat, ahead)

@@ -233,7 +233,10 @@ class StreamStore:
                 ).fetchone()
                 if row is None:
                     fresh = max(since_ms, newest + 1)
-                    self._last_ms = max(self._last_ms, fresh)  # this process's next event comes after
+                    # This process's next event comes after it (a request's default ``since`` is
+                    # now: an event of the same millisecond must not be lost), unless a client
+                    # sent a ``since_time`` from the future: that moves no stamp.
+                    self._last_ms = max(self._last_ms, min(fresh, int(time.time() * 1000)))
                     return None, fresh
             event = _event(row)
             return event, event.created_ms
