@@ -4,7 +4,8 @@ released), callback claims (two delivering nodes, each event POSTed once, in ord
 event stamps in commit order whatever the writers' clocks, and the LISTEN watcher woken by an
 event written by another process; a StreamManager runs only the streams it holds, stops one it
 lost, and stops them all once it cannot renew; a monitor taking a stream over does not announce
-again the song another node announced (read back from the stored result event)."""
+again the song another node announced (read back from the stored result event); the stream and
+Stations use cases (services/streams.py) on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.windows import WindowPeaks
 from soundmark.match.recognizer import MatchSettings, Recognizer
 from soundmark.services.recognition_pool import WorkerMatch
+from soundmark.services.streams import StationsService, StreamAccount, StreamService
 from soundmark.settings import Settings
 from soundmark.store import Store, recorded_params, use_catalog_url
 from soundmark.streams.callbacks import CallbackDeliverer, result_payload
 from soundmark.streams.event_watch import EventWatcher
+from soundmark.streams.health import StreamHealth
 from soundmark.streams.leases import LEASE_SECONDS, Node, StreamLeases
 from soundmark.streams.monitor import MonitorConfig, StreamJob, StreamManager
 from soundmark.streams.registry import DELIVERED, StreamStore, longpoll_category
@@ -336,3 +339,56 @@ def test_a_monitor_taking_a_stream_over_does_not_report_the_play_on_air_again(
         streams.close()
     assert (2, track.id) in sink.songs  # the stream nobody reported on: the song is announced
     assert (1, track.id) not in sink.songs, sink.songs  # already announced by the other node: not again
+
+
+def _allow_all(url: str, policy: object) -> None:
+    pass
+
+
+def test_the_stream_and_stations_services_on_postgresql(roots: list[Path], dbs: list[LocalDatabase]) -> None:
+    with closing(Catalog(roots[0])) as catalog:
+        token, info = TokenStore(catalog).create("radio", scopes={"admin", "streams"})
+    streams = StreamStore(roots[0], dbs[0])
+    settings = Settings(allow_private_urls=True)
+    service = StreamService(streams, settings, _allow_all)
+    stations = StationsService(dbs[0], service, settings)
+
+    async def run() -> None:
+        assert not await stations.knows_account(info.id)
+        account = await stations.account(info.id, token)  # the token itself, once
+        assert account == StreamAccount.of(info.id, token)
+        await stations.add(info.id, "5", "http://127.0.0.1:9/five.mp3", token=token, before=True)
+        assert await stations.knows_account(info.id)
+        await service.add_stream(account, 6, "http://127.0.0.1:9/six.mp3")
+        await service.set_stream_url(account, 6, "http://127.0.0.1:9/six-b.mp3")
+        await service.set_callback_url(account, "http://127.0.0.1:9/hook")
+        assert await service.callback_url(account) == "http://127.0.0.1:9/hook"
+        rows = await service.streams(account)
+        assert [(r.radio_id, r.url, r.callbacks) for r in rows] == [
+            (5, "http://127.0.0.1:9/five.mp3", "before"), (6, "http://127.0.0.1:9/six-b.mp3", None),
+        ]  # fmt: skip
+        health = StreamHealth(rows[0].id, dbs[0], urgent=0.0, routine=0.0)
+        health.connected()
+        await asyncio.sleep(0.3)
+        await health.close()
+        play = Play(7, time.time() - 30, time.time(), 200.0, WorkerMatch(7, 3.0, 30.0, 1.0, 1.0))
+        song = {"title": "Song", "artist": "Band", "song_link": "http://x/song/7", "score": 88}
+        payload = result_payload(5, play, [song], settings.callback_timezone, with_length=True)
+        await streams.aadd_event(info.id, 5, rows[0].category, "result", payload)
+        view = await stations.view()
+        assert [(s.radio_id, s.owner) for s in view.stations] == [(5, "radio"), (6, "radio")]
+        assert view.stations[0].health is not None and view.stations[0].state == "down"  # closed: stopped
+        assert [(p.radio_id, p.title, p.artist, p.score, p.play_length) for p in view.plays] == [
+            (5, "Song", "Band", 88, 30)
+        ]
+        assert view.plays[0].start is not None and abs(view.plays[0].start - play.start) < 1.5
+        history = await streams.arecent_results(rows[0].category)
+        assert history is not None and [e["title"] for e in history] == ["Song"]
+        await stations.remove(info.id, "5")
+        await service.delete_stream(account, 6)
+        assert await service.streams(account) == []
+
+    try:
+        asyncio.run(run())
+    finally:
+        streams.close()
