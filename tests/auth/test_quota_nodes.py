@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
 from contention import wav_bytes
-from live_server import Server, start_server, stop_server
+from live_server import Server
+from shared_nodes import SharedStore, cli
 
 from soundmark.auth.tokens import TokenStore, utc_day
 from soundmark.catalog.sqlite import Catalog
@@ -36,33 +31,10 @@ ANONYMOUS_PER_DAY = 5
 ANONYMOUS_REQUESTS = 20
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "soundmark", *args], capture_output=True, text=True, env=env, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
 @pytest.fixture()
-def nodes(
-    pieces: list[Piece], tmp_path: Path, pg_catalog_url: str, shared_index_url: str
-) -> Iterator[tuple[list[Server], dict[str, str]]]:
-    """Two API nodes on one shared store holding two of the demo pieces (added by the CLI)."""
-    env = {k: v for k, v in os.environ.items() if k != "SOUNDMARK_DB"}
-    env |= {"SOUNDMARK_CATALOG_URL": pg_catalog_url, "SOUNDMARK_INDEX_URL": shared_index_url}
-    manifest = tmp_path / "manifest.csv"
-    manifest.write_text("path,title,artist\n" + "".join(f"{p.path},{p.title},Test Band\n" for p in pieces[:2]))
-    _cli(env, "add", "--db", str(tmp_path / "a"), "-j", "1", "-q", "--manifest", str(manifest))
-    servers: list[Server] = []
-    try:
-        for name in ("a", "b"):
-            flags = ("--anonymous-per-day", str(ANONYMOUS_PER_DAY))
-            servers.append(start_server(tmp_path / name, tmp_path / f"{name}.log", *flags, env=env))
-        yield servers, env
-    finally:
-        for s in servers:
-            stop_server(s)
+def nodes(shared_store: SharedStore) -> tuple[list[Server], dict[str, str]]:
+    """Two API nodes on one shared store holding two of the demo pieces."""
+    return shared_store.start("--anonymous-per-day", str(ANONYMOUS_PER_DAY)), shared_store.env
 
 
 async def _spread(servers: list[Server], n: int, data: dict[str, str], clip: bytes) -> list[dict[str, object]]:
@@ -88,7 +60,7 @@ def test_two_nodes_admit_a_monthly_limit_exactly(
     nodes: tuple[list[Server], dict[str, str]], pieces: list[Piece], tmp_path: Path
 ) -> None:
     servers, env = nodes
-    token = _cli(env, "token", "create", "--db", str(servers[0].db), "--name", "shared",
+    token = cli(env, "token", "create", "--db", str(servers[0].db), "--name", "shared",
                  "--limit-per-month", str(MONTHLY_LIMIT)).splitlines()[-1]  # fmt: skip
     piece = pieces[1]
     clip = wav_bytes(piece.samples[5 * PIECE_RATE : 11 * PIECE_RATE], PIECE_RATE)
@@ -99,7 +71,7 @@ def test_two_nodes_admit_a_monthly_limit_exactly(
     found = [b["result"] for b in bodies if b["status"] == "success"]
     assert all(r is not None and r["title"] == piece.title for r in found), found  # type: ignore[index]
     # Node b's own directory sees the count node a and b stored, through the CLI and the catalog.
-    out = _cli(env, "token", "list", "--db", str(servers[1].db), "--json")
+    out = cli(env, "token", "list", "--db", str(servers[1].db), "--json")
     listed = [json.loads(line) for line in out.splitlines()]
     assert [(t["name"], t["used_this_month"]) for t in listed] == [("shared", MONTHLY_LIMIT)]
     catalog = Catalog(servers[1].db)
