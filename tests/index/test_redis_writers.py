@@ -400,3 +400,36 @@ def test_live_slots_match_a_model() -> None:
     assert tids.tolist() == [model[s] for s in sorted(model)]
     assert live.track_ids(np.zeros(0, dtype=np.int64)).shape == (0,)
     assert LiveSlots().track_ids(probe[:5]).tolist() == [-1] * 5
+
+
+def test_a_reader_that_slept_through_a_removal_and_its_compaction_sees_neither_track_nor_postings(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Compaction deletes the removed tracks' manifest rows; a reader that never saw the removal
+    must not keep the track live (it reloads the manifest when rows were forgotten since it last looked)."""
+    root = tmp_path / "db"
+    root.mkdir()
+    writer_cat, reader_cat = Catalog(root), Catalog(root)
+    try:
+        writer = RedisClusterIndex(redis_url, writer_cat)
+        reader = RedisClusterIndex(redis_url, reader_cat)
+        rng = np.random.default_rng(99)
+        batch = [random_track(rng, tid) for tid in (1, 2)]
+        with writer_cat.transaction():
+            writer.publish(writer.write(batch))
+        writer.refresh(force=True)
+        reader.refresh(force=True)
+        assert reader.stats().postings == sum(len(t.hashes) for t in batch)
+        with writer_cat.transaction():
+            writer.remove([1])
+        writer.refresh(force=True)
+        assert writer.compact() == 1
+        reader.refresh(force=True)  # first look since before the removal
+        fresh = RedisClusterIndex(redis_url, Catalog(root))
+        fresh.refresh(force=True)
+        assert reader.stats() == fresh.stats() and reader.stats().postings == len(batch[1].hashes)
+        q = np.asarray(batch[0].hashes[:50], dtype=np.uint32)
+        assert 1 not in set(np.asarray(reader.lookup(q, 10_000).track_ids).tolist())
+    finally:
+        writer_cat.close()
+        reader_cat.close()

@@ -168,31 +168,34 @@ class RedisClusterIndex:
         version = self._manifest.data_version()
         if version == self._version and not force:
             return
-        gen, rows = self._manifest.changed_since(self._gen)
+        gen, rows, full = self._manifest.changed_since(self._gen)
         self._version = version
         if gen == self._gen and not rows:
             return
+        # A full reload (compaction forgot rows this reader may still hold) is built aside and
+        # swapped in at the end, so lookups meanwhile still see the old live set.
+        slots, live = (LiveSlots(), {}) if full else (self._slots, self._live)
+        postings, size = (0, 0) if full else (self._postings, self._bytes)
         committed: set[str] = set()
         gone: list[int] = []  # slots no longer live
         new: list[TrackRow] = []
-        for r in rows:  # O(rows changed), never O(tracks)
+        for r in rows:  # O(rows changed), never O(tracks) (but a reload after compaction)
             if self._staged.pop(r.part, None) is not None:
                 committed.add(r.part)  # published: no longer this writer's to abort
-            old = self._live.get(r.track_id)
+            old = live.get(r.track_id)
             if old is not None and (r.removed or old.slot != r.slot):
-                del self._live[r.track_id]
+                del live[r.track_id]
                 gone.append(old.slot)
-                self._postings -= old.postings
-                self._bytes -= old.bytes
-            if not r.removed and r.track_id not in self._live:
-                self._live[r.track_id] = r
+                postings -= old.postings
+                size -= old.bytes
+            if not r.removed and r.track_id not in live:
+                live[r.track_id] = r
                 new.append(r)
-                self._postings += r.postings
-                self._bytes += r.bytes
-        self._slots.remove(np.array(gone, dtype=np.int64))
-        self._slots.add(
-            np.array([r.slot for r in new], dtype=np.int64), np.array([r.track_id for r in new], dtype=np.int64)
-        )
+                postings += r.postings
+                size += r.bytes
+        slots.remove(np.array(gone, dtype=np.int64))
+        slots.add(np.array([r.slot for r in new], dtype=np.int64), np.array([r.track_id for r in new], dtype=np.int64))
+        self._slots, self._live, self._postings, self._bytes = slots, live, postings, size
         self._gen = gen
         for name in sorted(committed):
             self._leases.release_committed(name)

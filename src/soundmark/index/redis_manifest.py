@@ -112,17 +112,22 @@ class RedisManifest:
         self._set("generation", str(gen))
         return gen
 
-    def changed_since(self, gen: int) -> tuple[int, list[TrackRow]]:
-        """The generation now and the rows changed after ``gen``, read in one transaction."""
+    def changed_since(self, gen: int) -> tuple[int, list[TrackRow], bool]:
+        """The generation now and the rows changed after ``gen``, read in one transaction, and
+        whether they are every row instead (``True``: compaction forgot rows since ``gen``, so a
+        reader that held ``gen`` may hold removed tracks it can no longer learn of: it starts over)."""
         self.conn.execute("BEGIN")
         try:
             now = self.generation()
+            full = int(self._get("forgotten_at") or -1) > gen
             rows = self.conn.execute(
-                "SELECT track_id, slot, part, postings, bytes, removed FROM redis_index_tracks WHERE gen > ?", (gen,)
+                "SELECT track_id, slot, part, postings, bytes, removed FROM redis_index_tracks WHERE gen > ?",
+                (-1 if full else gen,),
             ).fetchall()
         finally:
             self.conn.execute("COMMIT")
-        return now, [TrackRow(int(r[0]), int(r[1]), str(r[2]), int(r[3]), int(r[4]), bool(r[5])) for r in rows]
+        found = [TrackRow(int(r[0]), int(r[1]), str(r[2]), int(r[3]), int(r[4]), bool(r[5])) for r in rows]
+        return now, found, full
 
     def known(self, track_ids: Iterable[int]) -> list[int]:
         """Those of ``track_ids`` that a committed write already stored (live or removed)."""
@@ -166,7 +171,10 @@ class RedisManifest:
         )
 
     def forget(self, track_ids: Iterable[int]) -> None:
-        """Drop the rows of removed tracks whose data compaction deleted (no visible change)."""
-        self.conn.executemany(
-            "DELETE FROM redis_index_tracks WHERE track_id = ? AND removed = 1", [(int(t),) for t in track_ids]
-        )
+        """Drop the rows of removed tracks whose data compaction deleted, and record the
+        generation it happened at (``forgotten_at``): a reader older than that reloads them all."""
+        ids = [(int(t),) for t in track_ids]
+        if not ids:
+            return
+        self.conn.executemany("DELETE FROM redis_index_tracks WHERE track_id = ? AND removed = 1", ids)
+        self._set("forgotten_at", str(self._bump()))
