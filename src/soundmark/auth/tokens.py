@@ -17,6 +17,7 @@ import builtins
 import hashlib
 import re
 import secrets
+import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -165,18 +166,23 @@ class TokenStore:
                 token = secrets.token_urlsafe(TOKEN_BYTES)
         if self._conn.execute("SELECT 1 FROM tokens WHERE token_hash=?", (hash_token(token),)).fetchone():
             raise ValueError("this token already exists")
-        cur = self._conn.execute(
-            "INSERT INTO tokens(name, token_hash, prefix, scopes, limit_per_month, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            (
-                name,
-                hash_token(token),
-                token[:PREFIX_CHARS],
-                ",".join(sorted(scope_set)),
-                limit_per_month,
-                time.time(),
-            ),
-        )
+        try:
+            cur = self._conn.execute(
+                "INSERT INTO tokens(name, token_hash, prefix, scopes, limit_per_month, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    name,
+                    hash_token(token),
+                    token[:PREFIX_CHARS],
+                    ",".join(sorted(scope_set)),
+                    limit_per_month,
+                    time.time(),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            # Another node imported the same value since the check (token_hash is unique): the
+            # caller's transaction, if any, is void now (PostgreSQL aborted it); nothing goes on in it.
+            raise ValueError("this token already exists") from None
         info = self.get(int(cur.fetchone()[0]))
         assert info is not None
         return token, info
