@@ -13,8 +13,8 @@ The numbers: a lease of ``LEASE_SECONDS`` (20 s) renewed every ``RENEW_SECONDS``
 three missed renewals (a slow round, a catalog failover) before it is lost; a node that died
 right after renewing leaves its streams for at most 20 s, and the next claim of a live node comes
 at most 5 s later: a stream is taken over within 25 s (< 30 s). A node that cannot renew stops
-its streams itself when its own lease runs out (``StreamManager``), so two nodes run one stream
-at the same time only while their clocks disagree.
+its streams itself before its own lease runs out (``StreamManager.fence``), so two nodes run one
+stream at the same time only while their clocks disagree.
 
 On one node (SQLite, or a single monitor) the same code holds every lease.
 """
@@ -59,8 +59,12 @@ class Node:
 class StreamLeases:
     """The leases of one monitor node over the store's ``streams`` rows."""
 
-    def __init__(self, db: Database, node: Node, *, lease: float = LEASE_SECONDS):
+    def __init__(self, db: Database, node: Node, *, lease: float = LEASE_SECONDS, fencing: bool = True):
         self._db, self.node, self.lease = db, node, lease
+        # Whether a node that cannot renew stops its streams: where other nodes may take them
+        # (a shared catalog). On SQLite's one node a catalog held busy by a long write (an
+        # ingest) must not stop monitoring: no one else would take the streams over.
+        self.fencing = fencing
 
     async def claim(self, now: float | None = None) -> tuple[set[int], float]:
         """Heartbeat, renew and take leases: the ids of the streams this node holds, and until when."""

@@ -103,6 +103,8 @@ class Sink(Protocol):
 
 _END = object()
 MIN_SESSION = 5.0  # seconds: a connection that ends sooner counts as failed (backoff applies)
+# A sync that takes longer is given up (a hung catalog): the leases are then checked (``fence``).
+SYNC_TIMEOUT = 2 * RENEW_SECONDS
 
 
 class StreamWorker:
@@ -326,9 +328,11 @@ class StreamManager:
             await self._apply(rows)
 
     async def fence(self) -> None:
-        """Stop every worker once this node's leases have run out unrenewed (the catalog is
-        unreachable): another node may hold the streams by now."""
-        if time.time() < self.held_until:
+        """Stop every worker when this node's leases are about to run out unrenewed (the catalog
+        is unreachable or hangs): another node may take the streams then. The margin of one
+        renewal period makes the stop come before the end of the lease, as ``run`` calls this at
+        least that often."""
+        if self.leases is None or not self.leases.fencing or time.time() < self.held_until - RENEW_SECONDS:
             return
         async with self._lock:
             if self.workers:
@@ -377,10 +381,10 @@ class StreamManager:
             interval = min(interval, RENEW_SECONDS)
         while True:
             try:
-                await self.sync()
+                await asyncio.wait_for(self.sync(), SYNC_TIMEOUT)
             except Exception:  # keep monitoring whatever happened in one round
                 log.exception("stream sync failed")
-                await self.fence()
+            await self.fence()
             await asyncio.sleep(interval)
 
     async def close(self) -> None:

@@ -234,7 +234,7 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
         sink = EventSink(store, s, track, base, published)
 
         config = MonitorConfig.from_settings(s, state.store.params)
-        leases = StreamLeases(state.db, node)
+        leases = StreamLeases(state.db, node, fencing=watcher.shared)  # other monitors only share a PostgreSQL catalog
         manager = StreamManager(
             store, config, state.pool.recognize_window, duration, sink, health_db=state.db, leases=leases
         )
