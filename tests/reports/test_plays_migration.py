@@ -17,24 +17,40 @@ def _objects(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
     return {name: (kind, sql) for name, kind, sql in rows}
 
 
+def _columns(conn: sqlite3.Connection, tables: set[str]) -> dict[str, set[str]]:
+    return {t: {str(r[1]) for r in conn.execute(f'PRAGMA table_info("{t}")')} for t in tables}
+
+
 def roll_back_to(conn: sqlite3.Connection, version: int) -> None:
     """Drop what migrations ``version`` and later created (found by running them on an empty
-    database) and set ``user_version``: the catalog as it was before those migrations."""
+    database: objects, and columns added to older tables) and set ``user_version``: the catalog
+    as it was before those migrations."""
     scratch = sqlite3.connect(":memory:")
     for script in MIGRATIONS[:version]:
         for stmt in split_sql(script):
             scratch.execute(stmt)
     before = _objects(scratch)
+    tables = {n for n, (k, _sql) in before.items() if k == "table"}
+    columns_before = _columns(scratch, tables)
     for script in MIGRATIONS[version:]:
         for stmt in split_sql(script):
             scratch.execute(stmt)
-    created = {n: v for n, v in _objects(scratch).items() if n not in before}
+    after = _objects(scratch)
+    created = {n: v for n, v in after.items() if n not in before}
+    redefined = {n: v for n, v in before.items() if n in after and after[n] != v and v[0] == "trigger"}
+    added = {t: cols - columns_before[t] for t, cols in _columns(scratch, tables).items()}
     scratch.close()
     kinds = [("trigger", False), ("index", False), ("table", True), ("table", False), ("view", False)]
     for kind, virtual in kinds:  # virtual tables first: dropping one drops its shadow tables
         for name, (k, sql) in created.items():
             if k == kind and sql.upper().startswith("CREATE VIRTUAL") == virtual:
                 conn.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
+    for name, (_kind, sql) in redefined.items():  # triggers a later migration redefined: as they were
+        conn.execute(f'DROP TRIGGER IF EXISTS "{name}"')
+        conn.execute(sql)
+    for table, cols in added.items():
+        for col in sorted(cols):
+            conn.execute(f'ALTER TABLE "{table}" DROP COLUMN "{col}"')
     conn.execute(f"PRAGMA user_version={version}")
 
 

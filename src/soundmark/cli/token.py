@@ -50,7 +50,7 @@ def create_command(db: Path | None, name: str, limit_per_month: int | None, scop
     """Create a token. It is printed once, alone on the last line of stdout; only its hash is kept."""
     settings = load_settings(db=db)
     scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
-    with open_store(settings.db, create=True, catalog_url=settings.catalog_url) as store:
+    with open_store(settings.db, create=True, index_url=settings.index_url, catalog_url=settings.catalog_url) as store:
         try:
             new = _accounts(store).create(name, limit_per_month=limit_per_month, scopes=scope_list, value=value)
         except ServiceError as exc:
