@@ -204,10 +204,10 @@ store.close()
 
 def test_the_listener_wakes_for_an_event_another_process_writes(roots: list[Path]) -> None:
     token_id = _token(roots[0])
-    woken: list[float] = []
+    woken: list[str | None] = []
 
     async def watch() -> None:
-        watcher = EventWatcher(roots[0], lambda: woken.append(time.time()))
+        watcher = EventWatcher(roots[0], woken.append)
         assert watcher.shared
         task = asyncio.create_task(watcher.run(0.5))
         await asyncio.wait_for(watcher.listening.wait(), 30)
@@ -223,6 +223,7 @@ def test_the_listener_wakes_for_an_event_another_process_writes(roots: list[Path
 
     asyncio.run(watch())
     assert woken, "the LISTEN connection was not notified of the other process's event"
+    assert longpoll_category(MD5, 1) in woken  # the NOTIFY names the category: only its requests look
 
 
 class _Sink:

@@ -2,6 +2,8 @@
 (a ``--role monitor`` node, here or on another machine) writes the stream events learns that an
 event was written and calls ``on_new``, so a waiting longpoll request looks again at once instead
 of at its timeout. In one process the monitor wakes longpoll directly (``LongpollHub.published``).
+``on_new`` gets the event's category when it is known (PostgreSQL's NOTIFY payload: only that
+category's requests look again), else None (every request looks).
 
 One watcher per process, whatever the number of longpoll requests waiting (they wait on the hub):
 
@@ -38,7 +40,7 @@ RECONNECT_MAX_SECONDS = 30.0
 class EventWatcher:
     """Calls ``on_new`` when another process wrote a stream event (see the module docstring)."""
 
-    def __init__(self, root: str | Path, on_new: Callable[[], None]):
+    def __init__(self, root: str | Path, on_new: Callable[[str | None], None]):
         self._path = Path(root) / CATALOG_FILE
         self._url = catalog_url(root)  # a PostgreSQL catalog: LISTEN instead of polling
         self._on_new = on_new
@@ -70,10 +72,10 @@ class EventWatcher:
                     await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
                     self.listening.set()
                     pause = 1.0
-                    self._on_new()  # what was written while not listening
+                    self._on_new(None)  # what was written while not listening
                     while True:
-                        async for _ in conn.notifies(timeout=LISTEN_CHECK_SECONDS):
-                            self._on_new()
+                        async for note in conn.notifies(timeout=LISTEN_CHECK_SECONDS):
+                            self._on_new(note.payload or None)
                         await conn.execute("SELECT 1")  # quiet for a while: is the peer still there?
                 finally:
                     self.listening.clear()
@@ -108,7 +110,7 @@ class EventWatcher:
                     log.exception("stream event watch failed")
                     continue
                 if moved:
-                    self._on_new()
+                    self._on_new(None)
         finally:
             if self._conn is not None:
                 self._conn.close()

@@ -34,15 +34,25 @@ DEFAULT_TIMEOUT = 50
 
 
 class LongpollHub:
-    """Wakes waiting longpoll requests when an event is published (events live in the store)."""
+    """Wakes waiting longpoll requests when an event is published (events live in the store):
+    the requests of its category when the publisher names it (another node's event, through the
+    watcher's NOTIFY payload), else every request. One ``asyncio.Event`` per category that has
+    requests waiting, dropped with its last request."""
 
     def __init__(self, store: StreamStore):
         self._store = store
-        self._changed = asyncio.Event()
+        self._changed: dict[str, asyncio.Event] = {}
+        self._waiting: dict[str, int] = {}  # requests waiting, per category
 
-    def published(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+    def published(self, category: str | None = None) -> None:
+        if category is None:
+            woken = list(self._changed.values())
+            self._changed.clear()
+        else:
+            one = self._changed.pop(category, None)
+            woken = [] if one is None else [one]
+        for changed in woken:
+            changed.set()
 
     async def wait(self, category: str, timeout: float, since_ms: int | None) -> LongpollEvents | LongpollTimeout:
         """The answer for one longpoll request. Without ``since_time`` only events published
@@ -50,16 +60,25 @@ class LongpollHub:
         if since_ms is None:
             since_ms = int(time.time() * 1000)
         deadline = time.monotonic() + timeout
-        while True:
-            changed = self._changed  # taken before looking, so a publish in between is not missed
-            event, stamp = await self._store.apoll(category, since_ms)
-            if event is not None:
-                return event_answer(event, stamp)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return LongpollTimeout(timeout="no events before timeout", timestamp=stamp)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), remaining)
+        self._waiting[category] = self._waiting.get(category, 0) + 1
+        try:
+            while True:
+                # Taken before looking, so a publish in between is not missed.
+                changed = self._changed.setdefault(category, asyncio.Event())
+                event, stamp = await self._store.apoll(category, since_ms)
+                if event is not None:
+                    return event_answer(event, stamp)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return LongpollTimeout(timeout="no events before timeout", timestamp=stamp)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), remaining)
+        finally:
+            left = self._waiting.pop(category) - 1
+            if left:
+                self._waiting[category] = left
+            else:
+                self._changed.pop(category, None)
 
 
 def event_answer(event: Event, stamp: int) -> LongpollEvents:
