@@ -11,9 +11,10 @@ the store, picking up streams added, changed or removed elsewhere (the CLI) on e
 
 With ``StreamLeases`` (leases.py: several monitor nodes over one catalog) a manager runs only the
 streams whose lease it holds: every ``sync`` renews and claims, stops the workers of streams it
-no longer holds, and when it cannot renew at all it stops every worker once its own lease has run
-out. A worker that starts on a stream first reads the last song reported on it (by whichever node)
-so that a takeover does not report the song on air twice (tracker.py ``reported``).
+no longer holds, and when it cannot renew at all (over a shared catalog) it stops every worker
+before its own lease runs out. A worker that starts on a stream first reads the last song
+reported on it (by whichever node) so that a takeover does not report the song on air twice
+(tracker.py ``reported``).
 """
 
 from __future__ import annotations

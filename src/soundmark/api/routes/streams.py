@@ -43,7 +43,7 @@ from soundmark.streams.registry import RECENT_RESULTS, StreamStore
 
 log = logging.getLogger("soundmark.streams")
 router = APIRouter()
-EVENT_POLL_SECONDS = 0.5  # how soon an `api` node's longpoll sees an event another node wrote
+EVENT_POLL_SECONDS = 0.5  # SQLite: how soon an `api` node's longpoll sees an event another process wrote
 
 
 def _streams(state: AppState) -> StreamStore:
