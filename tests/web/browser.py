@@ -128,3 +128,13 @@ def http_log_in(client: httpx.Client, url: str, token: str, path: str = "/") -> 
     assert csrf is not None, form.text
     answer = client.post(url + "/login", data={"csrf": csrf.group(1), "token": token, "next": path})
     assert answer.status_code == 303 and answer.headers["location"] == path, answer.text
+
+
+def wait_until(page: Page, expression: str, timeout_s: float = 30.0) -> None:
+    """Wait until a JavaScript ``expression`` is truthy on ``page``. Polled from Python with
+    ``page.evaluate`` (the DevTools protocol, which the page's CSP does not govern):
+    ``page.wait_for_function`` re-evaluates a string predicate with the page's own ``eval``, which
+    ``script-src 'self'`` refuses as soon as the first check is false."""
+    from support import wait_for
+
+    wait_for(expression, lambda: bool(page.evaluate(expression)), timeout_s, poll=0.1)

@@ -10,7 +10,17 @@ import threading
 from pathlib import Path
 
 import httpx
-from browser import FIRST_TITLE, Console, WebServer, chromium, fake_microphone, screenshots, start_server, stop_server
+from browser import (
+    FIRST_TITLE,
+    Console,
+    WebServer,
+    chromium,
+    fake_microphone,
+    screenshots,
+    start_server,
+    stop_server,
+    wait_until,
+)
 from playwright.sync_api import Page, Playwright, expect
 
 CARD_TIMEOUT_MS = 15_000  # the brief's "within 15 s" of pressing the button
@@ -89,7 +99,7 @@ def test_file_upload_finds_the_track(pw: Playwright, web: WebServer, catalog_cli
             page.click("#r-why-button")
             picture = page.locator("#r-why-picture")
             expect(picture).to_be_visible(timeout=30_000)
-            page.wait_for_function("document.getElementById('r-why-picture').naturalWidth > 0")
+            wait_until(page, "document.getElementById('r-why-picture').naturalWidth > 0")
             width, height, colours = page.evaluate(DISTINCT_COLOURS)
             assert width >= 300 and height >= 200 and colours > 20, (width, height, colours)
             screenshots(page, "listen-why")

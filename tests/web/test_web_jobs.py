@@ -20,7 +20,7 @@ import httpx
 import live_server
 import numpy as np
 import pytest
-from browser import Console, WebServer, chromium, log_in, screenshots, start_server, stop_server
+from browser import Console, WebServer, chromium, log_in, screenshots, start_server, stop_server, wait_until
 from long_audio import write_flac
 from playwright.sync_api import Page, Playwright, expect
 from scipy.io import wavfile
@@ -113,7 +113,7 @@ def test_a_job_runs_to_done_on_the_page_and_lists_its_tracks(pw: Playwright, nod
         nodes.start_jobs_node()
         expect(row.locator(".job-status")).to_have_text("done", timeout=180_000)
         expect(row.locator(".job-tracks")).to_have_text(str(len(mix.titles)))
-        page.wait_for_function("window.seen.length && window.seen[window.seen.length - 1] === 1")
+        wait_until(page, "window.seen.length && window.seen[window.seen.length - 1] === 1")
         seen = page.evaluate("window.seen")
         assert seen[0] == 0 and seen[-1] == 1 and seen == sorted(seen), seen
         assert page.evaluate("window.stillThisPage") is True  # no reload

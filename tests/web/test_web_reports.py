@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from browser import Console, WebServer, chromium, log_in, screenshots, start_server, stop_server
+from browser import Console, WebServer, chromium, log_in, screenshots, start_server, stop_server, wait_until
 from PIL import Image
 from playwright.sync_api import Page, Playwright, expect
 
@@ -116,7 +116,7 @@ def test_reports_page_shows_the_range_and_exports_it(
         # The chart: loaded in the page, and a PNG with one bar per day that had plays.
         chart = page.locator("#chart")
         expect(chart).to_be_visible()
-        page.wait_for_function("document.getElementById('chart').complete")
+        wait_until(page, "document.getElementById('chart').complete")
         assert page.evaluate("document.getElementById('chart').naturalWidth") > 0
         png = page.request.get(web.url + chart.get_attribute("src"))  # type: ignore[operator]
         assert png.status == 200 and png.headers["content-type"] == "image/png"
