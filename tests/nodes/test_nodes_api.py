@@ -15,8 +15,8 @@ import audd
 import httpx
 import pytest
 from live_server import HostRewrite, Server, start_server, stop_server
+from nodes_cluster import Cluster, write_manifest
 
-from conftest import Cluster, write_manifest
 from soundmark.demo import compose_piece, write_wav
 from soundmark.errors import StoreError
 from support import PIECE_RATE, Piece, wait_for

@@ -14,10 +14,10 @@ import threading
 import time
 from pathlib import Path
 
+from nodes_cluster import Cluster
 from redis import Redis
 
 import soundmark
-from conftest import Cluster
 from servers import SCRIPT
 from soundmark.demo import write_wav
 from soundmark.errors import SoundmarkError
@@ -91,11 +91,14 @@ def test_a_redis_master_killed_during_a_query_loop(cluster: Cluster, pieces: lis
         restart = _kill(*victim)
         killed_at = time.monotonic()
         # Answers after the takeover: recognition resumed.
-        wait_for(
-            "recognition to resume after the failover",
-            lambda: sum(1 for t, want, got in answers if t > killed_at + 1 and got == want) >= 8,
-            90,
-        )
+        try:
+            wait_for(
+                "recognition to resume after the failover",
+                lambda: sum(1 for t, want, got in answers if t > killed_at + 1 and got == want) >= 8,
+                120,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; killed {victim}; last errors: {errors[-3:]}") from exc
     finally:
         stop.set()
         thread.join(timeout=60)

@@ -18,8 +18,8 @@ import audd
 import httpx
 import pytest
 from live_server import HostRewrite, Server, start_server, stop_server
+from nodes_cluster import Cluster
 
-from conftest import Cluster
 from support import Piece, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "streams"))  # the loopback radio

@@ -20,6 +20,7 @@ write and deletes what it may have left).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from collections.abc import Callable, Sequence
@@ -36,6 +37,8 @@ from redis.exceptions import (
     ClusterDownError,
     InvalidResponse,
     MasterDownError,
+    RedisClusterException,
+    RedisError,
     ResponseError,
     TryAgainError,
 )
@@ -80,6 +83,12 @@ class NodeRouter:
                 table[slot] = names[node.name]
             self._table = (cache, nodes, table)
         return self._table
+
+    def _forget_map(self) -> None:
+        """After a node failed: learn the slot map again (best effort: the cluster may still be
+        electing a replica; the next call tries again), so later calls go where slots live now."""
+        with contextlib.suppress(RedisError, RedisClusterException, OSError):
+            self.client.nodes_manager.initialize()
 
     def run(self, commands: Sequence[Command], *, idempotent: bool) -> list[Any]:
         """The replies of ``commands`` in order (an error reply raises)."""
@@ -143,13 +152,24 @@ class NodeRouter:
                     for c, d in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True)
                 )
                 pool = self.client.get_redis_connection(target).connection_pool
-                conn = pool.get_connection()
+                try:
+                    conn = pool.get_connection()
+                except (RedisConnectionError, RedisTimeoutError):
+                    # A node that died (a master killed): nothing was sent to it. Resend its
+                    # commands through the cluster client after the slot map is learnt again,
+                    # or the table would keep pointing at the dead node.
+                    if not idempotent:
+                        self._forget_map()
+                        raise
+                    retry += idx.tolist()
+                    continue
                 sent.append((pool, conn, idx.tolist()))
                 unread.add(len(sent) - 1)
                 try:
                     conn.send_packed_command([payload])
                 except (RedisConnectionError, RedisTimeoutError):
                     if not idempotent:
+                        self._forget_map()
                         raise
                     retry += sent[-1][2]
                     sent[-1] = (pool, conn, [])  # nothing to read from this node: resend it all
@@ -158,6 +178,7 @@ class NodeRouter:
                     got = self._read(conn, len(idx_list))
                 except (RedisConnectionError, RedisTimeoutError):
                     if not idempotent:
+                        self._forget_map()
                         raise
                     retry += idx_list
                     continue
