@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,19 @@ def test_an_anonymous_daily_limit_is_exact_across_connections(root: Path) -> Non
         assert TokenStore(catalog).anonymous_used("203.0.113.10", utc_day()) == 0
     finally:
         catalog.close()
+
+
+def test_counters_of_past_days_are_forgotten_on_a_new_day(root: Path) -> None:
+    usage = UsageCounter(_no_writer)
+    day = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
+    reader = Catalog(root, readonly=True)
+    try:
+        assert usage.consume_anonymous(reader, "203.0.113.9", LIMIT, now=day)
+        assert usage.consume_anonymous(reader, "203.0.113.9", LIMIT, now=day + timedelta(days=3))
+        rows = reader.conn.execute("SELECT client, day FROM anonymous_usage").fetchall()
+    finally:
+        reader.close()
+    assert [tuple(r) for r in rows] == [("203.0.113.9", utc_day(day + timedelta(days=3)))]
 
 
 def test_a_revoked_token_is_refused_at_once(root: Path) -> None:

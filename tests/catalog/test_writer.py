@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,20 @@ def test_anonymous_quota_per_client_and_day(root: Path, db: ServerDatabase[Catal
     with closing(Catalog(root, readonly=True)) as catalog:
         assert TokenStore(catalog).anonymous_used("10.0.0.1", utc_day()) == 3
         assert TokenStore(catalog).anonymous_used("10.0.0.2", utc_day()) == 2
+
+
+def test_counters_of_past_days_are_forgotten_on_a_new_day(root: Path, db: ServerDatabase[Catalog]) -> None:
+    usage = _usage(db)
+    day = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
+    for client in ("10.0.0.1", "10.0.0.2"):
+        assert db.read(lambda c, client=client: usage.consume_anonymous(c, client, 3, now=day))
+    db.write(lambda conn: None)
+    later = day + timedelta(days=3)
+    assert db.read(lambda c: usage.consume_anonymous(c, "10.0.0.3", 3, now=later))
+    db.write(lambda conn: None)
+    with closing(Catalog(root, readonly=True)) as catalog:
+        rows = catalog.conn.execute("SELECT client, day FROM anonymous_usage").fetchall()
+    assert [tuple(r) for r in rows] == [("10.0.0.3", utc_day(later))]
 
 
 def test_counts_of_another_process_keep_the_stored_count_within_the_limit(

@@ -66,6 +66,7 @@ class UsageCounter:
         self._lock = threading.Lock()
         self._pending: dict[UsageKey, int] = {}
         self._scheduled = False
+        self._pruned_day = ""  # the UTC day this process last forgot old anonymous counters on
 
     def pending(self) -> int:
         """Admitted requests not written yet (all keys)."""
@@ -103,7 +104,9 @@ class UsageCounter:
 
     def consume_anonymous(self, catalog: Catalog, client: str, per_day: int, *, now: datetime | None = None) -> bool:
         """Admit one request without a token from ``client`` within ``per_day`` a UTC day."""
-        if _atomic(catalog):
+        atomic = _atomic(catalog)
+        self._prune_on_a_new_day(catalog, atomic, now)
+        if atomic:
             return TokenStore(catalog.conn).consume_anonymous(client, per_day, now=now)
         key = ClientKey(client, utc_day(now), per_day)
         with self._lock:
@@ -113,6 +116,20 @@ class UsageCounter:
             flush = self._reserve(key)
         self._queue_flush(flush)
         return True
+
+    def _prune_on_a_new_day(self, catalog: Catalog, atomic: bool, now: datetime | None) -> None:
+        """On the first anonymous request of each UTC day: forget the counters of days past
+        (a row per client and day would otherwise pile up for ever). On PostgreSQL one DELETE on
+        this connection (outside any transaction, as the admission); on SQLite by the writer."""
+        day = utc_day(now)
+        with self._lock:
+            if self._pruned_day == day:
+                return
+            self._pruned_day = day
+        if atomic:
+            TokenStore(catalog.conn).prune_anonymous(now=now)
+        else:
+            self._schedule(lambda conn: _prune(conn, now), threading.Lock())
 
     def _reserve(self, key: UsageKey) -> bool:
         """Count one admitted request (the lock is held); True when a flush must be queued."""
@@ -159,6 +176,12 @@ def _atomic(catalog: Catalog) -> bool:
     if catalog.conn.in_transaction:
         raise RuntimeError("quota admission on PostgreSQL runs as its own statement, not inside a transaction")
     return True
+
+
+def _prune(conn: Connection, now: datetime | None) -> None:
+    gone = TokenStore(conn).prune_anonymous(now=now)
+    if gone:
+        log.info("old anonymous counters forgotten", extra={"fields": {"rows": gone}})
 
 
 def _write(tokens: TokenStore, key: UsageKey, n: int) -> int:
