@@ -38,7 +38,9 @@ Columns of the table:
   FP unk             unknown excerpts given any answer / unknown excerpts (of which → distractor)
   FP neg             the corpus's 60 negative queries given any answer
   p50, p95 ms        latency over all public and unknown queries (after one warm-up query)
-  met/hash           postings returned per distinct query hash (what the vote has to sort)
+  met/read           postings per distinct query hash: stored (under the stop-word cap) / read
+                     within the query's budget (FingerprintParams.query_postings_per_hash), what
+                     the vote has to sort
   q RSS MB           the query process: peak RSS (VmHWM) / private (RssAnon) at the end
   ingest MB, cmp MB  peak RSS of the process that added this step's tracks / that compacted
   B/track            store directory bytes (index + catalog; index bytes alone with a cluster)
@@ -56,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import inspect
 import json
 import math
@@ -82,7 +85,7 @@ from soundmark.catalog.sqlite import CATALOG_FILE
 from soundmark.fingerprint.extract import query_fingerprint
 from soundmark.ingest import ingest, items_from_manifest
 from soundmark.match.dedupe import find_duplicate
-from soundmark.match.recognizer import MatchSettings, Recognizer
+from soundmark.match.recognizer import MatchSettings, Recognizer, query_budget
 from soundmark.settings import Settings
 from soundmark.store import NewTrack, Store, recorded_params
 
@@ -174,6 +177,8 @@ def open_store(args: argparse.Namespace) -> Store:
     """The store under ``--work``; with ``--index-url`` its index in that cluster (when this
     soundmark's Store accepts an index URL: the cluster backend is being built)."""
     params = recorded_params(args.db)
+    if args.postings_per_hash is not None:  # a query-only field: any store opens with it
+        params = dataclasses.replace(params, query_postings_per_hash=args.postings_per_hash)
     if not args.index_url:
         return Store(args.db, params, create=True)
     if "index_url" not in inspect.signature(Store).parameters:
@@ -304,6 +309,8 @@ def phase_query(args: argparse.Namespace) -> dict[str, object]:
                 ms = 1000 * (time.perf_counter() - t0)
                 uniq = np.unique(np.concatenate([w.hashes for w in qp.warps])) if qp.warps else np.zeros(0, np.uint32)
                 met = len(store.index.lookup(uniq, p.max_postings_per_hash).hash_pos) if len(uniq) else 0
+                budget = query_budget(p, len(uniq))
+                read = len(store.index.lookup(uniq, p.max_postings_per_hash, budget).hash_pos) if len(uniq) else 0
                 best = tracks.get(accepted[0].candidate.track_id) if accepted else None
                 truth = {t for t in str(meta.get("title") or "").split("|") if t}
                 x_cand = [x.score for x in scored
@@ -311,7 +318,7 @@ def phase_query(args: argparse.Namespace) -> dict[str, object]:
                           and tr.meta.artist == DISTRACTOR_ARTIST and tr.meta.album in truth]  # fmt: skip
                 rows.append({
                     "name": meta["name"], "kind": meta["kind"], "set": "public" if clips is public else "unknown",
-                    "truth": sorted(truth), "ms": ms, "hashes": len(uniq), "met": met,
+                    "truth": sorted(truth), "ms": ms, "hashes": len(uniq), "met": met, "read": read,
                     "answer": best.meta.title if best else None,
                     "answer_distractor": bool(best and best.meta.artist == DISTRACTOR_ARTIST),
                     "score": accepted[0].score if accepted else None,
@@ -320,7 +327,8 @@ def phase_query(args: argparse.Namespace) -> dict[str, object]:
                 bar.advance(task)
         return {"tracks": info.tracks, "hours": info.hours, "postings": info.postings, "segments": info.segments,
                 "store_bytes": info.bytes_on_disk, "index_bytes": store.index.stats().bytes, "warm_ms": warm_ms,
-                "mem_open": mem_open, "mem_end": _proc_status(), "index_url": args.index_url, "rows": rows}  # fmt: skip
+                "mem_open": mem_open, "mem_end": _proc_status(), "index_url": args.index_url,
+                "postings_per_hash": p.query_postings_per_hash, "rows": rows}  # fmt: skip
 
 
 PHASES = {"prepare": phase_prepare, "refs": phase_refs, "grow": phase_grow, "compact": phase_compact,
@@ -380,6 +388,7 @@ def summarise(step: dict[str, object]) -> dict[str, object]:
     wrong = [r for r in pos if r["answer"] is not None and r["answer"] not in r["truth"]]
     ms = np.array([r["ms"] for r in rows])
     met = sum(r["met"] for r in rows) / max(1, sum(r["hashes"] for r in rows))
+    read = sum(r.get("read", r["met"]) for r in rows) / max(1, sum(r["hashes"] for r in rows))
     ing, cmp_ = step["ingest"], step.get("compact") or {}
     assert isinstance(ing, dict) and isinstance(cmp_, dict)
     per_kind = {}
@@ -397,6 +406,7 @@ def summarise(step: dict[str, object]) -> dict[str, object]:
         "fp_unknown_distractor": sum(r["answer_distractor"] for r in unk),
         "fp_negative": sum(r["answer"] is not None for r in neg), "negative": len(neg),
         "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "met_per_hash": met,
+        "read_per_hash": read, "postings_per_hash": q.get("postings_per_hash"),
         "query_hwm": q["mem_end"]["VmHWM"], "query_anon": q["mem_end"]["RssAnon"],
         "ingest_peak_rss": ing.get("peak_rss"), "compact_peak_rss": cmp_.get("peak_rss"),
         "compact_s": cmp_.get("wall_s"), "compact_failed": bool(cmp_.get("failed")),
@@ -428,7 +438,7 @@ def _mb(x: object) -> str:
 def print_tables(summaries: list[dict[str, object]]) -> None:
     base = next((s for s in summaries if s["tracks"] and s["tracks"] < 1000), None)  # type: ignore[operator]
     head = ("tracks", "hours", "postings", "segs", "acc %", "Δ78", "wrong(→x)", "x-acc/max", "FP unk", "FP neg",
-            "p50", "p95", "met/hash", "q RSS MB", "ingest MB", "cmp MB", "B/track", "trk/s (×RT)", "cmp s")  # fmt: skip
+            "p50", "p95", "met/read", "q RSS MB", "ingest MB", "cmp MB", "B/track", "trk/s (×RT)", "cmp s")  # fmt: skip
     lines = [head]
     for s in summaries:
         if not s["tracks"]:
@@ -442,7 +452,8 @@ def print_tables(summaries: list[dict[str, object]]) -> None:
             f"{s['acc']:.1f}", d, f"{s['wrong']}({s['wrong_distractor']})",
             f"{s['x_accepted']}/{_num(s['x_best'])}", fpu,
             f"{s['fp_negative']}/{s['negative']}", f"{s['p50_ms']:.1f}", f"{s['p95_ms']:.1f}",
-            f"{s['met_per_hash']:.1f}", f"{_mb(s['query_hwm'])}/{_mb(s['query_anon'])}", _mb(s["ingest_peak_rss"]),
+            f"{s['met_per_hash']:.1f}/{s.get('read_per_hash', s['met_per_hash']):.1f}",
+            f"{_mb(s['query_hwm'])}/{_mb(s['query_anon'])}", _mb(s["ingest_peak_rss"]),
             cmp_mb, f"{s['bytes_per_track']:,.0f}", tps,
             f"{s['compact_s']:.0f}" if s["compact_rewritten"] else "-",
         ))  # fmt: skip
@@ -473,6 +484,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         dest="dedupe",
         action="store_false",
         help="skip ingest's duplicate check for distractors (its cost grows with the segment count)",
+    )
+    ap.add_argument(
+        "--postings-per-hash",
+        type=float,
+        default=None,
+        help="query with this FingerprintParams.query_postings_per_hash (0: no budget; default: the engine's)",
     )
     ap.add_argument("--out", type=Path, default=None, help="results JSON (default: WORK/scale-results.json)")
     ap.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)  # a child's job

@@ -81,9 +81,16 @@ def random_track(
 
 
 def expected(
-    tracks: Mapping[int, TrackPostings], query: np.ndarray, *, removed: Iterable[int] = (), cap: int = BIG_CAP
+    tracks: Mapping[int, TrackPostings],
+    query: np.ndarray,
+    *,
+    removed: Iterable[int] = (),
+    cap: int = BIG_CAP,
+    budget: int | None = None,
 ) -> Postings:
-    """What ``lookup(query, cap)`` must return when no track was removed after being counted."""
+    """What ``lookup(query, cap, budget)`` must return when no track was removed after being
+    counted: under a budget, hashes taken from the rarest up, a whole length at a time, while
+    their postings fit."""
     gone = set(removed)
     by_hash: dict[int, list[tuple[int, int]]] = {}
     for tid, t in tracks.items():
@@ -91,11 +98,20 @@ def expected(
             continue
         for h, tm in zip(t.hashes.tolist(), t.times.tolist(), strict=True):
             by_hash.setdefault(h, []).append((tid, tm))
+    lists = {h: by_hash.get(h, []) for h in query.tolist()}
+    kept = {h for h, found in lists.items() if len(found) <= cap}
+    if budget is not None:
+        spent, allowed = 0, set()
+        for length in sorted({len(lists[h]) for h in kept}):
+            same = {h for h in kept if len(lists[h]) == length}
+            if spent + length * len(same) > budget:
+                break
+            spent += length * len(same)
+            allowed |= same
+        kept = allowed
     out: Postings = Counter()
-    for h in query.tolist():
-        found = by_hash.get(h, [])
-        if len(found) <= cap:
-            out.update((h, tid, tm) for tid, tm in found)
+    for h in kept:
+        out.update((h, tid, tm) for tid, tm in lists[h])
     return out
 
 
@@ -238,6 +254,33 @@ class IndexContract:
         q = query_hashes(rng, n=2000)
         for cap in (1, 2, 3, 5):
             assert got(backend.index.lookup(q, cap), q) == expected(tracks, q, cap=cap)
+
+    # --- the query's budget --------------------------------------------------------------------
+    def test_budget_drops_the_commonest_hashes_first(self, backend: Backend) -> None:
+        a = track(1, [1, 1, 1, 2, 2, 2, 3, 5])
+        b = track(2, [1, 1, 2, 2, 2, 4, 5])
+        backend.add([a])
+        backend.add([b])
+        q = np.array([1, 2, 3, 4, 5, 9], dtype=np.uint32)
+        # Postings: hash 1 five, hash 2 six, hash 5 two, hashes 3 and 4 one each, hash 9 none.
+        tracks = {1: a, 2: b}
+        for budget, hashes in ((100, {1, 2, 3, 4, 5}), (15, {1, 2, 3, 4, 5}), (14, {1, 3, 4, 5}), (9, {1, 3, 4, 5}),
+                               (8, {3, 4, 5}), (4, {3, 4, 5}), (3, {3, 4}), (1, set()), (0, set())):  # fmt: skip
+            result = got(backend.index.lookup(q, BIG_CAP, budget), q)
+            assert result == expected(tracks, q, budget=budget)
+            assert {h for h, _, _ in result} == hashes, budget
+        # The cap applies first: what it drops costs nothing.
+        assert {h for h, _, _ in got(backend.index.lookup(q, 5, 9), q)} == {1, 3, 4, 5}
+
+    def test_budget_with_random_postings(self, backend: Backend) -> None:
+        rng = np.random.default_rng(8)
+        tracks = fill(backend, rng, [2, 3])
+        q = query_hashes(rng, n=2000)
+        full = len(backend.index.lookup(q, BIG_CAP).hash_pos)
+        for cap, budget in ((BIG_CAP, full), (BIG_CAP, full // 2), (3, full // 3), (BIG_CAP, 7)):
+            hits = backend.index.lookup(q, cap, budget)
+            assert got(hits, q) == expected(tracks, q, cap=cap, budget=budget)
+            assert len(hits.hash_pos) <= budget
 
     # --- removal ------------------------------------------------------------------------------
     def test_removal_hides_a_track(self, backend: Backend) -> None:

@@ -55,6 +55,10 @@ class FingerprintParams:
         (1.0, 0.9439),  # one semitone down
     )
     max_postings_per_hash: int = 4000  # hashes more common than this are stop-words at query time
+    # A query reads at most this many postings per distinct hash on average; beyond it the
+    # commonest hashes are skipped (``index.base.within_budget``), so a query's work stays flat
+    # as the catalog grows instead of growing with it (0 = no budget).
+    query_postings_per_hash: float = 16.0
 
     # Layout version of hashes and postings; bump when the bit layout changes.
     hash_version: int = 2
@@ -65,7 +69,8 @@ class FingerprintParams:
 
     def index_fields(self) -> dict[str, object]:
         """The fields that determine what is stored; query-only fields may change freely."""
-        query_only = {"query_peaks_per_second", "query_fanout", "query_jitter", "warp_grid", "max_postings_per_hash"}
+        query_only = {"query_peaks_per_second", "query_fanout", "query_jitter", "warp_grid", "max_postings_per_hash",
+                      "query_postings_per_hash"}  # fmt: skip
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in query_only}
 
     def signature(self) -> str:

@@ -62,6 +62,28 @@ class Hits:
         return Hits(z, z, z)
 
 
+def within_budget(counts: np.ndarray, cap: int, budget: int | None) -> np.ndarray:
+    """Which hashes a lookup returns (bool mask over ``counts``, the postings of each hash).
+
+    Hashes with more than ``cap`` postings are stop-words. With a ``budget`` (postings in all),
+    when the others' postings exceed it the commonest go first: a hash is kept whole or not at
+    all, and hashes of one length are kept or dropped together, so the result is the longest
+    prefix of the hashes sorted by length whose postings fit (a hash with no postings costs
+    nothing and is always kept). This is what keeps a query's work flat as the catalog grows:
+    a common hash's postings are many and each says little (most are chance), a rare one's
+    are few and telling.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    ok = counts <= cap
+    if budget is None or int(counts[ok].sum()) <= budget:
+        return ok
+    lengths = np.sort(counts[ok])
+    spent = np.cumsum(lengths)
+    fits = int(np.searchsorted(spent, budget, side="right"))  # lengths[:fits] fit in the budget
+    limit = int(lengths[fits])  # the first length that does not fit: it and longer ones go
+    return ok & (counts < limit)
+
+
 @dataclass(frozen=True)
 class IndexStats:
     postings: int  # stored postings (a backend may still count removed tracks until compaction)
@@ -108,9 +130,10 @@ class IndexDatabase(Protocol):
 class FingerprintIndex(Protocol):
     """The reads matching needs."""
 
-    def lookup(self, hashes: np.ndarray, max_postings_per_hash: int) -> Hits:
+    def lookup(self, hashes: np.ndarray, max_postings_per_hash: int, budget: int | None = None) -> Hits:
         """Postings of every hash (uint32, unique), skipping hashes with more postings than the cap
-        and tracks that were removed."""
+        and tracks that were removed; with a ``budget``, only the rarest hashes whose postings
+        fit in it (``within_budget``)."""
         ...
 
     def track_peaks(self, track_id: int) -> np.ndarray:

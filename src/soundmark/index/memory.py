@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from soundmark.index.base import Hits, IndexStats, TrackPostings, Written, WrittenPart
+from soundmark.index.base import Hits, IndexStats, TrackPostings, Written, WrittenPart, within_budget
 
 
 class MemoryIndex:
@@ -142,14 +142,15 @@ class MemoryIndex:
         size = sum(p.hashes.nbytes + p.times.nbytes + p.peaks.nbytes for p in self._tracks.values())
         return IndexStats(self.postings(), 0, size)
 
-    def lookup(self, hashes: np.ndarray, max_postings_per_hash: int) -> Hits:
+    def lookup(self, hashes: np.ndarray, max_postings_per_hash: int, budget: int | None = None) -> Hits:
         """Postings of ``hashes`` (unique uint32); hashes with more than ``max_postings_per_hash``
-        postings are skipped. ``Hits.hash_pos`` indexes ``hashes``; all three arrays are int64."""
+        postings are skipped, and with a ``budget`` the commonest beyond it (``within_budget``).
+        ``Hits.hash_pos`` indexes ``hashes``; all three arrays are int64."""
         keys, tids, times = self._table()
         q = np.asarray(hashes, dtype=np.uint32)
         lo = np.searchsorted(keys, q, side="left").astype(np.int64)
         hi = np.searchsorted(keys, q, side="right").astype(np.int64)
-        counts = np.where(hi - lo <= max_postings_per_hash, hi - lo, 0)
+        counts = np.where(within_budget(hi - lo, max_postings_per_hash, budget), hi - lo, 0)
         n = int(counts.sum())
         if n == 0:
             return Hits.empty()

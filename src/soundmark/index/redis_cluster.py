@@ -61,6 +61,7 @@ from soundmark.index.base import (
     WrittenPart,
     add_in_own_transaction,
     check_batch,
+    within_budget,
 )
 from soundmark.index.redis_keys import BUCKETS, LAYOUT, KeyNames, buckets_of
 from soundmark.index.redis_leases import LEASE_MS, PartLeases
@@ -207,9 +208,10 @@ class RedisClusterIndex:
     def stats(self) -> IndexStats:
         return IndexStats(self._postings, 0, self._bytes)
 
-    def lookup(self, hashes: np.ndarray, max_postings_per_hash: int) -> Hits:
+    def lookup(self, hashes: np.ndarray, max_postings_per_hash: int, budget: int | None = None) -> Hits:
         """Postings of ``hashes`` (unique uint32) of live tracks; hashes with more live postings
-        than the cap are skipped."""
+        than the cap are skipped, and with a ``budget`` the commonest beyond it
+        (``within_budget``: every list is read, the budget bounds the vote's work)."""
         q = np.asarray(hashes, dtype=np.uint32)
         if len(q) == 0 or len(self._slots) == 0:
             return Hits.empty()
@@ -223,7 +225,7 @@ class RedisClusterIndex:
         tids = self._slots.track_ids(rec["slot"].astype(np.int64))
         live = tids >= 0
         pos, tids, times = pos[live], tids[live], rec["time"][live].astype(np.int64)
-        allowed = np.bincount(pos, minlength=len(q)) <= max_postings_per_hash
+        allowed = within_budget(np.bincount(pos, minlength=len(q)), max_postings_per_hash, budget)
         keep = allowed[pos]
         return Hits(pos[keep], tids[keep], times[keep])
 

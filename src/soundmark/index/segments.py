@@ -45,6 +45,7 @@ from soundmark.index.base import (
     WrittenPart,
     add_in_own_transaction,
     check_batch,
+    within_budget,
 )
 from soundmark.index.manifest import SegmentManifest
 from soundmark.index.merge import MERGE_CHUNK_POSTINGS, MergeInput, merge
@@ -212,8 +213,9 @@ class SegmentIndex:
         segs = self._segments.values()
         return IndexStats(sum(len(s.keys) for s in segs), len(self._segments), sum(s.bytes for s in segs))
 
-    def lookup(self, hashes: np.ndarray, max_postings_per_hash: int) -> Hits:
-        """Postings of ``hashes`` (unique uint32) across all live segments."""
+    def lookup(self, hashes: np.ndarray, max_postings_per_hash: int, budget: int | None = None) -> Hits:
+        """Postings of ``hashes`` (unique uint32) across all live segments (cap and budget:
+        ``within_budget`` over the hashes' postings in all segments)."""
         q = np.asarray(hashes, dtype=np.uint32)
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         segs = list(self._segments.values())
@@ -230,7 +232,7 @@ class SegmentIndex:
                 hi = np.searchsorted(seg.keys, q, side="right")
             ranges.append((lo, hi))
             total_counts += hi - lo
-        allowed = total_counts <= max_postings_per_hash
+        allowed = within_budget(total_counts, max_postings_per_hash, budget)
         for seg, (lo, hi) in zip(segs, ranges, strict=True):
             counts = np.where(allowed, hi - lo, 0)
             n = int(counts.sum())

@@ -126,6 +126,11 @@ def _at_calibration(level: float, groups: int, found: int) -> float:
     return min(level, lo)
 
 
+def query_budget(params: FingerprintParams, hashes: int) -> int | None:
+    """The postings a query of ``hashes`` distinct hashes may read (None: unbounded)."""
+    return int(params.query_postings_per_hash * hashes) if params.query_postings_per_hash > 0 else None
+
+
 def format_timecode(seconds: float) -> str:
     """AudD's timecode: MM:SS, or HH:MM:SS from one hour on."""
     s = max(0, round(seconds))
@@ -191,7 +196,7 @@ class Recognizer:
             rate_idx=np.concatenate([np.full(len(w.hashes), i, dtype=np.int64) for i, w in enumerate(qp.warps)]),
         )
         unique, inverse = np.unique(query.hashes, return_inverse=True)
-        hits = self.store.index.lookup(unique, p.max_postings_per_hash)
+        hits = self.store.index.lookup(unique, p.max_postings_per_hash, query_budget(p, len(unique)))
         pairs = join(query, unique, inverse, hits)
         # Candidates under min_votes are never verified: the vote may leave them out, except for
         # a trace, which shows them (explain's "below the votes needed").
