@@ -525,11 +525,12 @@ def main(argv: list[str] | None = None) -> int:
     saved = args.work / "steps.json"
     if saved.exists():
         steps = json.loads(saved.read_text())
+    refs_file = args.work / "refs.json"
+    refs = len(json.loads(refs_file.read_text())) if refs_file.exists() else 0  # 0 until the references are in
     for size in [0, *args.size_list]:
         if "query" in steps.get(str(size), {}) and not args.remeasure:
             continue
         have = _tracks(args)
-        refs = len(json.loads((args.work / "refs.json").read_text())) if (args.work / "refs.json").exists() else 0
         if have > (size or refs):
             print(f"the store already holds {have} tracks > {size or refs}: skipping that size", file=sys.stderr)
             continue
