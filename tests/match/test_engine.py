@@ -57,6 +57,17 @@ def test_clean_excerpt_found_with_offset(store: Store, pieces: list[Piece], inde
     assert abs(m.offset_seconds - start) < 0.5
 
 
+def test_a_song_beginning_inside_the_query_says_where(store: Store, pieces: list[Piece]) -> None:
+    """3 s of quiet noise, then the song from its start: the offset is AudD's 0 and
+    ``lead_seconds`` places the song's beginning 3 s into the query (a stream's "first heard")."""
+    song = to_engine(excerpt(pieces[1], 0.0, 6.0))
+    x = add_noise(np.concatenate([np.zeros(3 * SR, np.float32), song]), 30.0, seed=9)
+    m = best(store, x)
+    assert m is not None and m.track.meta.title == pieces[1].title
+    assert m.offset_seconds == 0.0
+    assert abs(m.lead_seconds - 3.0) < 0.5
+
+
 @pytest.mark.parametrize("index", range(6))
 def test_noise_at_0db(store: Store, pieces: list[Piece], index: int) -> None:
     x = add_noise(to_engine(excerpt(pieces[index], 12.0, 8.0)), 0.0, seed=index)

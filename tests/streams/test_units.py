@@ -53,6 +53,20 @@ def test_tracker_reports_each_song_once_with_its_start() -> None:
     assert [c.play.track_id for c in changes if c.kind == "announce"] == [1, 2]
 
 
+def test_a_song_that_begins_inside_a_window_is_first_heard_where_it_began() -> None:
+    """After unknown audio (no previous song to bound it), the first window that recognises a
+    song may hold only its first seconds: the song's negative offset (``lead_seconds``) places
+    its start inside the window, not at the window's start 6 s before it went on air."""
+    t = SongTracker(gap=8, hop=4, floor=0.0)
+    assert t.nothing(192, 200) == []
+    changes = t.window(200, 208, [WorkerMatch(3, 0.0, 40.0, 1.0, 1.0, lead_seconds=6.0)], 60.0)
+    changes += t.window(204, 212, [m(3, 2.0)], 60.0)
+    changes += t.flush()
+    ends = [c.play for c in changes if c.kind == "end"]
+    assert [p.track_id for p in ends] == [3]
+    assert abs(ends[0].start - 206.0) < 0.01
+
+
 def test_tracker_reports_what_was_heard_not_the_song_before_it() -> None:
     """A radio plays 45 s of each song, joining it 60 s in; monitoring began at t=0 with song 1
     already 30 s on air. Reported: when each song was first heard and for how long (issue 9, item 7)."""

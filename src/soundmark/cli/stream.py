@@ -206,7 +206,7 @@ async def _watch_direct(settings: Settings, url: str, as_json: bool) -> None:
 
     async def recognize(window: WindowPeaks) -> list[WorkerMatch]:
         found = await asyncio.to_thread(recognizer.recognize_print, window.query_print(store.params))
-        return [WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate) for m in found]
+        return [WorkerMatch.of(m) for m in found]
 
     async def duration(track_id: int) -> float | None:
         track = await asyncio.to_thread(store.catalog.get_track, track_id)  # SQL off the event loop

@@ -163,7 +163,7 @@ def listen_continuous(
 
 def worker_match(m: Match) -> WorkerMatch:
     """A match as the play tracker takes it."""
-    return WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate)
+    return WorkerMatch.of(m)
 
 
 def _matches(play: Play, known: dict[int, Match]) -> list[Match]:

@@ -16,6 +16,7 @@ from soundmark.match.verify import (
     SAME_AUDIO_SHARE,
     Verification,
     poisson_tail_log10,
+    refine_warp,
     shared_peaks,
     verify_alignment,
 )
@@ -45,6 +46,10 @@ class Match:
     votes: int
     time_rate: float  # playback speed of the query relative to the reference
     freq_rate: float  # frequency scale (pitch) of the query relative to the reference
+    # Seconds into the query where the song is first heard (its agreeing peaks begin): a stream
+    # window that ends on a song's first seconds holds other audio before them, whatever the
+    # offset says (a song begun inside the excerpt has a negative offset, reported as AudD's 0).
+    lead_seconds: float = 0.0
 
     @property
     def timecode(self) -> str:
@@ -161,19 +166,26 @@ class Recognizer:
         tracks = self.store.catalog.get_tracks(x.candidate.track_id for x in accepted)
         grid = self.params.warp_grid
         out = []
-        for x in accepted[: 1 + s.alternatives]:
+        for rank, x in enumerate(accepted[: 1 + s.alternatives]):
             track = tracks.get(x.candidate.track_id)
             if track is None:  # removed meanwhile
                 continue
             c = x.candidate
+            time_rate, freq_rate = grid[c.rate_idx]
+            lead = 0.0
+            if rank == 0:  # the answer's speed and pitch, finer than the grid's point it was found at
+                ref = self.store.index.track_peaks(c.track_id)
+                r = refine_warp(qp.peaks, ref, time_rate, freq_rate, c.offset, self._band_lo)
+                time_rate, freq_rate, lead = r.time_rate, r.freq_rate, r.first_frame * self.params.frame_seconds
             out.append(
                 Match(
                     track=track,
                     offset_seconds=max(0.0, c.offset * self.params.frame_seconds),
                     score=round(x.score, 1),
                     votes=c.votes,
-                    time_rate=grid[c.rate_idx][0],
-                    freq_rate=grid[c.rate_idx][1],
+                    time_rate=round(time_rate, 4),
+                    freq_rate=round(freq_rate, 4),
+                    lead_seconds=lead,
                 )
             )
         if trace is not None:

@@ -107,6 +107,61 @@ def verify_alignment(
     return Verification(hits, n, mean, sd, -poisson_tail_log10(hits, lam))
 
 
+# Steps (relative) tried around a candidate's warp when its speed and pitch are estimated: the
+# grid's points lie 1.5 % apart, so ±0.75 % in 0.25 % steps reaches every rate between two.
+REFINE_STEPS = np.arange(-3, 4) * 0.0025
+
+
+FIRST_HEARD_HITS = 3  # the song is heard from its third agreeing query peak on (one or two may be chance)
+
+
+@dataclass(frozen=True)
+class Refined:
+    time_rate: float
+    freq_rate: float
+    first_frame: int  # query frame of the FIRST_HEARD_HITS-th earliest peak that agrees: where the song begins
+
+
+def refine_warp(
+    query_peaks: np.ndarray, ref_peaks: np.ndarray, time_rate: float, freq_rate: float, offset: int, band_lo: int
+) -> Refined:
+    """The (time rate, frequency rate) near the candidate's warp under which most query peaks meet
+    the reference at ``offset`` (±2 frames): the speed and pitch a match reports, finer than the
+    query-side grid, and where in the query the agreeing peaks begin. Exact-cell counts (no
+    tolerance), so a step of 0.25 % moves high peaks a bin."""
+    if len(query_peaks) == 0 or len(ref_peaks) == 0:
+        return Refined(time_rate, freq_rate, 0)
+    reach = int(np.ceil(query_peaks[:, 0].max(initial=0) * time_rate * 1.01)) + 4
+    g0 = max(0, offset - 4)
+    g1 = offset + reach
+    lo_i, hi_i = np.searchsorted(ref_peaks[:, 0], [g0, g1])
+    window = ref_peaks[lo_i:hi_i].astype(np.int64)
+    grid = np.zeros((max(g1 - g0, 1), _FREQ_SPAN), dtype=bool)
+    grid[window[:, 0] - g0, np.clip(window[:, 1], 0, _FREQ_SPAN - 1)] = True
+    best = (-1, 0.0, time_rate, freq_rate, 0)
+    for da in REFINE_STEPS:
+        for db in REFINE_STEPS:
+            a, b = time_rate * (1 + da), freq_rate * (1 + db)
+            t, f = warp_peaks(query_peaks, a, b, band_lo)
+            ti, fi = np.rint(t).astype(np.int64), np.rint(f).astype(np.int64)
+            for d in range(-2, 3):
+                tt = ti + offset + d
+                inside = (tt >= g0) & (tt < g1) & (fi >= 0) & (fi < _FREQ_SPAN)
+                hits = int(np.count_nonzero(grid[tt[inside] - g0, fi[inside]]))
+                change = abs(da) + abs(db)
+                if hits > best[0] or (hits == best[0] and change < best[1]):  # ties: nearer the grid's point
+                    best = (hits, change, a, b, d)
+    _, _, a, b, d = best
+    t, f = warp_peaks(query_peaks, a, b, band_lo)
+    tt, fi = np.rint(t).astype(np.int64) + offset + d, np.rint(f).astype(np.int64)
+    inside = (tt >= g0) & (tt < g1) & (fi >= 0) & (fi < _FREQ_SPAN)
+    met = np.zeros(len(tt), dtype=bool)
+    met[inside] = grid[tt[inside] - g0, fi[inside]]
+    frames = np.sort(query_peaks[met, 0])
+    first = int(frames[min(FIRST_HEARD_HITS, len(frames)) - 1]) if len(frames) else 0
+    return Refined(a, b, first)
+
+
 SAME_AUDIO_SHARE = 0.5  # share of one reference's peaks met by the other's: the same recording
 COPY_MIN_SCORE = 3.0  # −log10 p against its own null that each of two copies reaches on its own
 

@@ -24,7 +24,7 @@ from soundmark.errors import SoundmarkError, TooShortError
 from soundmark.fingerprint.stream import fingerprint_source
 from soundmark.fingerprint.windows import WindowPeaks
 from soundmark.match.explain import Explanation, explain_samples
-from soundmark.match.recognizer import MatchSettings, Recognizer
+from soundmark.match.recognizer import Match, MatchSettings, Recognizer
 from soundmark.proc import die_with_parent
 from soundmark.store import Store, recorded_params
 
@@ -39,6 +39,11 @@ class WorkerMatch:
     score: float
     time_rate: float
     freq_rate: float
+    lead_seconds: float = 0.0  # where in the query the song begins (``Match.lead_seconds``)
+
+    @staticmethod
+    def of(m: Match) -> WorkerMatch:
+        return WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate, m.lead_seconds)
 
 
 @dataclass(frozen=True)
@@ -76,10 +81,7 @@ def _query(w: _Worker, data: bytes, max_seconds: float) -> np.ndarray:
 def _recognize(data: bytes, max_seconds: float) -> list[WorkerMatch]:
     w = _Worker.current
     assert w is not None
-    return [
-        WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate)
-        for m in w.recognizer.recognize(_query(w, data, max_seconds))
-    ]
+    return [WorkerMatch.of(m) for m in w.recognizer.recognize(_query(w, data, max_seconds))]
 
 
 def _explain(data: bytes, max_seconds: float, picture: str | None) -> tuple[Explanation, bytes | None]:
@@ -98,19 +100,13 @@ def _explain(data: bytes, max_seconds: float, picture: str | None) -> tuple[Expl
 def _recognize_samples(samples: np.ndarray) -> list[WorkerMatch]:
     w = _Worker.current
     assert w is not None
-    return [
-        WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate)
-        for m in w.recognizer.recognize(samples)
-    ]
+    return [WorkerMatch.of(m) for m in w.recognizer.recognize(samples)]
 
 
 def _recognize_window(window: WindowPeaks) -> list[WorkerMatch]:
     w = _Worker.current
     assert w is not None
-    return [
-        WorkerMatch(m.track.id, m.offset_seconds, m.score, m.time_rate, m.freq_rate)
-        for m in w.recognizer.recognize_print(window.query_print(w.store.params))
-    ]
+    return [WorkerMatch.of(m) for m in w.recognizer.recognize_print(window.query_print(w.store.params))]
 
 
 def _extract(data: bytes, max_seconds: float) -> Extracted:

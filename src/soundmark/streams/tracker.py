@@ -103,9 +103,9 @@ class SongTracker:
             return self._finish()  # still the play the previous monitor reported: not a new one
         changes = self._finish()
         # First heard: this window's start (the offset says how far into the song the stream
-        # joined it, not that the stream played what came before), and not before the previous
-        # song was last heard nor before monitoring began.
-        start = max(t0, self.floor)
+        # joined it, not that the stream played what came before), or where inside the window the
+        # song began, and not before the previous song was last heard nor before monitoring began.
+        start = max(t0 + top.lead_seconds, self.floor)
         prev = cur or last
         if prev is not None:
             start = max(start, prev.end)
