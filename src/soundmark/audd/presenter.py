@@ -36,6 +36,9 @@ from soundmark.services.recognition_pool import WorkerMatch
 _TRACKLIST_META = ("artist", "title", "album", "release_date", "label", "isrc", "upc", "audio_id")
 
 
+RATE_SHOWN = 0.005  # a speed or pitch this far from 1 is reported
+
+
 def song_link(base: str, track: Track) -> str:
     return f"{base}/song/{track.id}"
 
@@ -73,7 +76,8 @@ def _match_fields(match: WorkerMatch, track: Track, base: str, wanted: list[str]
         "score": match.score,
         "offset": round(match.offset_seconds, 2),
     }
-    if abs(match.time_rate - 1.0) > 1e-6 or abs(match.freq_rate - 1.0) > 1e-6:
+    # Rates are estimated to about 0.5 % (verify.refine_warp): nearer 1 than that is unchanged.
+    if abs(match.time_rate - 1.0) >= RATE_SHOWN or abs(match.freq_rate - 1.0) >= RATE_SHOWN:
         fields["speed"] = match.time_rate
         fields["pitch"] = match.freq_rate
     fields.update(provider_blocks(track, wanted, market))

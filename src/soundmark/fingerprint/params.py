@@ -9,7 +9,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+# Linear-bin hashes survive a frequency scale only within about ±0.75 % (a high anchor moves a
+# bin beyond it; benchmarks/warps.py measured 57 % at 1-2 % off a point, 0 % at 7-8 %), so the
+# wide grid's points lie 1.5 % apart along each line: speed ±7.5 %, pitch ±12 % (two semitones), and
+# the time-only points of tempo ±5 % (time is forgiving: ±5 % between them held 100 %).
+WARP_STEP = 0.015
+
+
+def wide_warp_grid(step: float = WARP_STEP) -> tuple[tuple[float, float], ...]:
+    """The second search's warp grid: the unwarped point first, then the speed, pitch and tempo lines."""
+    speed = [round(1 + step * k, 4) for k in range(-5, 6) if k]
+    pitch = [round(1 + step * k, 4) for k in range(-8, 9) if k]
+    return ((1.0, 1.0), *((r, r) for r in speed), *((1.0, b) for b in pitch), (0.95, 1.0), (1.05, 1.0))
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,11 @@ class FingerprintParams:
         (1.0, 1.0595),  # one semitone up
         (1.0, 0.9439),  # one semitone down
     )
+    # The second search, for a query the first grid finds nothing for: every rate of speed ±7.5 %,
+    # pitch ±2 semitones and tempo ±5 % (``wide_warp_grid``). Kept apart so that the first
+    # search, which answers most queries, keeps its speed and its chance level (more warps are
+    # more tries: a wider first grid cost noisy unwarped queries, benchmarks/LOG.md).
+    wide_grid: tuple[tuple[float, float], ...] = field(default_factory=lambda: wide_warp_grid())
     max_postings_per_hash: int = 4000  # hashes more common than this are stop-words at query time
     # A query reads at most this many postings per distinct hash on average; beyond it the
     # commonest hashes are skipped (``index.base.within_budget``), so a query's work stays flat
@@ -69,7 +87,8 @@ class FingerprintParams:
 
     def index_fields(self) -> dict[str, object]:
         """The fields that determine what is stored; query-only fields may change freely."""
-        query_only = {"query_peaks_per_second", "query_fanout", "query_jitter", "warp_grid", "max_postings_per_hash",
+        query_only = {"query_peaks_per_second", "query_fanout", "query_jitter", "warp_grid", "wide_grid",
+                      "max_postings_per_hash",
                       "query_postings_per_hash"}  # fmt: skip
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in query_only}
 

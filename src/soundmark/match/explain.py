@@ -152,6 +152,7 @@ def explain_print(recognizer: Recognizer, qp: QueryPrint) -> Explanation:
     """The evidence behind ``recognizer.recognize_print(qp)`` (run once, traced)."""
     trace = ScoreTrace()
     recognizer.recognize_print(qp, trace=trace)
+    qp = trace.query or qp  # the second, wide-grid search's print when the first found nothing
     p, s = recognizer.params, recognizer.settings
     store = recognizer.store
     ranked = trace.ranked
@@ -210,7 +211,7 @@ def _evidence(
     c: Candidate, qp: QueryPrint, trace: ScoreTrace, track: Track | None, recognizer: Recognizer, band_lo: int
 ) -> CandidateEvidence:
     p, s = recognizer.params, recognizer.settings
-    time_rate, freq_rate = p.warp_grid[c.rate_idx]
+    time_rate, freq_rate = qp.warps[c.rate_idx].time_rate, qp.warps[c.rate_idx].freq_rate
     who = CandidateEvidence(
         track_id=c.track_id,
         title=track.meta.title if track else None,

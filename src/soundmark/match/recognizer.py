@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ from soundmark.catalog.models import Track
 from soundmark.fingerprint.extract import QueryPrint, query_fingerprint
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.spectrogram import band_bins
+from soundmark.fingerprint.windows import window_print
 from soundmark.match.verify import (
     COPY_MIN_SCORE,
     SAME_AUDIO_SHARE,
@@ -93,6 +95,7 @@ class ScoreTrace:
     parts: dict[int, ScoreParts] = field(default_factory=dict)  # by track id, verified candidates
     refs: dict[int, np.ndarray] = field(default_factory=dict)  # stored peaks, by track id
     reported: list[int] = field(default_factory=list)  # track ids recognize_print answered, best first
+    query: QueryPrint | None = None  # the print the evidence is of (the wide grid's, after a second search)
 
 
 def _chance(values: list[float]) -> float:
@@ -161,17 +164,23 @@ class Recognizer:
         self.store.refresh()
         s = self.settings
         accepted = [x for x in self.score_print(qp, trace=trace) if x.score >= s.min_score]
+        if not accepted and self.params.wide_grid and len(qp.peaks):
+            # Nothing on the first grid: search again over every rate of the wide grid, a second
+            # test of the same query (Bonferroni: both searches' scores pay log10(2)).
+            qp = window_print(qp.peaks, 0, qp.frames, dataclasses.replace(self.params, warp_grid=self.params.wide_grid))
+            accepted = [x for x in self.score_print(qp, trace=trace, searches=2) if x.score >= s.min_score]
+            if trace is not None:
+                trace.query = qp
         if not accepted:
             return []
         tracks = self.store.catalog.get_tracks(x.candidate.track_id for x in accepted)
-        grid = self.params.warp_grid
         out = []
         for rank, x in enumerate(accepted[: 1 + s.alternatives]):
             track = tracks.get(x.candidate.track_id)
             if track is None:  # removed meanwhile
                 continue
             c = x.candidate
-            time_rate, freq_rate = grid[c.rate_idx]
+            time_rate, freq_rate = qp.warps[c.rate_idx].time_rate, qp.warps[c.rate_idx].freq_rate
             lead = 0.0
             if rank == 0:  # the answer's speed and pitch, finer than the grid's point it was found at
                 ref = self.store.index.track_peaks(c.track_id)
@@ -197,8 +206,9 @@ class Recognizer:
         qp = query_fingerprint(samples, self.params)
         return self.score_print(qp)
 
-    def score_print(self, qp: QueryPrint, *, trace: ScoreTrace | None = None) -> list[Scored]:
-        """Every verified candidate, best first; ``trace`` (optional) is filled with the evidence."""
+    def score_print(self, qp: QueryPrint, *, trace: ScoreTrace | None = None, searches: int = 1) -> list[Scored]:
+        """Every verified candidate, best first; ``trace`` (optional) is filled with the evidence;
+        ``searches``: how many searches of this query have been made (each a further test)."""
         p, s = self.params, self.settings
         if not qp.warps or sum(len(w.hashes) for w in qp.warps) == 0:
             return []
@@ -218,7 +228,7 @@ class Recognizer:
         # Two tests per candidate (peaks, votes) over all candidates, and the groups searched
         # beyond those the chance level was calibrated on: Bonferroni correction.
         groups = searched_groups(pairs, len(qp.warps))
-        correction = math.log10(max(1, 2 * len(cands))) + math.log10(max(1.0, groups / CALIBRATED_GROUPS))
+        correction = math.log10(max(1, 2 * len(cands) * searches)) + math.log10(max(1.0, groups / CALIBRATED_GROUPS))
         checks = []
         refs = []
         for c in cands:

@@ -107,12 +107,15 @@ def verify_alignment(
     return Verification(hits, n, mean, sd, -poisson_tail_log10(hits, lam))
 
 
-# Steps (relative) tried around a candidate's warp when its speed and pitch are estimated: the
-# grid's points lie 1.5 % apart, so ±0.75 % in 0.25 % steps reaches every rate between two.
-REFINE_STEPS = np.arange(-3, 4) * 0.0025
-
-
+# Rates tried around a candidate's warp, along the lines a rate change moves on: a speed change
+# (time and frequency together), a pitch shift (frequency alone), a time stretch (time alone).
+# The wide grid's frequency points lie 1.5 % apart, so ±0.75 % in 0.25 % steps reaches every
+# scale between two; time is matched within a few percent of a point, so its line reaches ±3 %.
+REFINE_FREQ_STEPS = np.arange(-3, 4) * 0.0025
+REFINE_TIME_STEPS = np.arange(-6, 7) * 0.005
+REFINE_MIN_GAIN = 1.03  # a rate off the grid's point is taken when it meets this many times the peaks
 FIRST_HEARD_HITS = 3  # the song is heard from its third agreeing query peak on (one or two may be chance)
+_OFFSETS = np.arange(-2, 3)  # frames around the candidate's offset, tried at every rate
 
 
 @dataclass(frozen=True)
@@ -122,44 +125,56 @@ class Refined:
     first_frame: int  # query frame of the FIRST_HEARD_HITS-th earliest peak that agrees: where the song begins
 
 
+def _refine_lines(time_rate: float, freq_rate: float) -> list[tuple[float, float]]:
+    """The rate pairs to try around a point: along the line(s) its warp lies on."""
+    speed = [(time_rate * (1 + e), freq_rate * (1 + e)) for e in REFINE_FREQ_STEPS]
+    pitch = [(time_rate, freq_rate * (1 + e)) for e in REFINE_FREQ_STEPS]
+    tempo = [(time_rate * (1 + e), freq_rate) for e in REFINE_TIME_STEPS]
+    if time_rate == freq_rate == 1.0:
+        return speed + pitch + tempo
+    if time_rate == freq_rate:
+        return speed
+    return pitch if time_rate == 1.0 else tempo
+
+
 def refine_warp(
     query_peaks: np.ndarray, ref_peaks: np.ndarray, time_rate: float, freq_rate: float, offset: int, band_lo: int
 ) -> Refined:
     """The (time rate, frequency rate) near the candidate's warp under which most query peaks meet
     the reference at ``offset`` (±2 frames): the speed and pitch a match reports, finer than the
     query-side grid, and where in the query the agreeing peaks begin. Exact-cell counts (no
-    tolerance), so a step of 0.25 % moves high peaks a bin."""
+    tolerance), so a step of 0.25 % moves high peaks a bin; a rate off the grid's point must meet
+    REFINE_MIN_GAIN times its peaks (the counts are noisy)."""
     if len(query_peaks) == 0 or len(ref_peaks) == 0:
         return Refined(time_rate, freq_rate, 0)
-    reach = int(np.ceil(query_peaks[:, 0].max(initial=0) * time_rate * 1.01)) + 4
+    reach = int(np.ceil(query_peaks[:, 0].max(initial=0) * time_rate * 1.04)) + 4
     g0 = max(0, offset - 4)
     g1 = offset + reach
     lo_i, hi_i = np.searchsorted(ref_peaks[:, 0], [g0, g1])
     window = ref_peaks[lo_i:hi_i].astype(np.int64)
     grid = np.zeros((max(g1 - g0, 1), _FREQ_SPAN), dtype=bool)
     grid[window[:, 0] - g0, np.clip(window[:, 1], 0, _FREQ_SPAN - 1)] = True
-    best = (-1, 0.0, time_rate, freq_rate, 0)
-    for da in REFINE_STEPS:
-        for db in REFINE_STEPS:
-            a, b = time_rate * (1 + da), freq_rate * (1 + db)
-            t, f = warp_peaks(query_peaks, a, b, band_lo)
-            ti, fi = np.rint(t).astype(np.int64), np.rint(f).astype(np.int64)
-            for d in range(-2, 3):
-                tt = ti + offset + d
-                inside = (tt >= g0) & (tt < g1) & (fi >= 0) & (fi < _FREQ_SPAN)
-                hits = int(np.count_nonzero(grid[tt[inside] - g0, fi[inside]]))
-                change = abs(da) + abs(db)
-                if hits > best[0] or (hits == best[0] and change < best[1]):  # ties: nearer the grid's point
-                    best = (hits, change, a, b, d)
-    _, _, a, b, d = best
-    t, f = warp_peaks(query_peaks, a, b, band_lo)
-    tt, fi = np.rint(t).astype(np.int64) + offset + d, np.rint(f).astype(np.int64)
-    inside = (tt >= g0) & (tt < g1) & (fi >= 0) & (fi < _FREQ_SPAN)
-    met = np.zeros(len(tt), dtype=bool)
-    met[inside] = grid[tt[inside] - g0, fi[inside]]
-    frames = np.sort(query_peaks[met, 0])
+
+    def met(a: float, b: float) -> tuple[np.ndarray, int]:
+        """Which query peaks meet a reference peak under (a, b), at the best of the offsets."""
+        t, f = warp_peaks(query_peaks, a, b, band_lo)
+        tt = np.rint(t).astype(np.int64)[None, :] + (offset + _OFFSETS)[:, None]
+        fi = np.broadcast_to(np.rint(f).astype(np.int64), tt.shape)
+        inside = (tt >= g0) & (tt < g1) & (fi >= 0) & (fi < _FREQ_SPAN)
+        hit = np.zeros(tt.shape, dtype=bool)
+        hit[inside] = grid[tt[inside] - g0, fi[inside]]
+        k = int(np.argmax(hit.sum(axis=1)))
+        return hit[k], int(hit[k].sum())
+
+    best_hit, best_n = met(time_rate, freq_rate)
+    base_n, a_best, b_best = best_n, time_rate, freq_rate
+    for a, b in _refine_lines(time_rate, freq_rate):
+        hit, n = met(a, b)
+        if n > best_n and n >= REFINE_MIN_GAIN * base_n:
+            best_hit, best_n, a_best, b_best = hit, n, a, b
+    frames = np.sort(query_peaks[best_hit, 0])
     first = int(frames[min(FIRST_HEARD_HITS, len(frames)) - 1]) if len(frames) else 0
-    return Refined(a, b, first)
+    return Refined(float(a_best), float(b_best), first)
 
 
 SAME_AUDIO_SHARE = 0.5  # share of one reference's peaks met by the other's: the same recording
