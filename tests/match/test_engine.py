@@ -103,6 +103,19 @@ def test_radio_speed_change(store: Store, pieces: list[Piece], rate: float) -> N
     assert m.time_rate == pytest.approx(rate, abs=0.016)
 
 
+@pytest.mark.parametrize("rate", [1.062, 0.953, 1.018])
+def test_speed_between_and_beyond_the_first_grid(store: Store, pieces: list[Piece], rate: float) -> None:
+    """Rates the first grid (1, ±3 %) misses: the second, wide-grid search finds them, and the
+    answer's speed is estimated between the wide grid's points (1.5 % apart) to within 0.5 %."""
+    src = excerpt(pieces[2], 12.0, 8.0)
+    x = resample(src, round(PIECE_RATE * rate), SR)
+    m = best(store, x)
+    assert m is not None and m.track.meta.title == pieces[2].title
+    assert abs(m.offset_seconds - 12.0) < 0.5
+    assert m.time_rate == pytest.approx(rate, rel=0.005)
+    assert m.freq_rate == pytest.approx(rate, rel=0.005)
+
+
 def test_pitch_shift_one_semitone(store: Store, pieces: list[Piece]) -> None:
     """Pitch up a semitone with tempo kept: shift every frequency of the STFT by 2**(1/12)."""
     x = to_engine(excerpt(pieces[3], 10.0, 8.0))

@@ -184,7 +184,7 @@ class Recognizer:
             lead = 0.0
             if rank == 0:  # the answer's speed and pitch, finer than the grid's point it was found at
                 ref = self.store.index.track_peaks(c.track_id)
-                r = refine_warp(qp.peaks, ref, time_rate, freq_rate, c.offset, self._band_lo)
+                r = refine_warp(qp.peaks, ref, time_rate, freq_rate, c.offset, self._band_lo, self.params.wide_grid)
                 time_rate, freq_rate, lead = r.time_rate, r.freq_rate, r.first_frame * self.params.frame_seconds
             out.append(
                 Match(

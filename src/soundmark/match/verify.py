@@ -12,6 +12,7 @@ alignment stands above its own null, in −log10 p.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,7 +139,13 @@ def _refine_lines(time_rate: float, freq_rate: float) -> list[tuple[float, float
 
 
 def refine_warp(
-    query_peaks: np.ndarray, ref_peaks: np.ndarray, time_rate: float, freq_rate: float, offset: int, band_lo: int
+    query_peaks: np.ndarray,
+    ref_peaks: np.ndarray,
+    time_rate: float,
+    freq_rate: float,
+    offset: int,
+    band_lo: int,
+    points: Sequence[tuple[float, float]] = (),
 ) -> Refined:
     """The (time rate, frequency rate) near the candidate's warp under which most query peaks meet
     the reference at ``offset`` (±2 frames): the speed and pitch a match reports, finer than the
@@ -148,17 +155,22 @@ def refine_warp(
     if len(query_peaks) == 0 or len(ref_peaks) == 0:
         return Refined(time_rate, freq_rate, 0)
     reach = int(np.ceil(query_peaks[:, 0].max(initial=0) * time_rate * 1.04)) + 4
-    g0 = max(0, offset - 4)
+    g0 = max(0, offset - 4 - int(0.12 * reach))
     g1 = offset + reach
     lo_i, hi_i = np.searchsorted(ref_peaks[:, 0], [g0, g1])
     window = ref_peaks[lo_i:hi_i].astype(np.int64)
     grid = np.zeros((max(g1 - g0, 1), _FREQ_SPAN), dtype=bool)
     grid[window[:, 0] - g0, np.clip(window[:, 1], 0, _FREQ_SPAN - 1)] = True
 
+    # The vote pinned the alignment where its votes were, around the query's middle: under
+    # another time rate the query's start moves so that the middle stays put.
+    mid = float(np.median(query_peaks[:, 0]))
+
     def met(a: float, b: float) -> tuple[np.ndarray, int]:
         """Which query peaks meet a reference peak under (a, b), at the best of the offsets."""
         t, f = warp_peaks(query_peaks, a, b, band_lo)
-        tt = np.rint(t).astype(np.int64)[None, :] + (offset + _OFFSETS)[:, None]
+        start = offset + round(mid * (time_rate - a))
+        tt = np.rint(t).astype(np.int64)[None, :] + (start + _OFFSETS)[:, None]
         fi = np.broadcast_to(np.rint(f).astype(np.int64), tt.shape)
         inside = (tt >= g0) & (tt < g1) & (fi >= 0) & (fi < _FREQ_SPAN)
         hit = np.zeros(tt.shape, dtype=bool)
@@ -168,9 +180,16 @@ def refine_warp(
 
     best_hit, best_n = met(time_rate, freq_rate)
     base_n, a_best, b_best = best_n, time_rate, freq_rate
-    for a, b in _refine_lines(time_rate, freq_rate):
+    # A far rate can still be found on a near point (the low anchors survive): start from the
+    # grid point of ``points`` (the wide grid) where most peaks meet, if clearly more do.
+    for a, b in points:
         hit, n = met(a, b)
         if n > best_n and n >= REFINE_MIN_GAIN * base_n:
+            best_hit, best_n, a_best, b_best = hit, n, a, b
+    start_n = best_n
+    for a, b in _refine_lines(a_best, b_best):
+        hit, n = met(a, b)
+        if n > best_n and n >= REFINE_MIN_GAIN * start_n:
             best_hit, best_n, a_best, b_best = hit, n, a, b
     frames = np.sort(query_peaks[best_hit, 0])
     first = int(frames[min(FIRST_HEARD_HITS, len(frames)) - 1]) if len(frames) else 0
