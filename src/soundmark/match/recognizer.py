@@ -165,10 +165,13 @@ class Recognizer:
         s = self.settings
         accepted = [x for x in self.score_print(qp, trace=trace) if x.score >= s.min_score]
         if not accepted and self.params.wide_grid and len(qp.peaks):
-            # Nothing on the first grid: search again over every rate of the wide grid, a second
-            # test of the same query (Bonferroni: both searches' scores pay log10(2)).
+            # Nothing on the first grid: search again over every rate of the wide grid. It is a
+            # second test of the same query over more warps, each one more try for chance: its
+            # scores pay log10(2 × wide warps / first warps) (Bonferroni), whatever the catalog's
+            # size (a two-track store found a chance alignment among 29 warps without it).
+            tries = 2 * len(self.params.wide_grid) / max(1, len(qp.warps))
             qp = window_print(qp.peaks, 0, qp.frames, dataclasses.replace(self.params, warp_grid=self.params.wide_grid))
-            accepted = [x for x in self.score_print(qp, trace=trace, searches=2) if x.score >= s.min_score]
+            accepted = [x for x in self.score_print(qp, trace=trace, tries=tries) if x.score >= s.min_score]
             if trace is not None:
                 trace.query = qp
         if not accepted:
@@ -206,9 +209,9 @@ class Recognizer:
         qp = query_fingerprint(samples, self.params)
         return self.score_print(qp)
 
-    def score_print(self, qp: QueryPrint, *, trace: ScoreTrace | None = None, searches: int = 1) -> list[Scored]:
+    def score_print(self, qp: QueryPrint, *, trace: ScoreTrace | None = None, tries: float = 1.0) -> list[Scored]:
         """Every verified candidate, best first; ``trace`` (optional) is filled with the evidence;
-        ``searches``: how many searches of this query have been made (each a further test)."""
+        ``tries``: how many times more hypotheses this query has been tested on than one search."""
         p, s = self.params, self.settings
         if not qp.warps or sum(len(w.hashes) for w in qp.warps) == 0:
             return []
@@ -228,7 +231,7 @@ class Recognizer:
         # Two tests per candidate (peaks, votes) over all candidates, and the groups searched
         # beyond those the chance level was calibrated on: Bonferroni correction.
         groups = searched_groups(pairs, len(qp.warps))
-        correction = math.log10(max(1, 2 * len(cands) * searches)) + math.log10(max(1.0, groups / CALIBRATED_GROUPS))
+        correction = math.log10(max(1.0, 2 * len(cands) * tries)) + math.log10(max(1.0, groups / CALIBRATED_GROUPS))
         checks = []
         refs = []
         for c in cands:
