@@ -71,6 +71,7 @@ class Scored:
     candidate: Candidate
     verification: Verification
     score: float
+    ref: np.ndarray = field(repr=False, compare=False)  # the reference's stored peaks it was verified on
 
 
 @dataclass(frozen=True)
@@ -186,8 +187,7 @@ class Recognizer:
             time_rate, freq_rate = qp.warps[c.rate_idx].time_rate, qp.warps[c.rate_idx].freq_rate
             lead = 0.0
             if rank == 0:  # the answer's speed and pitch, finer than the grid's point it was found at
-                ref = self.store.index.track_peaks(c.track_id)
-                r = refine_warp(qp.peaks, ref, time_rate, freq_rate, c.offset, self._band_lo, self.params.wide_grid)
+                r = refine_warp(qp.peaks, x.ref, time_rate, freq_rate, c.offset, self._band_lo, self.params.wide_grid)
                 time_rate, freq_rate, lead = r.time_rate, r.freq_rate, r.first_frame * self.params.frame_seconds
             out.append(
                 Match(
@@ -266,7 +266,7 @@ class Recognizer:
             votes_score = -poisson_tail_log10(c.votes, votes_lam)
             if trace is not None:
                 trace.parts[c.track_id] = ScoreParts(peaks_score, peaks_lam, votes_score, votes_lam, copies[i])
-            scored.append(Scored(c, v, max(peaks_score, votes_score) - correction))
+            scored.append(Scored(c, v, max(peaks_score, votes_score) - correction, refs[i]))
         scored.sort(key=lambda x: -x.score)
         return scored
 
