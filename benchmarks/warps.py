@@ -75,6 +75,8 @@ class Outcome:
     offset_ok: bool
     rate_ok: bool
     ms: float
+    got_time_rate: float | None = None  # the answer's reported rates
+    got_freq_rate: float | None = None
 
 
 def load_degrade(bench: Path) -> ModuleType:
@@ -218,7 +220,7 @@ def judge(q: Query, rec: Recognizer, y: np.ndarray) -> Outcome:
         and abs(m.time_rate / q.time_rate - 1) <= RATE_TOLERANCE
         and abs(m.freq_rate / q.freq_rate - 1) <= RATE_TOLERANCE
     )
-    return Outcome(q, m.title, ok, bool(offset_ok), bool(rate_ok), ms)
+    return Outcome(q, m.title, ok, bool(offset_ok), bool(rate_ok), ms, m.time_rate, m.freq_rate)
 
 
 def range_of(q: Query) -> str:
