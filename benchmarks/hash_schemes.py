@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             k = row["kind"]
             if k in queries and len(queries[k]) < args.per_kind and row["title"] in refs:
                 x = decode(args.corpus / row["query"], p.sample_rate)
-                queries[k].append((row["title"], float(row["offset"]), find_peaks(log_spectrogram(x, p), p, p.query_peaks_per_second)))
+                peaks = find_peaks(log_spectrogram(x, p), p, p.query_peaks_per_second)
+                queries[k].append((row["title"], float(row["offset"]), peaks))
     print(f"{'scheme':<20} {'postings/s':>10} {'bits':>6} {'met@1M':>8}  " + " ".join(f"{k:>12}" for k in queries))
     for name, scheme in SCHEMES.items():
         stored = {title: scheme(pk, p.fanout) for title, pk in refs.items()}
