@@ -23,8 +23,10 @@ A size already measured is skipped unless ``--remeasure``; results are kept in `
 Queries at every size: the corpus's 840 public queries (``truth.csv``: 780 positive in 13 kinds,
 60 negative) and ``--unknown`` excerpts (3/5/10 s) cut from the corpus's held-out tracks (never
 in the catalog), clean, with pink/babble/effects noise at 15-25 dB or 5-10 dB SNR, or sped ±3 %.
-Latency is one ``Recognizer`` call on decoded samples (fingerprint, lookup, vote, verify,
-catalog read), one query at a time in one process: no decoding, no HTTP.
+Latency is one ``Recognizer.recognize_print`` call on decoded samples (fingerprint, the whole
+search: first grid, the budget's retry, the wide grid; lookup, vote, verify, catalog read), one
+query at a time in one process: no decoding, no HTTP. ``--first-search`` answers from the first
+search alone (``score_print``), as every run before session 8 of 2026-12-03 did.
 
 Columns of the table:
   tracks, hours      catalog size (references + distractors) and its audio-equivalent hours
@@ -179,6 +181,8 @@ def open_store(args: argparse.Namespace) -> Store:
     params = recorded_params(args.db)
     if args.postings_per_hash is not None:  # a query-only field: any store opens with it
         params = dataclasses.replace(params, query_postings_per_hash=args.postings_per_hash)
+    if args.retry_postings_per_hash is not None:
+        params = dataclasses.replace(params, query_postings_per_hash_retry=args.retry_postings_per_hash)
     if not args.index_url:
         return Store(args.db, params, create=True)
     if "index_url" not in inspect.signature(Store).parameters:
@@ -302,16 +306,24 @@ def phase_query(args: argparse.Namespace) -> dict[str, object]:
                 samples, meta = clips.read(i), clips.index[i]
                 t0 = time.perf_counter()
                 qp = query_fingerprint(samples, p)
-                store.refresh()
-                scored = rec.score_print(qp)
-                accepted = [x for x in scored if x.score >= settings.min_score]
-                tracks = store.catalog.get_tracks(x.candidate.track_id for x in scored)
-                ms = 1000 * (time.perf_counter() - t0)
+                if args.first_search:
+                    store.refresh()
+                    scored = rec.score_print(qp)
+                    accepted = [x for x in scored if x.score >= settings.min_score]
+                    answer = (accepted[0].candidate.track_id, accepted[0].score) if accepted else None
+                    ms = 1000 * (time.perf_counter() - t0)
+                else:
+                    matches = rec.recognize_print(qp)
+                    ms = 1000 * (time.perf_counter() - t0)
+                    answer = (matches[0].track.id, matches[0].score) if matches else None
+                    scored = rec.score_print(qp)  # (not timed) the verified candidates, for x-acc
+                ids = [x.candidate.track_id for x in scored] + ([answer[0]] if answer else [])
+                tracks = store.catalog.get_tracks(ids)
                 uniq = np.unique(np.concatenate([w.hashes for w in qp.warps])) if qp.warps else np.zeros(0, np.uint32)
                 met = len(store.index.lookup(uniq, p.max_postings_per_hash).hash_pos) if len(uniq) else 0
                 budget = query_budget(p, len(uniq))
                 read = len(store.index.lookup(uniq, p.max_postings_per_hash, budget).hash_pos) if len(uniq) else 0
-                best = tracks.get(accepted[0].candidate.track_id) if accepted else None
+                best = tracks.get(answer[0]) if answer else None
                 truth = {t for t in str(meta.get("title") or "").split("|") if t}
                 x_cand = [x.score for x in scored
                           if (tr := tracks.get(x.candidate.track_id)) is not None
@@ -321,14 +333,15 @@ def phase_query(args: argparse.Namespace) -> dict[str, object]:
                     "truth": sorted(truth), "ms": ms, "hashes": len(uniq), "met": met, "read": read,
                     "answer": best.meta.title if best else None,
                     "answer_distractor": bool(best and best.meta.artist == DISTRACTOR_ARTIST),
-                    "score": accepted[0].score if accepted else None,
+                    "score": answer[1] if answer else None,
                     "x_cand_best": max(x_cand) if x_cand else None,
                 })  # fmt: skip
                 bar.advance(task)
         return {"tracks": info.tracks, "hours": info.hours, "postings": info.postings, "segments": info.segments,
                 "store_bytes": info.bytes_on_disk, "index_bytes": store.index.stats().bytes, "warm_ms": warm_ms,
                 "mem_open": mem_open, "mem_end": _proc_status(), "index_url": args.index_url,
-                "postings_per_hash": p.query_postings_per_hash, "rows": rows}  # fmt: skip
+                "postings_per_hash": p.query_postings_per_hash, "retry_per_hash": p.query_postings_per_hash_retry,
+                "path": "first search" if args.first_search else "recognize", "rows": rows}  # fmt: skip
 
 
 PHASES = {"prepare": phase_prepare, "refs": phase_refs, "grow": phase_grow, "compact": phase_compact,
@@ -345,6 +358,9 @@ def run_child(args: argparse.Namespace, phase: str, size: int) -> dict[str, obje
            "--mem-limit-gb", str(args.mem_limit_gb)] + ([] if args.dedupe else ["--no-dedupe"])  # fmt: skip
     cmd += ["--index-url", args.index_url] if args.index_url else []
     cmd += ["--postings-per-hash", str(args.postings_per_hash)] if args.postings_per_hash is not None else []
+    if args.retry_postings_per_hash is not None:
+        cmd += ["--retry-postings-per-hash", str(args.retry_postings_per_hash)]
+    cmd += ["--first-search"] if args.first_search else []
     limit = int(args.mem_limit_gb * 2**30)
 
     def cap() -> None:
@@ -491,6 +507,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=float,
         default=None,
         help="query with this FingerprintParams.query_postings_per_hash (0: no budget; default: the engine's)",
+    )
+    ap.add_argument(
+        "--retry-postings-per-hash",
+        type=float,
+        default=None,
+        help="the retry's budget, FingerprintParams.query_postings_per_hash_retry (0: no retry; default: the engine's)",
+    )
+    ap.add_argument(
+        "--first-search",
+        action="store_true",
+        help="answer from the first search alone (Recognizer.score_print, as runs before 2026-12-03 "
+        "session 8 did), not the whole recognize path (retry and wide grid included)",
     )
     ap.add_argument("--out", type=Path, default=None, help="results JSON (default: WORK/scale-results.json)")
     ap.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)  # a child's job

@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(
         2, ge=1, description="starts of a job that never ended (the server died) after which a restart fails it"
     )
+    job_lease_seconds: float = Field(
+        20.0,
+        ge=2,
+        le=3600,
+        description="seconds a job node's claim on a running job lasts unless renewed (it is renewed every "
+        "quarter of it): how long a dead node's job waits before another job node resumes it",
+    )
 
     # --- live streams -------------------------------------------------------------------------
     stream_window_seconds: float = Field(8.0, gt=1, description="seconds of a live stream recognised at once")

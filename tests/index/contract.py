@@ -266,11 +266,17 @@ class IndexContract:
         tracks = {1: a, 2: b}
         for budget, hashes in ((100, {1, 2, 3, 4, 5}), (15, {1, 2, 3, 4, 5}), (14, {1, 3, 4, 5}), (9, {1, 3, 4, 5}),
                                (8, {3, 4, 5}), (4, {3, 4, 5}), (3, {3, 4}), (1, set()), (0, set())):  # fmt: skip
-            result = got(backend.index.lookup(q, BIG_CAP, budget), q)
+            hits = backend.index.lookup(q, BIG_CAP, budget)
+            result = got(hits, q)
             assert result == expected(tracks, q, budget=budget)
             assert {h for h, _, _ in result} == hashes, budget
-        # The cap applies first: what it drops costs nothing.
-        assert {h for h, _, _ in got(backend.index.lookup(q, 5, 9), q)} == {1, 3, 4, 5}
+            # The hashes with postings the budget left out are counted (hash 9 has none).
+            assert hits.budget_dropped == 5 - len(hashes), budget
+        # The cap applies first: what it drops costs nothing, and is not the budget's doing.
+        capped = backend.index.lookup(q, 5, 9)
+        assert {h for h, _, _ in got(capped, q)} == {1, 3, 4, 5}
+        assert capped.budget_dropped == 0
+        assert backend.index.lookup(q, 5).budget_dropped == 0
 
     def test_budget_with_random_postings(self, backend: Backend) -> None:
         rng = np.random.default_rng(8)

@@ -92,3 +92,22 @@ def test_removals_rewrite_only_the_hollowed_segments(tmp_path: Path) -> None:
     assert got(index.lookup(q, BIG_CAP), q) == expected(tracks, q, removed=gone)
     assert index.postings() == 40 * 200 - 4 * 200
     catalog.close()
+
+
+def test_a_backlog_of_unmerged_adds_is_worked_off_in_one_call(tmp_path: Path) -> None:
+    """Adds committed without merging (a bulk load, a writer that died before its merges) leave
+    more segments than 64 merges clear: one merge_by_policy call brings the index back in shape."""
+    rng = np.random.default_rng(3)
+    catalog, index = open_index(tmp_path / "db")
+    tracks = {}
+    adds = 8 * 64 + 40  # more tier-0 segments than 64 merges of 8 can take
+    for i in range(adds):
+        batch = [synthetic_track(rng, 1 + i, 20)]
+        index.add(batch)
+        tracks[1 + i] = batch[0]
+    assert len(index.names) == adds
+    assert index.merge_by_policy() >= adds
+    assert len(index.names) <= max_segments(index.postings())
+    q = np.unique(np.concatenate([p.hashes for p in tracks.values()]))
+    assert got(index.lookup(q, BIG_CAP), q) == expected(tracks, q)
+    catalog.close()

@@ -23,9 +23,22 @@ from support import Piece, wait_for
 REPEAT = 4  # the kill test's recording: the pieces 4 times over (16 minutes)
 
 
-def _start(shared: SharedStore, name: str, role: str, log_dir: Path) -> Server:
+LEASE_SECONDS = 8.0  # SOUNDMARK_JOB_LEASE_SECONDS of the kill test's job nodes (default 20)
+
+
+def _start(shared: SharedStore, name: str, role: str, log_dir: Path, env: dict[str, str] | None = None) -> Server:
     return start_server(shared.node(name), log_dir / f"{name}.log", "--role", role, "--anonymous-per-day", "1000",
-                        env=shared.env)  # fmt: skip
+                        env=shared.env | (env or {}))  # fmt: skip
+
+
+def _lease_left(url: str, job_id: str) -> float:
+    """Seconds the job's lease has left, by the database's clock."""
+    conn = PgConnection(url)
+    try:
+        sql = "SELECT lease_until - extract(epoch from clock_timestamp())::double precision FROM jobs WHERE id = ?"
+        return float(conn.execute(sql, (job_id,)).fetchone()[0])
+    finally:
+        conn.close()
 
 
 def _pids(server: Server) -> set[str]:
@@ -73,7 +86,8 @@ def test_an_upload_accepted_by_an_api_node_is_run_by_a_jobs_node(
 def test_a_job_node_killed_mid_job_leaves_the_job_to_another(
     shared_store: SharedStore, api_node: Server, pieces: list[Piece], tmp_path: Path
 ) -> None:
-    first = _start(shared_store, "jobs-first", "jobs", tmp_path)
+    lease = {"SOUNDMARK_JOB_LEASE_SECONDS": str(LEASE_SECONDS)}
+    first = _start(shared_store, "jobs-first", "jobs", tmp_path, lease)
     second: Server | None = None
     try:
         data = mix_file(pieces, tmp_path / "long.wav", repeat=REPEAT).read_bytes()
@@ -89,7 +103,9 @@ def test_a_job_node_killed_mid_job_leaves_the_job_to_another(
         wait_for("the first jobs node to run the job", running_on_first, timeout=120)
         owner = str(_job_row(shared_store.catalog_url, job_id)["owner"])
         assert owner.split(":")[1] in _pids(first)
-        second = _start(shared_store, "jobs-second", "jobs", tmp_path)
+        # The node's claim lasts the configured lease (renewed every quarter of it), not the default.
+        assert 0 < _lease_left(shared_store.catalog_url, job_id) <= LEASE_SECONDS + 0.5
+        second = _start(shared_store, "jobs-second", "jobs", tmp_path, lease)
         # The second node leaves a job under a live lease alone.
         assert _job_row(shared_store.catalog_url, job_id)["owner"] == owner
         victims = [first.proc.pid, *descendants(first.proc.pid)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.signal import fftconvolve
@@ -184,3 +187,18 @@ def test_alternatives_never_repeat_the_best(store: Store, pieces: list[Piece]) -
 )
 def test_timecode(seconds: float, code: str) -> None:
     assert format_timecode(seconds) == code
+
+
+def test_a_query_the_budget_starved_is_searched_again_with_a_wider_one(built_store: Path, pieces: list[Piece]) -> None:
+    """A budget so tight that the first search reads almost nothing (as a common catalog's long
+    lists would leave a noisy query): the retry's wider budget finds the song; without a retry
+    nothing is found."""
+    x = add_noise(to_engine(excerpt(pieces[4], 20.0, 6.0)), 5.0, seed=4)
+    starved = replace(FingerprintParams(), query_postings_per_hash=0.001)
+    for retry, found in ((0.0, False), (256.0, True)):
+        with Store(built_store, replace(starved, query_postings_per_hash_retry=retry)) as s:
+            matches = Recognizer(s).recognize(x)
+        assert bool(matches) is found, retry
+        if found:
+            assert matches[0].track.meta.title == pieces[4].title
+            assert abs(matches[0].offset_seconds - 20.0) < 0.5

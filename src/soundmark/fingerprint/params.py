@@ -77,6 +77,11 @@ class FingerprintParams:
     # commonest hashes are skipped (``index.base.within_budget``), so a query's work stays flat
     # as the catalog grows instead of growing with it (0 = no budget).
     query_postings_per_hash: float = 32.0  # measured at 1k tracks: 16 cost 0.7 points, 32 none
+    # A query the first search finds nothing for, when its budget left hashes out, is searched
+    # again on the same grid with this budget: a noisy query's few true votes sit in common
+    # hashes too (at 10k tracks the budget of 32 cost 6 points, none read all), while the
+    # queries answered at once, most of them, keep the first search's cost (0 = no retry).
+    query_postings_per_hash_retry: float = 256.0
 
     # Layout version of hashes and postings; bump when the bit layout changes.
     hash_version: int = 2
@@ -89,7 +94,7 @@ class FingerprintParams:
         """The fields that determine what is stored; query-only fields may change freely."""
         query_only = {"query_peaks_per_second", "query_fanout", "query_jitter", "warp_grid", "wide_grid",
                       "max_postings_per_hash",
-                      "query_postings_per_hash"}  # fmt: skip
+                      "query_postings_per_hash", "query_postings_per_hash_retry"}  # fmt: skip
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in query_only}
 
     def signature(self) -> str:

@@ -55,11 +55,12 @@ class Hits:
     hash_pos: np.ndarray  # int64
     track_ids: np.ndarray  # int64
     times: np.ndarray  # int64
+    budget_dropped: int = 0  # hashes under the cap left out by the budget (their postings not read)
 
     @staticmethod
-    def empty() -> Hits:
+    def empty(budget_dropped: int = 0) -> Hits:
         z = np.zeros(0, dtype=np.int64)
-        return Hits(z, z, z)
+        return Hits(z, z, z, budget_dropped)
 
 
 def within_budget(counts: np.ndarray, cap: int, budget: int | None) -> np.ndarray:
@@ -82,6 +83,12 @@ def within_budget(counts: np.ndarray, cap: int, budget: int | None) -> np.ndarra
     fits = int(np.searchsorted(spent, budget, side="right"))  # lengths[:fits] fit in the budget
     limit = int(lengths[fits])  # the first length that does not fit: it and longer ones go
     return ok & (counts < limit)
+
+
+def budget_dropped(counts: np.ndarray, cap: int, allowed: np.ndarray) -> int:
+    """How many hashes with postings under the cap ``within_budget`` left out (``allowed``)."""
+    counts = np.asarray(counts)
+    return int(np.count_nonzero((counts > 0) & (counts <= cap) & ~allowed))
 
 
 @dataclass(frozen=True)

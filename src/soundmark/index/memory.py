@@ -30,7 +30,15 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from soundmark.index.base import Hits, IndexStats, TrackPostings, Written, WrittenPart, within_budget
+from soundmark.index.base import (
+    Hits,
+    IndexStats,
+    TrackPostings,
+    Written,
+    WrittenPart,
+    budget_dropped,
+    within_budget,
+)
 
 
 class MemoryIndex:
@@ -150,13 +158,15 @@ class MemoryIndex:
         q = np.asarray(hashes, dtype=np.uint32)
         lo = np.searchsorted(keys, q, side="left").astype(np.int64)
         hi = np.searchsorted(keys, q, side="right").astype(np.int64)
-        counts = np.where(within_budget(hi - lo, max_postings_per_hash, budget), hi - lo, 0)
+        allowed = within_budget(hi - lo, max_postings_per_hash, budget)
+        dropped = budget_dropped(hi - lo, max_postings_per_hash, allowed)
+        counts = np.where(allowed, hi - lo, 0)
         n = int(counts.sum())
         if n == 0:
-            return Hits.empty()
+            return Hits.empty(dropped)
         pos = np.repeat(np.arange(len(q), dtype=np.int64), counts)
         idx = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(n, dtype=np.int64)
-        return Hits(pos, tids[idx], times[idx])
+        return Hits(pos, tids[idx], times[idx], dropped)
 
     def track_peaks(self, track_id: int) -> np.ndarray:
         """Peaks (int32 (n, 2): frame, bin, sorted by frame) of a live track; empty if unknown."""

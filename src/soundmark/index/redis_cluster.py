@@ -60,6 +60,7 @@ from soundmark.index.base import (
     Written,
     WrittenPart,
     add_in_own_transaction,
+    budget_dropped,
     check_batch,
     within_budget,
 )
@@ -225,9 +226,10 @@ class RedisClusterIndex:
         tids = self._slots.track_ids(rec["slot"].astype(np.int64))
         live = tids >= 0
         pos, tids, times = pos[live], tids[live], rec["time"][live].astype(np.int64)
-        allowed = within_budget(np.bincount(pos, minlength=len(q)), max_postings_per_hash, budget)
+        counts = np.bincount(pos, minlength=len(q))
+        allowed = within_budget(counts, max_postings_per_hash, budget)
         keep = allowed[pos]
-        return Hits(pos[keep], tids[keep], times[keep])
+        return Hits(pos[keep], tids[keep], times[keep], budget_dropped(counts, max_postings_per_hash, allowed))
 
     def _mget(self, q: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
         """The values of the keys of hashes ``q`` (b"" for none) in the order they were read,

@@ -44,6 +44,7 @@ from soundmark.index.base import (
     Written,
     WrittenPart,
     add_in_own_transaction,
+    budget_dropped,
     check_batch,
     within_budget,
 )
@@ -233,6 +234,7 @@ class SegmentIndex:
             ranges.append((lo, hi))
             total_counts += hi - lo
         allowed = within_budget(total_counts, max_postings_per_hash, budget)
+        dropped = budget_dropped(total_counts, max_postings_per_hash, allowed)
         for seg, (lo, hi) in zip(segs, ranges, strict=True):
             counts = np.where(allowed, hi - lo, 0)
             n = int(counts.sum())
@@ -246,12 +248,12 @@ class SegmentIndex:
             track_ids = seg.tracks[vals >> seg.time_bits]
             parts.append((pos, track_ids, vals & mask))
         if not parts:
-            return Hits.empty()
+            return Hits.empty(dropped)
         pos, tids, times = (np.concatenate(x) for x in zip(*parts, strict=True))
         if len(self._removed):
             live = ~np.isin(tids, self._removed)
             pos, tids, times = pos[live], tids[live], times[live]
-        return Hits(pos, tids, times)
+        return Hits(pos, tids, times, dropped)
 
     def track_peaks(self, track_id: int) -> np.ndarray:
         """Stored peaks (int32 (n, 2): frame, bin) of a live track; empty if unknown."""
@@ -372,7 +374,10 @@ class SegmentIndex:
         """Merge what the tiered policy (``index/policy.py``) asks for, until it asks for
         nothing; returns how many segments were merged (the ingest calls this after adds)."""
         merged = 0
-        for _ in range(64):  # each merge removes segments: a bound that is never reached
+        # Each merge replaces TIER_FACTOR segments by one, so the loop ends within as many rounds
+        # as there are segments: a backlog (adds committed without merging, a writer that died
+        # between its commit and its merges) is worked off whole, not 64 merges at a time.
+        for _ in range(len(self._segments) + 1):
             self.refresh(force=True)
             group = next_merge(self.sizes())
             if not group:

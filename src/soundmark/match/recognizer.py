@@ -135,9 +135,11 @@ def _at_calibration(level: float, groups: int, found: int) -> float:
     return min(level, lo)
 
 
-def query_budget(params: FingerprintParams, hashes: int) -> int | None:
-    """The postings a query of ``hashes`` distinct hashes may read (None: unbounded)."""
-    return int(params.query_postings_per_hash * hashes) if params.query_postings_per_hash > 0 else None
+def query_budget(params: FingerprintParams, hashes: int, per_hash: float | None = None) -> int | None:
+    """The postings a query of ``hashes`` distinct hashes may read at ``per_hash`` postings per
+    hash (default ``params.query_postings_per_hash``; None: unbounded)."""
+    per = params.query_postings_per_hash if per_hash is None else per_hash
+    return int(per * hashes) if per > 0 else None
 
 
 def format_timecode(seconds: float) -> str:
@@ -164,15 +166,27 @@ class Recognizer:
         ``trace`` (optional) is filled with the evidence behind them."""
         self.store.refresh()
         s = self.settings
-        accepted = [x for x in self.score_print(qp, trace=trace) if x.score >= s.min_score]
+        found, dropped = self._search(qp, trace, 1.0, self.params.query_postings_per_hash)
+        accepted = [x for x in found if x.score >= s.min_score]
+        tried = 1.0  # searches of the first grid so far
+        retry = self.params.query_postings_per_hash_retry
+        if not accepted and dropped and retry > self.params.query_postings_per_hash:
+            # The budget left common hashes out and nothing was found: the same grid again with a
+            # wider budget. It tests the same hypotheses on more evidence, a second look that at
+            # most doubles the chances: its scores pay log10(2).
+            tried = 2.0
+            found, _ = self._search(qp, trace, tried, retry)
+            accepted = [x for x in found if x.score >= s.min_score]
         if not accepted and self.params.wide_grid and len(qp.peaks):
             # Nothing on the first grid: search again over every rate of the wide grid. It is a
-            # second test of the same query over more warps, each one more try for chance: its
-            # scores pay log10(2 × wide warps / first warps) (Bonferroni), whatever the catalog's
-            # size (a two-track store found a chance alignment among 29 warps without it).
-            tries = 2 * len(self.params.wide_grid) / max(1, len(qp.warps))
+            # further test of the same query over more warps, each one more try for chance: its
+            # scores pay log10((first-grid searches + 1) × wide warps / first warps)
+            # (Bonferroni), whatever the catalog's size (a two-track store found a chance
+            # alignment among 29 warps without it).
+            tries = (tried + 1) * len(self.params.wide_grid) / max(1, len(qp.warps))
             qp = window_print(qp.peaks, 0, qp.frames, dataclasses.replace(self.params, warp_grid=self.params.wide_grid))
-            accepted = [x for x in self.score_print(qp, trace=trace, tries=tries) if x.score >= s.min_score]
+            found, _ = self._search(qp, trace, tries, self.params.query_postings_per_hash)
+            accepted = [x for x in found if x.score >= s.min_score]
             if trace is not None:
                 trace.query = qp
         if not accepted:
@@ -212,16 +226,23 @@ class Recognizer:
     def score_print(self, qp: QueryPrint, *, trace: ScoreTrace | None = None, tries: float = 1.0) -> list[Scored]:
         """Every verified candidate, best first; ``trace`` (optional) is filled with the evidence;
         ``tries``: how many times more hypotheses this query has been tested on than one search."""
+        return self._search(qp, trace, tries, self.params.query_postings_per_hash)[0]
+
+    def _search(
+        self, qp: QueryPrint, trace: ScoreTrace | None, tries: float, per_hash: float
+    ) -> tuple[list[Scored], bool]:
+        """score_print under a posting budget of ``per_hash`` postings per distinct hash, and
+        whether that budget left any hash out."""
         p, s = self.params, self.settings
         if not qp.warps or sum(len(w.hashes) for w in qp.warps) == 0:
-            return []
+            return [], False
         query = QueryHashes(
             hashes=np.concatenate([w.hashes for w in qp.warps]),
             times=np.concatenate([w.times for w in qp.warps]).astype(np.int64),
             rate_idx=np.concatenate([np.full(len(w.hashes), i, dtype=np.int64) for i, w in enumerate(qp.warps)]),
         )
         unique, inverse = np.unique(query.hashes, return_inverse=True)
-        hits = self.store.index.lookup(unique, p.max_postings_per_hash, query_budget(p, len(unique)))
+        hits = self.store.index.lookup(unique, p.max_postings_per_hash, query_budget(p, len(unique), per_hash))
         pairs = join(query, unique, inverse, hits)
         # Candidates under min_votes are never verified: the vote may leave them out, except for
         # a trace, which shows them (explain's "below the votes needed").
@@ -268,7 +289,7 @@ class Recognizer:
                 trace.parts[c.track_id] = ScoreParts(peaks_score, peaks_lam, votes_score, votes_lam, copies[i])
             scored.append(Scored(c, v, max(peaks_score, votes_score) - correction, refs[i]))
         scored.sort(key=lambda x: -x.score)
-        return scored
+        return scored, hits.budget_dropped > 0
 
 
 def _copies(cands: list[Candidate], checks: list[Verification], refs: list[np.ndarray], frames: int) -> list[int]:

@@ -299,7 +299,7 @@ async def lifespan(state: AppState) -> AsyncIterator[None]:
     if Role.of(s).runs_jobs:
         runner = JobRunner(
             jobs, Path(s.db), max_jobs=s.max_jobs, scan_workers=s.scan_workers, max_seconds=s.max_job_hours * 3600,
-            max_attempts=s.job_max_attempts,
+            max_attempts=s.job_max_attempts, lease_seconds=s.job_lease_seconds,
         )  # fmt: skip
     service = JobService(jobs, runner, s)
     state.extras["jobs.service"] = service
