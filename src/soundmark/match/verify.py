@@ -207,7 +207,8 @@ FIT_SIGMAS = 2.0  # standard errors a time rate may sit from a simpler model and
 # A time stretcher or pitch shifter moves onsets by a little more than a straight line: about
 # 0.5 % over a few seconds. A fitted time rate that close to a simpler model is that model.
 TIME_SLACK = 0.005
-_NEAR = [(dt, df) for dt in (-1, 0, 1) for df in (-1, 0, 1)]
+_NEAR_DT = np.repeat(np.arange(-1, 2), 3)  # the 3×3 cells around a peak: frame steps ...
+_NEAR_DF = np.tile(np.arange(-1, 2), 3)  # ... and bin steps
 
 
 @dataclass(frozen=True)
@@ -259,44 +260,47 @@ def _fit_rates(
     where the peaks still meet, outwards.
     """
     fit: _Fit | None = None
+    shift = float(start + starts // 2)  # reference frame of query frame 0 under the current rates
+    spread = starts // 2  # integer starts tried around it in the first round (the vote's ±2)
     for _ in range(FIT_ROUNDS):
         t, f = warp_peaks(query_peaks, a, b, band_lo)
+        fi = np.rint(f).astype(np.int64)
+        cols = fi[None, :] + _NEAR_DF[:, None]  # (9, n): the 3×3 cells around each peak
         best: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
-        for k in range(starts):
-            tt, ff = t + start + k, f
-            ti, fi = np.rint(tt).astype(np.int64), np.rint(ff).astype(np.int64)
-            dist = np.full(len(tt), np.inf)
-            rt = np.zeros(len(tt))
-            rf = np.zeros(len(tt))
-            for dt, df in _NEAR:
-                r, c = ti + dt - g0, fi + df
-                ok = (r >= 0) & (r < grid.shape[0]) & (c >= 0) & (c < grid.shape[1])
-                hit = np.zeros(len(tt), dtype=bool)
-                hit[ok] = grid[r[ok], c[ok]]
-                d = (ti + dt - tt) ** 2 + (fi + df - ff) ** 2
-                take = hit & (d < dist)
-                dist[take], rt[take], rf[take] = d[take], (ti + dt)[take], (fi + df)[take]
-            met = np.isfinite(dist)
-            if best is None or met.sum() > best[0]:
-                best = (int(met.sum()), met, rt, rf)
+        for k in range(-spread, spread + 1):
+            tt = t + shift + k
+            ti = np.rint(tt).astype(np.int64)
+            rows = ti[None, :] + _NEAR_DT[:, None]
+            ok = (rows >= g0) & (rows < g0 + grid.shape[0]) & (cols >= 0) & (cols < grid.shape[1])
+            hit = np.zeros(rows.shape, dtype=bool)
+            hit[ok] = grid[rows[ok] - g0, cols[ok]]
+            d = np.where(hit, (rows - tt[None, :]) ** 2 + (cols - f[None, :]) ** 2, np.inf)
+            near = np.argmin(d, axis=0)
+            met = np.isfinite(d[near, np.arange(len(tt))])
+            if best is None or int(met.sum()) > best[0]:
+                best = (int(met.sum()), met, rows[near, np.arange(len(tt))], cols[near, np.arange(len(tt))])
         assert best is not None
         n, met, rt, rf = best
         tq = query_peaks[met, 0].astype(np.float64)
         if n < FIT_MIN_PEAKS or np.ptp(tq) < 16:  # a slope needs peaks spread over half a second
             return fit
         fq = query_peaks[met, 1].astype(np.float64) + band_lo
-        fr = rf[met] + band_lo
-        (slope, icept), cov = np.polyfit(tq, rt[met], 1, cov="unscaled")
-        t_sd = float(np.std(rt[met] - (slope * tq + icept)))
+        fr = rf[met].astype(np.float64) + band_lo
+        rt_m = rt[met].astype(np.float64)
+        (slope, icept), cov = np.polyfit(tq, rt_m, 1, cov="unscaled")
+        t_sd = float(np.std(rt_m - (slope * tq + icept)))
         b_fit = float(np.dot(fq, fr) / np.dot(fr, fr))
         f_sd = float(np.std(fq - b_fit * fr))
         if abs(slope / a - 1) > FIT_REACH or abs(b_fit / b - 1) > FIT_REACH:
             return fit
         # Rounding leaves each position off by up to half a frame or bin (sd 0.29) at least.
-        fit = _Fit(float(slope), max(t_sd, 0.29) * math.sqrt(float(cov[0, 0])),
+        new = _Fit(float(slope), max(t_sd, 0.29) * math.sqrt(float(cov[0, 0])),
                    b_fit, max(f_sd, 0.29) / math.sqrt(float(np.dot(fr, fr))))  # fmt: skip
-        start = round(float(icept)) - starts // 2
+        settled = fit is not None and abs(new.time_rate - a) < 1e-4 and abs(new.freq_rate - b) < 1e-4
+        fit, shift, spread = new, float(icept), 0
         a, b = fit.time_rate, fit.freq_rate
+        if settled:
+            break
     return fit
 
 
