@@ -113,6 +113,20 @@ def test_cli_match_record_sends_unknown_metadata_as_null() -> None:
     )
 
 
+@pytest.mark.parametrize("rates,shown", [((1.0, 0.9998), None), ((1.004, 0.997), None),
+                                          ((1.0, 1.0212), (1.0, 1.0212)), ((0.951, 1.0), (0.951, 1.0))])  # fmt: skip
+def test_every_output_shows_the_same_speed_and_pitch(
+    rates: tuple[float, float], shown: tuple[float, float] | None
+) -> None:
+    """Rates nearer 1 than presenter.RATE_SHOWN are the estimate's noise: the API leaves them out
+    and ``recognize --json`` / ``listen --json`` print 1.0, so a local and a server answer agree."""
+    track = Track(id=5, meta=TrackMeta(title="Only"), duration=100.0)
+    record = presenter.match_record(Match(track, 3.0, 9.5, 20, *rates))
+    song = wire(presenter.recognition_result(WorkerMatch(5, 3.0, 9.5, *rates), track, BASE, [], "us"))
+    assert (record.speed, record.pitch) == (shown or (1.0, 1.0))
+    assert (song.get("speed"), song.get("pitch")) == (shown or (None, None))
+
+
 def test_lyrics_hit() -> None:
     assert sent(presenter.lyrics_hit(DESCRIBED, BASE)) == LYRICS
 

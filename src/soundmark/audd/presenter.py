@@ -39,6 +39,14 @@ _TRACKLIST_META = ("artist", "title", "album", "release_date", "label", "isrc", 
 RATE_SHOWN = 0.005  # a speed or pitch this far from 1 is reported
 
 
+def shown_rates(time_rate: float, freq_rate: float) -> tuple[float, float] | None:
+    """The (speed, pitch) every output reports, or None when the query played unchanged: rates
+    are estimated to about 0.5 % (verify.refine_warp), so both nearer 1 than RATE_SHOWN are 1."""
+    if abs(time_rate - 1.0) >= RATE_SHOWN or abs(freq_rate - 1.0) >= RATE_SHOWN:
+        return time_rate, freq_rate
+    return None
+
+
 def song_link(base: str, track: Track) -> str:
     return f"{base}/song/{track.id}"
 
@@ -76,10 +84,9 @@ def _match_fields(match: WorkerMatch, track: Track, base: str, wanted: list[str]
         "score": match.score,
         "offset": round(match.offset_seconds, 2),
     }
-    # Rates are estimated to about 0.5 % (verify.refine_warp): nearer 1 than that is unchanged.
-    if abs(match.time_rate - 1.0) >= RATE_SHOWN or abs(match.freq_rate - 1.0) >= RATE_SHOWN:
-        fields["speed"] = match.time_rate
-        fields["pitch"] = match.freq_rate
+    rates = shown_rates(match.time_rate, match.freq_rate)
+    if rates is not None:
+        fields["speed"], fields["pitch"] = rates
     fields.update(provider_blocks(track, wanted, market))
     if "lyrics" in wanted and meta.lyrics:
         fields["lyrics"] = lyrics_hit(track, base)
@@ -179,6 +186,7 @@ def match_record(m: Match) -> MatchRecord:
     """A match for ``soundmark recognize --json``: every metadata field (``null`` when unknown),
     the engine's figures, and the ids the catalog knows."""
     meta = m.track.meta
+    speed, pitch = shown_rates(m.time_rate, m.freq_rate) or (1.0, 1.0)
     return MatchRecord(
         artist=meta.artist,
         title=meta.title,
@@ -189,8 +197,8 @@ def match_record(m: Match) -> MatchRecord:
         offset=round(m.offset_seconds, 2),
         score=m.score,
         track_id=m.track.id,
-        speed=m.time_rate,
-        pitch=m.freq_rate,
+        speed=speed,
+        pitch=pitch,
         **_identifiers(meta),
     )
 
