@@ -193,8 +193,8 @@ def refine_warp(
             best_hit, best_n, a_best, b_best = hit, n, a, b
     frames = np.sort(query_peaks[best_hit, 0])
     first = int(frames[min(FIRST_HEARD_HITS, len(frames)) - 1]) if len(frames) else 0
-    start = offset + round(mid * (time_rate - a_best)) + int(_OFFSETS[0])
-    fit = _fit_rates(query_peaks, grid, g0, a_best, b_best, start, len(_OFFSETS), band_lo)
+    start = offset + round(mid * (time_rate - a_best))  # as met() placed the query under the best rates
+    fit = _fit_rates(query_peaks, grid, g0, a_best, b_best, start, int(_OFFSETS[-1]), band_lo)
     if fit is None:
         return Refined(float(a_best), float(b_best), first)
     return Refined(*_pick_rates(fit, a_best, b_best), first)
@@ -244,12 +244,12 @@ def _fit_rates(
     a: float,
     b: float,
     start: int,
-    starts: int,
+    spread: int,
     band_lo: int,
 ) -> _Fit | None:
     """The time and frequency rates fitted by least squares to the query peaks that meet a
-    reference peak (±1 frame and bin) under (``a``, ``b``) from the best of ``starts`` starts;
-    None when too few peaks meet.
+    reference peak (±1 frame and bin) under (``a``, ``b``), query frame 0 placed at ``start``
+    ± ``spread`` frames (the best of those); None when too few peaks meet.
 
     Counting exact cells finds the rate only to its step, and a time rate hardly at all on a short
     query (0.5 % moves a 3 s query's last peak by a quarter of a frame). The agreeing peaks'
@@ -260,8 +260,8 @@ def _fit_rates(
     where the peaks still meet, outwards.
     """
     fit: _Fit | None = None
-    shift = float(start + starts // 2)  # reference frame of query frame 0 under the current rates
-    spread = starts // 2  # integer starts tried around it in the first round (the vote's ±2)
+    shift = float(start)  # reference frame of query frame 0 under the current rates
+    each = np.arange(len(query_peaks))
     for _ in range(FIT_ROUNDS):
         t, f = warp_peaks(query_peaks, a, b, band_lo)
         fi = np.rint(f).astype(np.int64)
@@ -276,9 +276,9 @@ def _fit_rates(
             hit[ok] = grid[rows[ok] - g0, cols[ok]]
             d = np.where(hit, (rows - tt[None, :]) ** 2 + (cols - f[None, :]) ** 2, np.inf)
             near = np.argmin(d, axis=0)
-            met = np.isfinite(d[near, np.arange(len(tt))])
+            met = np.isfinite(d[near, each])
             if best is None or int(met.sum()) > best[0]:
-                best = (int(met.sum()), met, rows[near, np.arange(len(tt))], cols[near, np.arange(len(tt))])
+                best = (int(met.sum()), met, rows[near, each], cols[near, each])
         assert best is not None
         n, met, rt, rf = best
         tq = query_peaks[met, 0].astype(np.float64)
