@@ -90,3 +90,19 @@ def test_hashes_shared_at_no_consistent_offset_are_no_duplicate(
 def test_an_empty_store_holds_no_duplicate(tmp_path: Path, tracks: dict[int, NewTrack]) -> None:
     with Store(tmp_path / "db", PARAMS, create=True) as empty:
         assert find_duplicate(empty, next(iter(tracks.values()))) is None
+
+
+def test_a_copy_is_found_within_a_posting_budget_that_leaves_hashes_out(
+    built_store: Path, pieces: list[Piece], tracks: dict[int, NewTrack], unknown_piece: np.ndarray, tmp_path: Path
+) -> None:
+    # 1.2 postings per hash: only the rarest hashes are read, as in a catalog of millions.
+    tight = replace(PARAMS, query_postings_per_hash_retry=1.2)
+    with Store(built_store, tight) as store:
+        track = tracks[pieces[2].seed]
+        unique = np.unique(track.hashes)
+        hits = store.index.lookup(unique, tight.max_postings_per_hash, int(1.2 * len(unique)))
+        assert len(unique) // 10 < hits.budget_dropped < len(unique) // 2  # the budget binds, some are read
+        assert find_duplicate(store, track) == _stored_id(store, pieces[2])
+        path = tmp_path / "unknown.wav"
+        write_wav(path, unknown_piece, PIECE_RATE)
+        assert find_duplicate(store, _new_track(path)) is None

@@ -51,6 +51,7 @@ from soundmark.index.base import (
 from soundmark.index.manifest import SegmentManifest
 from soundmark.index.merge import MERGE_CHUNK_POSTINGS, MergeInput, merge
 from soundmark.index.policy import SegmentSize, next_merge
+from soundmark.index.segment_gather import gather
 from soundmark.index.segment_layout import (
     BIN_SPAN,
     DIRECTORY_MIN_POSTINGS,
@@ -218,7 +219,6 @@ class SegmentIndex:
         """Postings of ``hashes`` (unique uint32) across all live segments (cap and budget:
         ``within_budget`` over the hashes' postings in all segments)."""
         q = np.asarray(hashes, dtype=np.uint32)
-        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         segs = list(self._segments.values())
         ranges = []
         total_counts = np.zeros(len(q), dtype=np.int64)
@@ -235,21 +235,14 @@ class SegmentIndex:
             total_counts += hi - lo
         allowed = within_budget(total_counts, max_postings_per_hash, budget)
         dropped = budget_dropped(total_counts, max_postings_per_hash, allowed)
-        for seg, (lo, hi) in zip(segs, ranges, strict=True):
-            counts = np.where(allowed, hi - lo, 0)
-            n = int(counts.sum())
-            if n == 0:
-                continue
-            pos = np.repeat(np.arange(len(q), dtype=np.int64), counts)
-            starts = np.repeat(lo.astype(np.int64) - np.cumsum(counts) + counts, counts)
-            idx = starts + np.arange(n, dtype=np.int64)
-            vals = np.asarray(seg.vals[idx], dtype=np.int64)
-            mask = (1 << seg.time_bits) - 1
-            track_ids = seg.tracks[vals >> seg.time_bits]
-            parts.append((pos, track_ids, vals & mask))
-        if not parts:
+        n = int(total_counts[allowed].sum())
+        if n == 0:
             return Hits.empty(dropped)
-        pos, tids, times = (np.concatenate(x) for x in zip(*parts, strict=True))
+        pos, tids, times = (np.empty(n, dtype=np.int64) for _ in range(3))
+        at = 0
+        for seg, (lo, hi) in zip(segs, ranges, strict=True):
+            vals = np.asarray(seg.vals)  # the mapped array itself (no copy)
+            at = gather(vals, seg.tracks, seg.time_bits, lo, hi, allowed, pos, tids, times, at)
         if len(self._removed):
             live = ~np.isin(tids, self._removed)
             pos, tids, times = pos[live], tids[live], times[live]

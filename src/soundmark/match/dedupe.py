@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 
-from soundmark.match.vote import QueryHashes, best_candidates, join
+from soundmark.match.recognizer import query_budget
+from soundmark.match.vote import QueryHashes, vote
 from soundmark.store import NewTrack, Store
 
 WINDOW_SECONDS = 30.0
@@ -30,9 +31,14 @@ def find_duplicate(store: Store, track: NewTrack) -> int | None:
         return None
     query = QueryHashes(hashes, times, np.zeros(len(hashes), dtype=np.int64))
     unique, inverse = np.unique(hashes, return_inverse=True)
-    hits = store.index.lookup(unique, p.max_postings_per_hash)
-    need = math.ceil(MIN_SHARED * len(hashes))
-    cands = best_candidates(join(query, unique, inverse, hits), 1, 1, 1, floor=need)  # fewer: never a duplicate
+    # Read under the retry's posting budget, so an add costs the same work at any catalog size:
+    # a copy shares its hashes whatever their commonness, so the share is counted over the
+    # hashes the budget read.
+    budget = query_budget(p, len(unique), p.query_postings_per_hash_retry)
+    hits = store.index.lookup(unique, p.max_postings_per_hash, budget)
+    read = 1.0 - hits.budget_dropped / len(unique)
+    need = math.ceil(MIN_SHARED * len(hashes) * read)
+    cands, _ = vote(query, unique, inverse, hits, 1, 1, 1, floor=need)  # fewer: never a duplicate
     if not cands or cands[0].votes < need:
         return None
     other = store.catalog.get_track(cands[0].track_id)

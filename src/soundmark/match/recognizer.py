@@ -22,7 +22,7 @@ from soundmark.match.verify import (
     shared_peaks,
     verify_alignment,
 )
-from soundmark.match.vote import Candidate, Pairs, QueryHashes, best_candidates, join, searched_groups
+from soundmark.match.vote import Candidate, Pairs, QueryHashes, best_candidates, join, searched_groups, vote
 from soundmark.store import Store
 
 MIN_OTHERS = 2  # other candidates needed before their hits serve as the chance level
@@ -243,15 +243,17 @@ class Recognizer:
         )
         unique, inverse = np.unique(query.hashes, return_inverse=True)
         hits = self.store.index.lookup(unique, p.max_postings_per_hash, query_budget(p, len(unique), per_hash))
-        pairs = join(query, unique, inverse, hits)
-        # Candidates under min_votes are never verified: the vote may leave them out, except for
-        # a trace, which shows them (explain's "below the votes needed").
-        floor = 0 if trace is not None else s.min_votes
-        ranked = best_candidates(pairs, len(qp.warps), s.vote_tolerance, s.candidates, floor=floor)
+        n_rates, tol = len(qp.warps), s.vote_tolerance
+        if trace is None:
+            # Candidates under min_votes are never verified: the vote may leave them out.
+            ranked, groups = vote(query, unique, inverse, hits, n_rates, tol, s.candidates, floor=s.min_votes)
+        else:  # the pairs themselves, and every candidate (explain's "below the votes needed")
+            pairs = join(query, unique, inverse, hits)
+            ranked, groups = best_candidates(pairs, n_rates, tol, s.candidates), searched_groups(pairs, n_rates)
+            trace.pairs = pairs
         cands = [c for c in ranked if c.votes >= s.min_votes]
         # Two tests per candidate (peaks, votes) over all candidates, and the groups searched
         # beyond those the chance level was calibrated on: Bonferroni correction.
-        groups = searched_groups(pairs, len(qp.warps))
         correction = math.log10(max(1.0, 2 * len(cands) * tries)) + math.log10(max(1.0, groups / CALIBRATED_GROUPS))
         checks = []
         refs = []
@@ -265,7 +267,7 @@ class Recognizer:
             refs.append(ref)
         copies = _copies(cands, [v for _, v in checks], refs, qp.frames)
         if trace is not None:
-            trace.pairs, trace.ranked, trace.correction = pairs, ranked, correction
+            trace.ranked, trace.correction = ranked, correction
             trace.refs = {c.track_id: ref for c, ref in zip(cands, refs, strict=True)}
         scored = []
         for i, (c, v) in enumerate(checks):

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from soundmark.index.base import Hits
+from soundmark.match import vote_kernel
 
-_OFFSET_BITS = 33
-_OFFSET_BIAS = 1 << 32
+_OFFSET_BITS = vote_kernel.OFFSET_BITS
+_OFFSET_BIAS = vote_kernel.OFFSET_BIAS
+MAX_RATES = 63  # the kernel counts a track's rates in the bits of one int64
 
 
 @dataclass(frozen=True)
@@ -70,18 +72,90 @@ def join(query: QueryHashes, unique: np.ndarray, inverse: np.ndarray, hits: Hits
 
 
 def best_candidates(pairs: Pairs, n_rates: int, tolerance: int, top: int, floor: int = 0) -> list[Candidate]:
-    """The best-voted (track, rate, offset) per track, strongest first, at most ``top``.
-
-    The same candidates as sorting every pair (:func:`exact_candidates`), but only the pairs that
-    can still reach the top are sorted (:func:`_select`), so what grows with the pairs is a few
-    linear passes. Candidates with fewer than ``floor`` votes may be left out (the recognizer
-    never verifies them); ``floor`` 0 keeps the full ranking.
-    """
+    """The best-voted (track, rate, offset) per track, strongest first (ties: the lower track,
+    rate and offset), at most ``top``: the ranking :func:`exact_candidates` makes by sorting
+    every pair, made track by track (``vote_kernel``). Candidates with fewer than ``floor``
+    votes may be left out (the recognizer never verifies them); ``floor`` 0 keeps the full
+    ranking."""
     if len(pairs.track_ids) == 0:
         return []
-    group = pairs.track_ids * n_rates + pairs.rate_idx
-    ranked = _select(group, pairs.offsets, n_rates, tolerance, top, floor)
-    return _finish(ranked, group, pairs.offsets, n_rates, tolerance)
+    if n_rates > MAX_RATES:
+        raise ValueError(f"at most {MAX_RATES} warps a vote, not {n_rates}")
+    tracks, ids, n = _dense(pairs.track_ids)
+    keys, starts = vote_kernel.bucket_pairs(
+        ids, np.asarray(pairs.rate_idx, dtype=np.int64), np.asarray(pairs.offsets, dtype=np.int64), n
+    )
+    return _rank(keys, starts, tracks, n_rates, tolerance, top, floor)[0]
+
+
+def vote(
+    query: QueryHashes, unique: np.ndarray, inverse: np.ndarray, hits: Hits,
+    n_rates: int, tolerance: int, top: int, floor: int = 0,
+) -> tuple[list[Candidate], int]:  # fmt: skip
+    """``best_candidates(join(query, unique, inverse, hits), ...)`` without making the pairs, and
+    how many (track, rate) groups hold any pair (``searched_groups``)."""
+    if len(hits.hash_pos) == 0:
+        return [], 0
+    if n_rates > MAX_RATES:
+        raise ValueError(f"at most {MAX_RATES} warps a vote, not {n_rates}")
+    order = np.argsort(inverse, kind="stable")
+    q_counts = np.bincount(inverse, minlength=len(unique))
+    q_starts = np.cumsum(q_counts) - q_counts
+    tracks, ids, n = _dense(hits.track_ids)
+    i64 = np.int64
+    keys, starts = vote_kernel.bucket_hits(
+        np.asarray(hits.hash_pos, dtype=i64), ids, np.asarray(hits.times, dtype=i64), order, q_starts, q_counts,
+        np.asarray(query.times, dtype=i64), np.asarray(query.rate_idx, dtype=i64), n,
+    )  # fmt: skip
+    return _rank(keys, starts, tracks, n_rates, tolerance, top, floor)
+
+
+def warm_up() -> None:
+    """Compile the vote's kernels now (or load them from numba's cache), not in a first query."""
+    z = np.zeros(1, dtype=np.int64)
+    query, hits = QueryHashes(np.zeros(1, dtype=np.uint32), z, z), Hits(z, z, z)
+    vote(query, query.hashes, z, hits, 1, 1, 1)
+    best_candidates(join(query, query.hashes, z, hits), 1, 1, 1)
+
+
+def _dense(track_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, int]:
+    """(tracks, ids, n): ids (< n) index the kernel's per-track buckets, tracks maps them back
+    (None: the ids are the track ids). Track ids far sparser than the pairs are renumbered, so
+    the buckets' histogram stays the size of the work, not of the largest id."""
+    ids = np.asarray(track_ids, dtype=np.int64)
+    top = int(ids.max()) + 1
+    if top <= 4 * len(ids) + (1 << 20):
+        return None, ids, top
+    tracks, dense = np.unique(ids, return_inverse=True)
+    return tracks, dense.astype(np.int64), len(tracks)
+
+
+def _rank(
+    keys: np.ndarray, starts: np.ndarray, tracks: np.ndarray | None,
+    n_rates: int, tolerance: int, top: int, floor: int,
+) -> tuple[list[Candidate], int]:  # fmt: skip
+    level = max(floor, 1)
+    bounds, groups = vote_kernel.track_bounds(keys, starts, tolerance)
+    reach = np.flatnonzero(bounds >= level)  # the tracks that may hold a window of ``level``
+    order = reach[np.lexsort((reach, -bounds[reach]))]
+    votes, best = vote_kernel.best_windows(keys, starts, bounds, order, tolerance, level, top)
+    found = np.flatnonzero(votes >= level)
+    chosen = found[np.lexsort((best[found], found, -votes[found]))][:top]
+    out = []
+    for t in chosen.tolist():
+        key = int(best[t])
+        pairs, runner = vote_kernel.group_details(keys, starts, t, key, tolerance)
+        out.append(
+            Candidate(
+                track_id=int(tracks[t]) if tracks is not None else t,
+                rate_idx=key >> _OFFSET_BITS,
+                offset=(key & ((1 << _OFFSET_BITS) - 1)) - _OFFSET_BIAS,
+                votes=int(votes[t]),
+                track_pairs=int(pairs),
+                runner_up=int(runner),
+            )
+        )
+    return out, int(groups)
 
 
 def exact_candidates(pairs: Pairs, n_rates: int, tolerance: int, top: int) -> list[Candidate]:
@@ -124,59 +198,6 @@ def _ranked(group: np.ndarray, offsets: np.ndarray, n_rates: int, tolerance: int
     chosen = order[np.sort(first)][:top]
     offs = _offsets_of(ukeys)
     return [(int(ugroup[i]), int(offs[i]), int(window[i])) for i in chosen]
-
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: multiply, keep the top bits
-MIN_PRUNE = 4096  # fewer pairs than this are sorted outright: pruning would not pay
-
-
-def _select(group: np.ndarray, offsets: np.ndarray, n_rates: int, tolerance: int, top: int, floor: int) -> _Ranked:
-    """:func:`_ranked` over all pairs (level 0), sorting only the pairs that can decide it.
-
-    A window (the pairs of one group within ±tolerance of an offset) lies inside at most two
-    adjacent cells of ``2**k`` ≥ 2·tolerance + 1 offsets, so the pair counts of those cells bound
-    it from above. The cells are counted in a hashed table (np.bincount, no sort); a collision
-    only adds to a count, so the bound stays an upper bound. For a level T, every pair whose
-    bound reaches T is kept together with all pairs of the cells its window spans, so its window
-    is counted exactly. When at least ``top`` tracks then show a window ≥ T, the top-th best
-    window W ≥ T, every window ≥ W was counted exactly (bound ≥ count ≥ T) and every window
-    counted short is < T: the ranking is the exact one. Otherwise T is lowered (four times the
-    pairs) and tried again; at ``floor`` what reaches it is exact, which is all that caller asks.
-    """
-    n = len(group)
-    if n < MIN_PRUNE:
-        return _ranked(group, offsets, n_rates, tolerance, top, 0)
-    k = max(1, (2 * tolerance).bit_length())  # 2**k >= 2·tolerance + 1
-    width = 1 << k
-    biased = offsets + _OFFSET_BIAS
-    rem = biased & (width - 1)
-    bits = min(24, max(12, (2 * n).bit_length()))  # a table of ≥ 2n cells: few collisions
-    shift = np.uint64(64 - bits)
-    hashed = ((group << 32) | (biased >> k)).astype(np.uint64) * _GOLDEN  # wraps mod 2**64: hashing
-    own = (hashed >> shift).astype(np.intp)
-    below = np.flatnonzero(rem < tolerance)  # windows reaching into the cell below
-    above = np.flatnonzero(rem + tolerance >= width)  # ... into the cell above
-    cell_below = ((hashed[below] - _GOLDEN) >> shift).astype(np.intp)
-    cell_above = ((hashed[above] + _GOLDEN) >> shift).astype(np.intp)
-    cells = np.bincount(own, minlength=1 << bits)
-    bound = cells[own]
-    bound[below] += cells[cell_below]
-    bound[above] += cells[cell_above]
-    at_least = np.cumsum(np.bincount(bound)[::-1])[::-1]  # at_least[t]: pairs with bound ≥ t
-    lowest = max(floor, 1)  # every pair's bound is ≥ 1: level 1 keeps them all
-    level = max(int(np.flatnonzero(at_least >= min(n, 64 * max(top, 4)))[-1]), lowest)
-    while True:
-        strong = bound >= level
-        spanned = np.zeros(1 << bits, dtype=bool)
-        spanned[own[strong]] = True
-        spanned[cell_below[strong[below]]] = True
-        spanned[cell_above[strong[above]]] = True
-        keep = spanned[own]
-        ranked = _ranked(group[keep], offsets[keep], n_rates, tolerance, top, level)
-        if len(ranked) >= top or level <= lowest:
-            return ranked
-        want = min(n, 4 * int(at_least[level]))
-        level = max(min(int(np.flatnonzero(at_least >= want)[-1]), level - 1), lowest)
 
 
 def _finish(ranked: _Ranked, group: np.ndarray, offsets: np.ndarray, n_rates: int, tolerance: int) -> list[Candidate]:
