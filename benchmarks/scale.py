@@ -9,8 +9,8 @@ Usage:
 
 The store under ``--work`` grows in place: the public corpus's references are ingested for real
 (decode + fingerprint, ``soundmark.ingest``), then each size adds distractors up to that many
-tracks. A distractor is a real reference's stored peak list, pitch-shifted 2-6 semitones,
-tempo-changed, optionally time-reversed and rotated, re-hashed with soundmark's own hashing
+tracks. A distractor is a real reference's stored peak list, pitch-shifted 3-6 semitones (out of
+both warp grids' reach), tempo-changed, optionally time-reversed and rotated, re-hashed with soundmark's own hashing
 (``scale_distractors.py`` says how and why no public query can match one). Distractors go
 through the store's real write path: ``Store.writer()``, ``find_duplicate`` (as ingest does),
 ``StoreWriter.commit`` in batches of ``Settings.batch_tracks``, and then the compaction ingest

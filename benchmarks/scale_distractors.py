@@ -9,9 +9,10 @@ The transform of distractor ``k`` (deterministic: growing a catalog yields the s
 as building it at once):
   source   reference ``k mod n`` (every reference gets the same share)
   pitch    absolute frequency × s, s log-uniform over PITCH_RANGE minus a band around every
-           frequency ratio under which a public query could meet its original (the warp grid's
-           rates times the corpus's speed/pitch kinds, ± PITCH_MARGIN): a key change of 2-6
-           semitones, up or down
+           frequency ratio under which a public query could meet its original (the rates of
+           both warp grids, the first and the wide one a query falls back to, times the
+           corpus's speed/pitch kinds, ± PITCH_MARGIN): a key change of about 3-6 semitones,
+           up or down
   tempo    times × r, r log-uniform over TEMPO_RANGE (free: the pitch already keeps it apart)
   reverse  every second distractor of a source is time-reversed
   rotate   the track starts at a random point and wraps round (offsets differ between copies)
@@ -55,8 +56,12 @@ class Transform:
 
 def forbidden_pitch(params: FingerprintParams, margin: float = PITCH_MARGIN) -> list[tuple[float, float]]:
     """Pitch factors a distractor must avoid: near any q / b for a query kind's frequency rate q
-    and a warp-grid frequency rate b (a query under warp b reads as pitch q / b of the original)."""
-    ratios = sorted({q / b for q in QUERY_FREQ_RATES for _, b in params.warp_grid})
+    and a frequency rate b of either warp grid (a query under warp b reads as pitch q / b of the
+    original). The wide grid counts too: a query the first grid does not answer is searched
+    over it, and a distractor in its reach would be a transformed copy of the query's audio,
+    not chance."""
+    grids = params.warp_grid + params.wide_grid
+    ratios = sorted({q / b for q in QUERY_FREQ_RATES for _, b in grids})
     return [(r / (1 + margin), r * (1 + margin)) for r in ratios]
 
 

@@ -51,7 +51,6 @@ from soundmark.index.base import (
 from soundmark.index.manifest import SegmentManifest
 from soundmark.index.merge import MERGE_CHUNK_POSTINGS, MergeInput, merge
 from soundmark.index.policy import SegmentSize, next_merge
-from soundmark.index.segment_gather import gather
 from soundmark.index.segment_layout import (
     BIN_SPAN,
     DIRECTORY_MIN_POSTINGS,
@@ -238,6 +237,9 @@ class SegmentIndex:
         n = int(total_counts[allowed].sum())
         if n == 0:
             return Hits.empty(dropped)
+        # Imported on first use: numba and LLVM load only in processes that look up.
+        from soundmark.index.segment_gather import gather
+
         pos, tids, times = (np.empty(n, dtype=np.int64) for _ in range(3))
         at = 0
         for seg, (lo, hi) in zip(segs, ranges, strict=True):

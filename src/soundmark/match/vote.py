@@ -9,14 +9,18 @@ the jitter of peak positions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from soundmark.index.base import Hits
-from soundmark.match import vote_kernel
 
-_OFFSET_BITS = vote_kernel.OFFSET_BITS
-_OFFSET_BIAS = vote_kernel.OFFSET_BIAS
+if TYPE_CHECKING:
+    from types import ModuleType
+
+OFFSET_BITS = 33  # a pair's key: (group or rate) << OFFSET_BITS | (offset + OFFSET_BIAS)
+OFFSET_BIAS = 1 << 32
+_OFFSET_BITS, _OFFSET_BIAS = OFFSET_BITS, OFFSET_BIAS
 MAX_RATES = 63  # the kernel counts a track's rates in the bits of one int64
 
 
@@ -82,7 +86,7 @@ def best_candidates(pairs: Pairs, n_rates: int, tolerance: int, top: int, floor:
     if n_rates > MAX_RATES:
         raise ValueError(f"at most {MAX_RATES} warps a vote, not {n_rates}")
     tracks, ids, n = _dense(pairs.track_ids)
-    keys, starts = vote_kernel.bucket_pairs(
+    keys, starts = _kernel().bucket_pairs(
         ids, np.asarray(pairs.rate_idx, dtype=np.int64), np.asarray(pairs.offsets, dtype=np.int64), n
     )
     return _rank(keys, starts, tracks, n_rates, tolerance, top, floor)[0]
@@ -103,11 +107,19 @@ def vote(
     q_starts = np.cumsum(q_counts) - q_counts
     tracks, ids, n = _dense(hits.track_ids)
     i64 = np.int64
-    keys, starts = vote_kernel.bucket_hits(
+    keys, starts = _kernel().bucket_hits(
         np.asarray(hits.hash_pos, dtype=i64), ids, np.asarray(hits.times, dtype=i64), order, q_starts, q_counts,
         np.asarray(query.times, dtype=i64), np.asarray(query.rate_idx, dtype=i64), n,
     )  # fmt: skip
     return _rank(keys, starts, tracks, n_rates, tolerance, top, floor)
+
+
+def _kernel() -> ModuleType:
+    """The compiled loops, imported on first use: numba and LLVM load only in processes that
+    vote (not in fingerprinting workers, nor in commands that never search)."""
+    from soundmark.match import vote_kernel
+
+    return vote_kernel
 
 
 def warm_up() -> None:
@@ -135,6 +147,7 @@ def _rank(
     n_rates: int, tolerance: int, top: int, floor: int,
 ) -> tuple[list[Candidate], int]:  # fmt: skip
     level = max(floor, 1)
+    vote_kernel = _kernel()
     bounds, groups = vote_kernel.track_bounds(keys, starts, tolerance)
     reach = np.flatnonzero(bounds >= level)  # the tracks that may hold a window of ``level``
     order = reach[np.lexsort((reach, -bounds[reach]))]

@@ -17,9 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from soundmark.jit import compiled
-
-OFFSET_BITS = 33
-OFFSET_BIAS = 1 << 32
+from soundmark.match.vote import OFFSET_BIAS, OFFSET_BITS
 
 
 @compiled
