@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 
 from soundmark.catalog import schema_postgres, schema_search
-from soundmark.catalog.lyrics import PG_COLUMN_FTS, PG_RANK_NORMALIZATION, fts_query, pg_rank, ts_query
+from soundmark.catalog.lyrics import PG_COLUMN_FTS, PG_RANK_NORMALIZATION, PG_TSQUERY, fts_query, pg_rank, ts_query
 from soundmark.catalog.models import Track
 from soundmark.catalog.schema_postgres import ALBUM_FTS, TEXT_FTS
 from soundmark.catalog.sql import POSTGRESQL, SQLITE, dialect
@@ -177,7 +177,7 @@ def _text_hits(catalog: Catalog, q: str, column: str | None, *, prefix: bool) ->
         if query is None:
             return None
         where = f"{TEXT_FTS} @@ q" + (f" AND {PG_COLUMN_FTS[column]} @@ q" if column else "")
-        select = f"SELECT id FROM tracks, to_tsquery('simple', ?) AS q WHERE {where}"
+        select = f"SELECT id FROM tracks, {PG_TSQUERY} AS q WHERE {where}"
         return _ranked(catalog, select, f"{pg_rank(column)} DESC, id", (query,))
     match = _match(q, column, prefix=prefix)
     if match is None:
@@ -192,7 +192,7 @@ def _album_hits(catalog: Catalog, q: str, *, prefix: bool) -> tuple[list[int], b
         query = ts_query(q, prefix=prefix)
         if query is None:
             return None
-        select = f"SELECT id FROM tracks, to_tsquery('simple', ?) AS q WHERE {ALBUM_FTS} @@ q"
+        select = f"SELECT id FROM tracks, {PG_TSQUERY} AS q WHERE {ALBUM_FTS} @@ q"
         return _ranked(catalog, select, f"ts_rank({ALBUM_FTS}, q, {PG_RANK_NORMALIZATION}) DESC, id", (query,))
     match = _match(q, None, prefix=prefix)
     if match is None:

@@ -2,17 +2,18 @@
 
 SQLite: the FTS5 index ``lyrics_fts`` (``unicode61 remove_diacritics 2``), ranked by bm25 with
 per-column weights. PostgreSQL: the GIN expression index ``schema_postgres.TEXT_FTS`` (the
-``simple`` configuration over title, artist and lyrics), the match written as exactly that
+configuration ``schema_postgres.TS_CONFIG``: ``simple`` with diacritics folded, over title,
+artist and lyrics), the match written as exactly that
 expression so the planner uses the index, ranked by ``ts_rank`` over a vector of the same words
 weighted per column (A title, B artist, D lyrics) with the same proportions as bm25's weights.
 
 The user's words become a query the same way on both: every whitespace-separated term is quoted
 (so no character of it is an operator), terms without a letter or digit are dropped, the rest are
-ANDed, and a half-typed last word can be asked as a prefix. Differences that remain, because the
-indexes tokenize differently: PostgreSQL does not fold diacritics (``cafe`` does not find
-``Café``; ``café`` does, on both), and its parser keeps some punctuated words whole (``AC/DC``,
-``3.14``, ``a@b.com`` are one word there, two or three in FTS5); the ranking formulas differ, so
-only clear differences in rank (title over artist over lyrics, shorter over longer) agree.
+ANDed, and a half-typed last word can be asked as a prefix; both fold case and diacritics
+(``cafe`` and ``CAFÉ`` find ``Café``). Differences that remain, because the indexes tokenize
+differently: PostgreSQL's parser keeps some punctuated words whole (``AC/DC``, ``3.14``,
+``a@b.com`` are one word there, two or three in FTS5); the ranking formulas differ, so only clear
+differences in rank (title over artist over lyrics, shorter over longer) agree.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import unicodedata
 
 from soundmark.catalog.models import Track
-from soundmark.catalog.schema_postgres import TEXT_FTS
+from soundmark.catalog.schema_postgres import TEXT_FTS, TS_CONFIG
 from soundmark.catalog.sql import POSTGRESQL, dialect
 from soundmark.catalog.sqlite import Catalog
 
@@ -35,9 +36,9 @@ _WEIGHTS = (10.0, 5.0, 1.0)  # title, artist, lyrics
 # PostgreSQL: the columns' words weighted A (title), B (artist), D (lyrics); positions run on
 # across the columns exactly as in TEXT_FTS (which joins the texts with a space).
 PG_WEIGHTED = (
-    "setweight(to_tsvector('simple', coalesce(title, '')), 'A')"
-    " || setweight(to_tsvector('simple', coalesce(artist, '')), 'B')"
-    " || to_tsvector('simple', coalesce(lyrics, ''))"
+    f"setweight(to_tsvector('{TS_CONFIG}', coalesce(title, '')), 'A')"
+    f" || setweight(to_tsvector('{TS_CONFIG}', coalesce(artist, '')), 'B')"
+    f" || to_tsvector('{TS_CONFIG}', coalesce(lyrics, ''))"
 )
 # ts_rank's weights are given as {D, C, B, A}; a column filter counts only that column's words.
 _PG_RANK_WEIGHTS = {
@@ -46,7 +47,8 @@ _PG_RANK_WEIGHTS = {
     "artist": "{0, 0, 1, 0}",
     "lyrics": "{1, 0, 0, 0}",
 }
-PG_COLUMN_FTS = {c: f"to_tsvector('simple', coalesce({c}, ''))" for c in ("title", "artist", "lyrics")}
+PG_COLUMN_FTS = {c: f"to_tsvector('{TS_CONFIG}', coalesce({c}, ''))" for c in ("title", "artist", "lyrics")}
+PG_TSQUERY = f"to_tsquery('{TS_CONFIG}', ?)"  # a user's query (``ts_query``), folded as the index is
 # ts_rank normalization 1: divided by 1 + log(length), so among equal hits the shorter track
 # ranks first, as bm25's length normalisation has it.
 PG_RANK_NORMALIZATION = 1
@@ -71,7 +73,7 @@ def fts_query(q: str) -> str | None:
 
 
 def ts_query(q: str, *, prefix: bool = False) -> str | None:
-    """The same terms as ``fts_query`` as a PostgreSQL ``to_tsquery('simple', ...)`` text: each
+    """The same terms as ``fts_query`` as a PostgreSQL ``to_tsquery`` text (``PG_TSQUERY``): each
     term a quoted operand (``'`` and ``\\`` escaped, so ``&``, ``|``, ``!``, ``<->``, ``:*`` and
     parentheses in it are just text; PostgreSQL's parser splits it into the words the index holds,
     a phrase when there are several), ANDed; ``prefix``: the last term also matches as a prefix
@@ -94,7 +96,7 @@ def pg_rank(column: str | None) -> str:
 def search_lyrics(catalog: Catalog, q: str, limit: int = 10) -> list[Track]:
     """Tracks whose title, artist and lyrics together hold every term of ``q``, best first.
 
-    Terms match whole words (case-insensitively; accent-insensitively on SQLite), in any of the
+    Terms match whole words (case- and accent-insensitively), in any of the
     three columns; the title ranks above the artist above the lyrics.
     """
     limit = min(int(limit), MAX_LIMIT)
@@ -105,8 +107,7 @@ def search_lyrics(catalog: Catalog, q: str, limit: int = 10) -> list[Track]:
         if query is None:
             return []
         rows = catalog.conn.execute(
-            f"SELECT id FROM tracks, to_tsquery('simple', ?) AS q WHERE {TEXT_FTS} @@ q"
-            f" ORDER BY {pg_rank(None)} DESC, id LIMIT ?",
+            f"SELECT id FROM tracks, {PG_TSQUERY} AS q WHERE {TEXT_FTS} @@ q ORDER BY {pg_rank(None)} DESC, id LIMIT ?",
             (query, limit),
         ).fetchall()
     else:

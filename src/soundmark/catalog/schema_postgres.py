@@ -10,8 +10,9 @@ version 11; later changes are appended to both lists. Differences from the SQLit
   index is written, ``Catalog.reserve_track_ids``), so writers on several machines never collide
   and an id is never handed out twice, as SQLite's ``AUTOINCREMENT`` guarantees;
 - the other generated ids are identity columns (``INSERT ... RETURNING id`` in both dialects);
-- full-text search is expression GIN indexes over ``to_tsvector('simple', ...)`` instead of FTS5
-  tables (``catalog/browse.py`` and ``catalog/lyrics.py`` query the same expressions);
+- full-text search is expression GIN indexes over ``to_tsvector(TS_CONFIG, ...)`` instead of FTS5
+  tables (``catalog/browse.py`` and ``catalog/lyrics.py`` query the same expressions), ``simple``
+  with diacritics folded by ``unaccent`` (migration 3) as FTS5's ``remove_diacritics`` does;
 - the browse orders are ``lower(coalesce(...))`` expression indexes (SQLite: ``COLLATE NOCASE``);
 - the airplay trigger is a PL/pgSQL function over ``payload::jsonb`` (SQLite: ``json_extract``);
 - the Redis index's bookkeeping tables are part of the schema (SQLite creates them on first use).
@@ -21,9 +22,15 @@ from __future__ import annotations
 
 from soundmark.catalog.schema_nodes import PG_MIGRATION as NODES_MIGRATION
 
+# The text search configuration of every tsvector and tsquery from migration 3 on: PostgreSQL's
+# ``simple`` (lower-cased words, no stemming) with diacritics folded first by the ``unaccent``
+# dictionary (a contrib extension shipped with PostgreSQL), as SQLite's FTS5 ``remove_diacritics``
+# folds them: ``cafe`` finds ``Café`` on both engines.
+TS_CONFIG = "soundmark_fold"
+_TEXT = "coalesce(title, '') || ' ' || coalesce(artist, '') || ' ' || coalesce(lyrics, '')"
 # The text search expressions (catalog/browse.py and catalog/lyrics.py use exactly these).
-TEXT_FTS = "to_tsvector('simple', coalesce(title, '') || ' ' || coalesce(artist, '') || ' ' || coalesce(lyrics, ''))"
-ALBUM_FTS = "to_tsvector('simple', coalesce(album, ''))"
+TEXT_FTS = f"to_tsvector('{TS_CONFIG}', {_TEXT})"
+ALBUM_FTS = f"to_tsvector('{TS_CONFIG}', coalesce(album, ''))"
 TITLE_KEY = "lower(coalesce(title, ''))"
 ARTIST_KEY = "lower(coalesce(artist, ''))"
 
@@ -47,8 +54,8 @@ CREATE TABLE tracks (
     added_at DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX tracks_isrc ON tracks(isrc);
-CREATE INDEX tracks_text_fts ON tracks USING gin ({TEXT_FTS});
-CREATE INDEX tracks_album_fts ON tracks USING gin ({ALBUM_FTS});
+CREATE INDEX tracks_text_fts ON tracks USING gin (to_tsvector('simple', {_TEXT}));
+CREATE INDEX tracks_album_fts ON tracks USING gin (to_tsvector('simple', coalesce(album, '')));
 CREATE INDEX tracks_by_title ON tracks({TITLE_KEY}, id);
 CREATE INDEX tracks_by_artist ON tracks({ARTIST_KEY}, {TITLE_KEY}, id);
 CREATE TABLE track_external (
@@ -235,4 +242,26 @@ CREATE INDEX redis_index_tracks_part ON redis_index_tracks(part);
 CREATE TABLE redis_index_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-MIGRATIONS: list[str] = [_SCHEMA, NODES_MIGRATION]
+# Migration 3: accents folded in search. The extension is the database's (created once, in
+# ``public``, by a role that may: a superuser, or the database's owner since unaccent is a
+# trusted extension); the configuration is the catalog's own, in its schema, naming the
+# dictionary wherever the extension lives. The indexes are rebuilt over the new expressions.
+_FOLD_ACCENTS = f"""
+CREATE EXTENSION IF NOT EXISTS unaccent SCHEMA public;
+CREATE TEXT SEARCH CONFIGURATION {TS_CONFIG} (COPY = pg_catalog.simple);
+DO $body$
+DECLARE home TEXT;
+BEGIN
+    SELECT extnamespace::regnamespace::text INTO home FROM pg_extension WHERE extname = 'unaccent';
+    EXECUTE format(
+        'ALTER TEXT SEARCH CONFIGURATION {TS_CONFIG} ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, '
+        'word, hword, hword_part WITH %s.unaccent, pg_catalog.simple', home);
+END
+$body$;
+DROP INDEX tracks_text_fts;
+DROP INDEX tracks_album_fts;
+CREATE INDEX tracks_text_fts ON tracks USING gin ({TEXT_FTS});
+CREATE INDEX tracks_album_fts ON tracks USING gin ({ALBUM_FTS});
+"""
+
+MIGRATIONS: list[str] = [_SCHEMA, NODES_MIGRATION, _FOLD_ACCENTS]
