@@ -68,6 +68,9 @@ __all__ = ["SEGMENTS_DIR", "SegmentIndex", "max_tracks_for", "pack_peaks", "unpa
 SEGMENTS_DIR = "segments"
 
 
+SAMPLE_STEP = 64  # keys per block of a segment's key sample (256 bytes of uint32 keys)
+
+
 @dataclass
 class _Segment:
     name: str
@@ -80,6 +83,7 @@ class _Segment:
     bytes: int
     directory: np.ndarray | None = None  # start of every hash value's run (large segments only)
     track_postings: np.ndarray | None = None  # postings per local track (layout 1: counted on demand)
+    sample: np.ndarray | None = None  # every SAMPLE_STEP-th key, where no directory is (segment_kernels)
 
     @property
     def time_bits(self) -> int:
@@ -200,7 +204,8 @@ class SegmentIndex:
         if meta.layout == 1 and len(keys) >= DIRECTORY_MIN_POSTINGS:
             directory = _directory(keys)  # layout 1 stored none: build it once, in memory
         size = sum(f.stat().st_size for f in d.iterdir())
-        return _Segment(name, keys, vals, tracks, peaks, peak_starts, meta, size, directory, counts)
+        sample = np.ascontiguousarray(keys[::SAMPLE_STEP]) if directory is None else None
+        return _Segment(name, keys, vals, tracks, peaks, peak_starts, meta, size, directory, counts, sample)
 
     @property
     def names(self) -> list[str]:
@@ -217,6 +222,9 @@ class SegmentIndex:
     def lookup(self, hashes: np.ndarray, max_postings_per_hash: int, budget: int | None = None) -> Hits:
         """Postings of ``hashes`` (unique uint32) across all live segments (cap and budget:
         ``within_budget`` over the hashes' postings in all segments)."""
+        # Imported on first use: numba and LLVM load only in processes that look up.
+        from soundmark.index.segment_kernels import gather, key_ranges
+
         q = np.asarray(hashes, dtype=np.uint32)
         segs = list(self._segments.values())
         ranges = []
@@ -228,8 +236,8 @@ class SegmentIndex:
                 lo = np.where(q < len(d) - 1, d[inside], 0).astype(np.int64)
                 hi = np.where(q < len(d) - 1, d[inside + 1], 0).astype(np.int64)
             else:
-                lo = np.searchsorted(seg.keys, q, side="left")
-                hi = np.searchsorted(seg.keys, q, side="right")
+                assert seg.sample is not None
+                lo, hi = key_ranges(np.asarray(seg.keys), seg.sample, SAMPLE_STEP, q)
             ranges.append((lo, hi))
             total_counts += hi - lo
         allowed = within_budget(total_counts, max_postings_per_hash, budget)
@@ -237,9 +245,6 @@ class SegmentIndex:
         n = int(total_counts[allowed].sum())
         if n == 0:
             return Hits.empty(dropped)
-        # Imported on first use: numba and LLVM load only in processes that look up.
-        from soundmark.index.segment_gather import gather
-
         pos, tids, times = (np.empty(n, dtype=np.int64) for _ in range(3))
         at = 0
         for seg, (lo, hi) in zip(segs, ranges, strict=True):
