@@ -20,6 +20,18 @@ from soundmark.jit import compiled
 
 
 @compiled
+def _lower_bound(a: np.ndarray, x: int, first: int, last: int) -> int:
+    """The first index in [first, last) of sorted ``a`` whose value is >= x (``last``: none)."""
+    while first < last:
+        m = (first + last) >> 1
+        if a[m] < x:
+            first = m + 1
+        else:
+            last = m
+    return first
+
+
+@compiled
 def key_ranges(keys: np.ndarray, sample: np.ndarray, step: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(lo, hi) per hash of ``q``: ``np.searchsorted(keys, q, "left")`` and ``"right"`` over the
     sorted ``keys``, whose every ``step``-th key is ``sample`` (``keys[::step]``)."""
@@ -28,21 +40,9 @@ def key_ranges(keys: np.ndarray, sample: np.ndarray, step: int, q: np.ndarray) -
     hi = np.empty(len(q), dtype=np.int64)
     for i in range(len(q)):
         x = q[i]
-        a, b = 0, len(sample)  # the first sample key >= x: sample[a] (a == len: none)
-        while a < b:
-            m = (a + b) >> 1
-            if sample[m] < x:
-                a = m + 1
-            else:
-                b = m
-        first = max(0, (a - 1) * step)  # keys before it are < x; the answer is <= a * step
-        last = min(n, a * step)
-        while first < last:
-            m = (first + last) >> 1
-            if keys[m] < x:
-                first = m + 1
-            else:
-                last = m
+        a = _lower_bound(sample, x, 0, len(sample))  # keys[a * step] is the first sampled key >= x
+        # keys up to (a - 1) * step are < x, so the answer lies in ((a - 1) * step, a * step]
+        first = _lower_bound(keys, x, max(0, (a - 1) * step), min(n, a * step))
         end = first
         while end < n and keys[end] == x:
             end += 1
