@@ -62,26 +62,31 @@ def bucket_pairs(
     return keys, starts
 
 
-CELL_SLOTS = 2048  # a track's cell counts: a table small enough to stay in L1
+CELL_SLOTS_MIN = 2048  # a track's cell counts: a table that stays in L1 for a short run ...
+CELL_SLOTS_MAX = 1 << 16  # ... and in L2 for a long one (4 slots a key up to there)
 
 
 @compiled
 def track_bounds(keys: np.ndarray, starts: np.ndarray, tolerance: int) -> tuple[np.ndarray, int]:
     """Per track an upper bound of its best window, and how many (track, rate) groups hold any
-    pair. A window ±tolerance lies in at most three adjacent cells of 2·tolerance + 1 offsets,
-    counted in a small table (keys of distant cells may share a slot: that only adds to a
-    count, so the bound stays a bound). One linear pass, no sorting: most tracks hold only
-    chance pairs, and their bound is what lets :func:`best_windows` never sort them."""
+    pair. The window of key k, [k - tolerance, k + tolerance], lies in the cells (of
+    2·tolerance + 1 offsets) of its two ends, one cell or two adjacent ones, whose counts bound
+    it; the counts are kept in a small table (keys of distant cells may share a slot: that only
+    adds to a count, so the bound stays a bound). Linear passes, no sorting: most tracks hold
+    only chance pairs, and their bound is what lets :func:`best_windows` never sort them."""
     n_tracks = len(starts) - 1
     bounds = np.zeros(n_tracks, dtype=np.int64)
     width = 2 * tolerance + 1
-    mask = CELL_SLOTS - 1
-    cells = np.zeros(CELL_SLOTS, dtype=np.int32)
+    cells = np.zeros(CELL_SLOTS_MAX, dtype=np.int32)
     groups = 0
     for t in range(n_tracks):
         a, b = starts[t], starts[t + 1]
         if b == a:
             continue
+        slots = CELL_SLOTS_MIN
+        while slots < 4 * (b - a) and slots < CELL_SLOTS_MAX:
+            slots *= 2
+        mask = slots - 1
         rates = np.int64(0)
         for i in range(a, b):
             rates |= np.int64(1) << (keys[i] >> OFFSET_BITS)
@@ -91,8 +96,9 @@ def track_bounds(keys: np.ndarray, starts: np.ndarray, tolerance: int) -> tuple[
             groups += 1
         bound = 0
         for i in range(a, b):
-            c = keys[i] // width
-            m = cells[(c - 1) & mask] + cells[c & mask] + cells[(c + 1) & mask]
+            c0 = (keys[i] - tolerance) // width
+            c1 = (keys[i] + tolerance) // width
+            m = cells[c0 & mask] + (cells[c1 & mask] if c1 != c0 else 0)
             if m > bound:
                 bound = m
         for i in range(a, b):
