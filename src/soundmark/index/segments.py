@@ -83,7 +83,9 @@ class _Segment:
     bytes: int
     directory: np.ndarray | None = None  # start of every hash value's run (large segments only)
     track_postings: np.ndarray | None = None  # postings per local track (layout 1: counted on demand)
-    sample: np.ndarray | None = None  # every SAMPLE_STEP-th key, where no directory is (segment_kernels)
+    # Every SAMPLE_STEP-th key where no directory is (segment_kernels.key_ranges), taken at the
+    # segment's first lookup: opening a store (compaction, a writer) reads no keys.
+    sample: np.ndarray | None = None
 
     @property
     def time_bits(self) -> int:
@@ -204,8 +206,7 @@ class SegmentIndex:
         if meta.layout == 1 and len(keys) >= DIRECTORY_MIN_POSTINGS:
             directory = _directory(keys)  # layout 1 stored none: build it once, in memory
         size = sum(f.stat().st_size for f in d.iterdir())
-        sample = np.ascontiguousarray(keys[::SAMPLE_STEP]) if directory is None else None
-        return _Segment(name, keys, vals, tracks, peaks, peak_starts, meta, size, directory, counts, sample)
+        return _Segment(name, keys, vals, tracks, peaks, peak_starts, meta, size, directory, counts)
 
     @property
     def names(self) -> list[str]:
@@ -236,7 +237,8 @@ class SegmentIndex:
                 lo = np.where(q < len(d) - 1, d[inside], 0).astype(np.int64)
                 hi = np.where(q < len(d) - 1, d[inside + 1], 0).astype(np.int64)
             else:
-                assert seg.sample is not None
+                if seg.sample is None:  # (two threads may both take it: the same array)
+                    seg.sample = np.ascontiguousarray(seg.keys[::SAMPLE_STEP])
                 lo, hi = key_ranges(np.asarray(seg.keys), seg.sample, SAMPLE_STEP, q)
             ranges.append((lo, hi))
             total_counts += hi - lo
