@@ -87,6 +87,22 @@ def test_pairs_respect_fanout_and_reach() -> None:
     assert np.all((h & ((1 << P.dt_bits) - 1)) <= P.max_dt)
 
 
+def test_compiled_pairing_equals_numpy() -> None:
+    """The query path's compiled pairing makes the same hashes in the same order as NumPy's, on
+    a melody's peaks warped off the integer grid, with jitter, and on the edge sizes."""
+    peaks = find_peaks(log_spectrogram(compose_piece(7, 10.0, SR), P), P, P.query_peaks_per_second)
+    lo = band_bins(P)[0]
+    cases = [(*warp_peaks(peaks, a, b, lo), j) for a, b in [(1.0, 1.0), (0.97, 0.97), (1.0, 1.0595)] for j in (0, 1)]
+    cases += [(np.array([3.0]), np.array([40.0]), 0), (np.array([3.0, 3.2, 9.0]), np.array([40.0, 41.0, 200.0]), 0)]
+    for t, f, jitter in cases:
+        for fanout in (1, P.fanout, P.query_fanout):
+            h0, t0 = pair_hashes(t, f, P, fanout, jitter)
+            h1, t1 = pair_hashes(t, f, P, fanout, jitter, compiled=True)
+            np.testing.assert_array_equal(h1, h0)
+            np.testing.assert_array_equal(t1, t0)
+    assert len(pair_hashes(*warp_peaks(peaks, 1.0, 1.0, lo), P, P.query_fanout, compiled=True)[0]) > 1000
+
+
 def test_warp_maps_query_back_to_reference() -> None:
     lo, _ = band_bins(P)
     peaks = np.array([[100, 200]], dtype=np.int32)

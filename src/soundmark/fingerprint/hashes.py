@@ -16,6 +16,8 @@ def pair_hashes(
     params: FingerprintParams,
     fanout: int,
     jitter: int = 0,
+    *,
+    compiled: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hashes of peak pairs.
 
@@ -23,6 +25,8 @@ def pair_hashes(
     Each anchor pairs with its next ``fanout`` peaks that lie within max_dt frames and max_df bins.
     ``jitter`` > 0 (queries only) also emits each pair with Δt and Δf moved by up to ±jitter, so a
     peak that noise nudged by one frame or bin still meets its reference hash.
+    ``compiled`` pairs the peaks in one compiled loop (``pair_kernel``, same pairs in the same
+    order): for the query path's many small calls.
     Returns (hashes uint32, anchor_times int32).
     """
     n = len(times)
@@ -31,22 +35,12 @@ def pair_hashes(
     t = np.asarray(times, dtype=np.float64)
     f = np.asarray(freqs, dtype=np.float64)
     window = min(n - 1, 4 * fanout)
-    idx = np.arange(n)
-    pairs_i: list[np.ndarray] = []
-    pairs_j: list[np.ndarray] = []
-    taken = np.zeros(n, dtype=np.int32)
-    for k in range(1, window + 1):
-        i = idx[: n - k]
-        j = i + k
-        dt = t[j] - t[i]
-        df = f[j] - f[i]
-        ok = (dt >= 0.5) & (dt <= params.max_dt) & (np.abs(df) <= params.max_df) & (taken[i] < fanout)
-        sel = i[ok]
-        taken[sel] += 1
-        pairs_i.append(sel)
-        pairs_j.append(sel + k)
-    ai = np.concatenate(pairs_i)
-    aj = np.concatenate(pairs_j)
+    if compiled:
+        from soundmark.fingerprint.pair_kernel import pair_indices  # numba loads only where asked
+
+        ai, aj = pair_indices(t, f, float(params.max_dt), float(params.max_df), fanout, window)
+    else:
+        ai, aj = _pair_indices(t, f, params, fanout, window)
     dt_q = np.rint(t[aj] - t[ai]).astype(np.int64)
     df_q = np.rint(f[aj] - f[ai]).astype(np.int64)
     f1_q = np.rint(f[ai]).astype(np.int64)
@@ -67,3 +61,25 @@ def pair_hashes(
     dt_q, df_q, f1_q = dt_q[valid], df_q[valid], f1_q[valid]
     h = (f1_q << (params.dt_bits + params.df_bits)) | ((df_q + (1 << (params.df_bits - 1))) << params.dt_bits) | dt_q
     return h.astype(np.uint32), anchor_t[valid].astype(np.int32)
+
+
+def _pair_indices(
+    t: np.ndarray, f: np.ndarray, params: FingerprintParams, fanout: int, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``pair_kernel.pair_indices`` in NumPy: one pass over the peaks per distance in peaks."""
+    n = len(t)
+    idx = np.arange(n)
+    pairs_i: list[np.ndarray] = []
+    pairs_j: list[np.ndarray] = []
+    taken = np.zeros(n, dtype=np.int32)
+    for k in range(1, window + 1):
+        i = idx[: n - k]
+        j = i + k
+        dt = t[j] - t[i]
+        df = f[j] - f[i]
+        ok = (dt >= 0.5) & (dt <= params.max_dt) & (np.abs(df) <= params.max_df) & (taken[i] < fanout)
+        sel = i[ok]
+        taken[sel] += 1
+        pairs_i.append(sel)
+        pairs_j.append(sel + k)
+    return np.concatenate(pairs_i), np.concatenate(pairs_j)

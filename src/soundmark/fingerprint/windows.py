@@ -49,7 +49,7 @@ def _hash_warps(peaks: np.ndarray, params: FingerprintParams, jitter: int) -> li
     out = []
     for time_rate, freq_rate in params.warp_grid:
         t, f = warp_peaks(peaks, time_rate, freq_rate, lo)
-        h, at = pair_hashes(t, f, params, params.query_fanout, jitter)
+        h, at = pair_hashes(t, f, params, params.query_fanout, jitter, compiled=True)
         ref = at.astype(np.int64)
         out.append(_WarpHashes(h, ref, np.rint(ref / time_rate).astype(np.int64), time_rate, freq_rate))
     return out

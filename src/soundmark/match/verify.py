@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -83,23 +84,19 @@ def verify_alignment(
             cols = np.clip(window[ok, 1] + df, 0, _FREQ_SPAN - 1)
             grid[rows[ok], cols] = True
 
-    def count(off: int) -> tuple[int, int]:
-        tt = ti + off
-        inside = (tt >= g0) & (tt < g1) & (tt <= last) & (tt >= 0)
-        return int(np.count_nonzero(grid[tt[inside] - g0, fi[inside]])), int(np.count_nonzero(inside))
-
-    hits, n = count(offset)
+    kernel = _kernel()
+    # The peaks that meet a stored one at the offset itself and at each wrong one, in one call.
+    shifts = offset + np.concatenate(([0], NULL_SHIFTS)).astype(np.int64)
+    met, inside = kernel.shift_counts(ti, fi, grid, g0, g1, last, shifts)
+    hits, n = int(met[0]), int(inside[0])
     null = []
-    for s in NULL_SHIFTS:
-        h, m = count(offset + int(s))
+    for h, m in zip(met[1:].tolist(), inside[1:].tolist(), strict=True):
         if m >= 0.5 * max(n, 1):  # only shifts that still overlap the track enough
             null.append(h * n / m if m else 0.0)
     if len(null) < 4:
         # Short track: wrap the shift around the track instead.
-        span = last + 1
-        for s in NULL_SHIFTS[:8]:
-            h, _ = count((offset + int(s)) % span)
-            null.append(float(h))
+        wrapped = (offset + NULL_SHIFTS[:8].astype(np.int64)) % (last + 1)
+        null += [float(h) for h in kernel.shift_counts(ti, fi, grid, g0, g1, last, wrapped)[0].tolist()]
     arr = np.array(null, dtype=np.float64)
     mean = float(arr.mean())
     sd = float(arr.std())
@@ -166,17 +163,15 @@ def refine_warp(
     # another time rate the query's start moves so that the middle stays put.
     mid = float(np.median(query_peaks[:, 0]))
 
+    kernel = _kernel()
+    qt = query_peaks[:, 0].astype(np.int64)
+    qf = query_peaks[:, 1].astype(np.int64)
+
     def met(a: float, b: float) -> tuple[np.ndarray, int]:
         """Which query peaks meet a reference peak under (a, b), at the best of the offsets."""
-        t, f = warp_peaks(query_peaks, a, b, band_lo)
         start = offset + round(mid * (time_rate - a))
-        tt = np.rint(t).astype(np.int64)[None, :] + (start + _OFFSETS)[:, None]
-        fi = np.broadcast_to(np.rint(f).astype(np.int64), tt.shape)
-        inside = (tt >= g0) & (tt < g1) & (fi >= 0) & (fi < _FREQ_SPAN)
-        hit = np.zeros(tt.shape, dtype=bool)
-        hit[inside] = grid[tt[inside] - g0, fi[inside]]
-        k = int(np.argmax(hit.sum(axis=1)))
-        return hit[k], int(hit[k].sum())
+        hit, n = kernel.met_at_best_offset(qt, qf, a, b, band_lo, start, _OFFSETS, grid, g0, g1)
+        return hit, int(n)
 
     best_hit, best_n = met(time_rate, freq_rate)
     base_n, a_best, b_best = best_n, time_rate, freq_rate
@@ -302,6 +297,13 @@ def _fit_rates(
         if settled:
             break
     return fit
+
+
+def _kernel() -> ModuleType:
+    """The compiled counting loops, imported on first use (as ``vote._kernel``)."""
+    from soundmark.match import verify_kernel
+
+    return verify_kernel
 
 
 SAME_AUDIO_SHARE = 0.5  # share of one reference's peaks met by the other's: the same recording
