@@ -10,6 +10,7 @@ import numpy as np
 
 from soundmark.catalog.models import Track
 from soundmark.fingerprint.extract import QueryPrint, query_fingerprint
+from soundmark.fingerprint.hashes import pair_hashes
 from soundmark.fingerprint.params import FingerprintParams
 from soundmark.fingerprint.spectrogram import band_bins
 from soundmark.fingerprint.windows import window_print
@@ -22,7 +23,9 @@ from soundmark.match.verify import (
     shared_peaks,
     verify_alignment,
 )
+from soundmark.match.verify import warm_up as warm_up_verify
 from soundmark.match.vote import Candidate, Pairs, QueryHashes, best_candidates, join, searched_groups, vote
+from soundmark.match.vote import warm_up as warm_up_vote
 from soundmark.store import Store
 
 MIN_OTHERS = 2  # other candidates needed before their hits serve as the chance level
@@ -156,6 +159,13 @@ class Recognizer:
         self.params: FingerprintParams = store.params
         self.settings = settings or MatchSettings()
         self._band_lo = band_bins(self.params)[0]
+
+    def warm_up(self) -> None:
+        """Load every compiled loop a search runs (from numba's cache, or compile it) now, so a
+        server's first request does not pay for it."""
+        warm_up_vote()
+        warm_up_verify()
+        pair_hashes(np.zeros(2), np.zeros(2), self.params, 1, compiled=True)
 
     def recognize(self, samples: np.ndarray) -> list[Match]:
         """Matches for mono float32 samples at the engine rate, best first; empty when unknown."""

@@ -306,6 +306,14 @@ def _kernel() -> ModuleType:
     return verify_kernel
 
 
+def warm_up() -> None:
+    """Compile verification's loops now (or load them from numba's cache), not in a first query."""
+    z = np.zeros(1, dtype=np.int64)
+    grid = np.zeros((1, 1), dtype=bool)
+    _kernel().shift_counts(z, z, grid, 0, 1, 0, z)
+    _kernel().met_at_best_offset(z, z, 1.0, 1.0, 0, 0, z, grid, 0, 1)
+
+
 SAME_AUDIO_SHARE = 0.5  # share of one reference's peaks met by the other's: the same recording
 COPY_MIN_SCORE = 3.0  # −log10 p against its own null that each of two copies reaches on its own
 

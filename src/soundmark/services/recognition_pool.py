@@ -23,7 +23,6 @@ from soundmark.audio.decode import decode
 from soundmark.errors import SoundmarkError, TooShortError
 from soundmark.fingerprint.stream import fingerprint_source
 from soundmark.fingerprint.windows import WindowPeaks
-from soundmark.match import vote
 from soundmark.match.explain import Explanation, explain_samples
 from soundmark.match.recognizer import Match, MatchSettings, Recognizer
 from soundmark.proc import die_with_parent
@@ -65,7 +64,7 @@ class _Worker:
     def __init__(self, db: str, min_score: float, min_votes: int):
         self.store = Store(db, recorded_params(db))
         self.recognizer = Recognizer(self.store, MatchSettings(min_score=min_score, min_votes=min_votes))
-        vote.warm_up()  # before the first request, not in it
+        self.recognizer.warm_up()  # before the first request, not in it
 
 
 def _init(db: str, min_score: float, min_votes: int) -> None:
