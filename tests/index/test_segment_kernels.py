@@ -1,5 +1,6 @@
 """The segment lookup's compiled loops give exactly what NumPy gives: ``key_ranges`` the two
-``np.searchsorted`` sides, on sorted keys with runs, gaps and hashes outside their range."""
+``np.searchsorted`` sides, on sorted keys with runs, gaps and hashes outside their range, for
+hashes in any order."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ def test_key_ranges_are_both_sides_of_searchsorted(n: int, space: int, step: int
     rng = np.random.default_rng(n + space + step)
     keys = np.sort(rng.integers(0, space, size=n)).astype(np.uint32)  # runs of equal keys, and gaps
     q = np.unique(np.concatenate([rng.integers(0, space + 10, size=500), [0, space + 9]])).astype(np.uint32)
-    lo, hi = key_ranges(keys, np.ascontiguousarray(keys[::step]), step, q)
-    assert np.array_equal(lo, np.searchsorted(keys, q, side="left"))
-    assert np.array_equal(hi, np.searchsorted(keys, q, side="right"))
+    sample = np.ascontiguousarray(keys[::step])
+    for order in (q, rng.permutation(q), q[::-1]):  # sorted (as lookups pass them), shuffled, reversed
+        lo, hi = key_ranges(keys, sample, step, order)
+        assert np.array_equal(lo, np.searchsorted(keys, order, side="left"))
+        assert np.array_equal(hi, np.searchsorted(keys, order, side="right"))
 
 
 def test_a_hash_held_by_every_posting_spans_the_segment() -> None:

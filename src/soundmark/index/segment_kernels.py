@@ -5,7 +5,8 @@ Why compiled:
   ``np.searchsorted`` calls miss the cache at every late step of every search (~1 µs a hash:
   4 ms a query on the 78-track store); here a sample of every ``step``-th key (small enough
   for the cache) narrows each search to one block of keys, and a hash's last posting is
-  found by walking its run from the first.
+  found by walking its run from the first. A lookup's hashes come sorted, so each search
+  gallops on from where the last one ended instead of starting over.
 - ``gather``: NumPy needs a repeat, an arange, a fancy-index gather and a concatenation per
   segment (several passes and temporaries per posting, ~40 ns each at 10k tracks); here it is
   one pass that copies each hash's contiguous run of posting values and decodes them in place,
@@ -36,11 +37,22 @@ def key_ranges(keys: np.ndarray, sample: np.ndarray, step: int, q: np.ndarray) -
     """(lo, hi) per hash of ``q``: ``np.searchsorted(keys, q, "left")`` and ``"right"`` over the
     sorted ``keys``, whose every ``step``-th key is ``sample`` (``keys[::step]``)."""
     n = len(keys)
+    m = len(sample)
     lo = np.empty(len(q), dtype=np.int64)
     hi = np.empty(len(q), dtype=np.int64)
+    a = 0
     for i in range(len(q)):
         x = q[i]
-        a = _lower_bound(sample, x, 0, len(sample))  # keys[a * step] is the first sampled key >= x
+        if i == 0 or x < q[i - 1]:
+            a = 0  # (a lookup's hashes come sorted: then every search starts where the last ended)
+        # Galloping from the last answer: every sampled key before ``a`` is below x.
+        if a < m and sample[a] < x:
+            gap = 1
+            while a + gap < m and sample[a + gap] < x:
+                a += gap
+                gap *= 2
+            a = _lower_bound(sample, x, a + 1, min(m, a + gap))
+        # keys[a * step] is the first sampled key >= x
         # keys up to (a - 1) * step are < x, so the answer lies in ((a - 1) * step, a * step]
         first = _lower_bound(keys, x, max(0, (a - 1) * step), min(n, a * step))
         end = first
