@@ -11,7 +11,7 @@ from soundmark.demo import compose_piece
 from soundmark.fingerprint.extract import fingerprint_samples, query_fingerprint, warp_peaks
 from soundmark.fingerprint.hashes import pair_hashes
 from soundmark.fingerprint.params import FingerprintParams
-from soundmark.fingerprint.peaks import find_peaks
+from soundmark.fingerprint.peaks import find_peaks, peak_candidates
 from soundmark.fingerprint.spectrogram import band_bins, log_spectrogram
 
 P = FingerprintParams()
@@ -85,6 +85,22 @@ def test_pairs_respect_fanout_and_reach() -> None:
     h, t = pair_hashes(times, freqs, P, fanout=3)
     assert np.bincount(t).max() <= 3
     assert np.all((h & ((1 << P.dt_bits) - 1)) <= P.max_dt)
+
+
+def test_compiled_neighbourhood_maximum_equals_scipy() -> None:
+    """The query path's compiled maximum gives SciPy's candidates: on a melody, on noise with
+    ties (coarse levels), on spectrograms narrower than the neighbourhood, and on row spans."""
+    rng = np.random.default_rng(3)
+    specs = [log_spectrogram(compose_piece(9, 6.0, SR), P), np.round(rng.normal(size=(90, 60)) * 2).astype(np.float32)]
+    specs += [rng.normal(size=(4, 7)).astype(np.float32), rng.normal(size=(1, 30)).astype(np.float32)]
+    for spec in specs:
+        for first, stop in [(0, spec.shape[0]), (min(3, spec.shape[0]), spec.shape[0]), (0, max(0, spec.shape[0] - 2))]:
+            want = peak_candidates(spec, P, first, stop, frame0=5)
+            got = peak_candidates(spec, P, first, stop, frame0=5, compiled=True)
+            for k in ("t", "f", "level", "prominence"):
+                np.testing.assert_array_equal(getattr(got, k), getattr(want, k))
+    melody = specs[0]
+    np.testing.assert_array_equal(find_peaks(melody, P, 40, compiled=True), find_peaks(melody, P, 40))
 
 
 def test_compiled_pairing_equals_numpy() -> None:

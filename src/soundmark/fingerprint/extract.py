@@ -65,5 +65,5 @@ def query_fingerprint(samples: np.ndarray, params: FingerprintParams) -> QueryPr
     from soundmark.fingerprint.windows import window_print  # windows.py builds on this module's types
 
     spec = log_spectrogram(samples, params)
-    peaks = find_peaks(spec, params, params.query_peaks_per_second)
+    peaks = find_peaks(spec, params, params.query_peaks_per_second, compiled=True)
     return window_print(peaks, 0, spec.shape[0], params)

@@ -41,17 +41,24 @@ class Candidates:
 
 
 def peak_candidates(spec: np.ndarray, params: FingerprintParams, first: int = 0, stop: int | None = None,
-                    frame0: int = 0) -> Candidates:  # fmt: skip
+                    frame0: int = 0, *, compiled: bool = False) -> Candidates:  # fmt: skip
     """Candidate peaks of rows ``[first, stop)`` of a log spectrogram (frames × bins, dB).
 
     The other rows of ``spec`` are context only: a row is judged against ``peak_time_radius``
     rows on either side, the edges of ``spec`` standing for themselves (``nearest``), so rows
     with full context give the same answer whatever block they arrive in. ``frame0`` is the
-    absolute frame of ``spec[0]``.
+    absolute frame of ``spec[0]``. ``compiled`` takes the neighbourhood maximum in a compiled
+    loop (``peak_kernel``, the same values): for the query path.
     """
     stop = spec.shape[0] if stop is None else stop
-    size = (2 * params.peak_time_radius + 1, 2 * params.peak_freq_radius + 1)
-    local_max = maximum_filter(spec, size=size, mode="nearest")[first:stop]
+    if compiled:
+        from soundmark.fingerprint.peak_kernel import max_filter  # numba loads only where asked
+
+        rt, rf = params.peak_time_radius, params.peak_freq_radius
+        local_max = max_filter(np.ascontiguousarray(spec, dtype=np.float32), rt, rf, first, stop)
+    else:
+        size = (2 * params.peak_time_radius + 1, 2 * params.peak_freq_radius + 1)
+        local_max = maximum_filter(spec, size=size, mode="nearest")[first:stop]
     rows = spec[first:stop]
     background = uniform_filter1d(rows, params.background_freq_bins, axis=1, mode="nearest")
     prominence = rows - background
@@ -85,7 +92,9 @@ def select_peaks(c: Candidates, floor: float, params: FingerprintParams, peaks_p
     return out[np.lexsort((out[:, 1], out[:, 0]))]
 
 
-def find_peaks(spec: np.ndarray, params: FingerprintParams, peaks_per_second: float) -> np.ndarray:
+def find_peaks(
+    spec: np.ndarray, params: FingerprintParams, peaks_per_second: float, *, compiled: bool = False
+) -> np.ndarray:
     """Peaks of a log spectrogram (frames × bins, dB).
 
     A peak is the maximum of its (±time_radius, ±freq_radius) neighbourhood and stands at least
@@ -94,9 +103,9 @@ def find_peaks(spec: np.ndarray, params: FingerprintParams, peaks_per_second: fl
     or on how busy the music is.
 
     Returns int32 array (n, 2) of (frame, bin) sorted by frame then bin; bins are relative to
-    the band start (see spectrogram.band_bins).
+    the band start (see spectrogram.band_bins). ``compiled``: see ``peak_candidates``.
     """
     if spec.shape[0] == 0:
         return np.zeros((0, 2), dtype=np.int32)
     floor = float(spec.max()) - FLOOR_BELOW_MAX_DB
-    return select_peaks(peak_candidates(spec, params), floor, params, peaks_per_second)
+    return select_peaks(peak_candidates(spec, params, compiled=compiled), floor, params, peaks_per_second)

@@ -12,6 +12,7 @@ from soundmark.catalog.models import Track
 from soundmark.fingerprint.extract import QueryPrint, query_fingerprint
 from soundmark.fingerprint.hashes import pair_hashes
 from soundmark.fingerprint.params import FingerprintParams
+from soundmark.fingerprint.peaks import peak_candidates
 from soundmark.fingerprint.spectrogram import band_bins
 from soundmark.fingerprint.windows import window_print
 from soundmark.match.verify import (
@@ -166,6 +167,7 @@ class Recognizer:
         warm_up_vote()
         warm_up_verify()
         pair_hashes(np.zeros(2), np.zeros(2), self.params, 1, compiled=True)
+        peak_candidates(np.zeros((1, 1), dtype=np.float32), self.params, compiled=True)
 
     def recognize(self, samples: np.ndarray) -> list[Match]:
         """Matches for mono float32 samples at the engine rate, best first; empty when unknown."""
