@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from soundmark.audio.decode import decode
 from soundmark.catalog.models import Track, TrackMeta
@@ -137,6 +136,10 @@ class Soundmark:
             x = x.mean(axis=1)
         x = x[: int(limit * sample_rate)]
         if sample_rate != rate:
+            # Imported here: scipy.signal costs a second to import, and ``import soundmark`` (every
+            # command, every spawned worker) needs it only for arrays at another rate.
+            from scipy.signal import resample_poly
+
             g = math.gcd(int(sample_rate), rate)
             x = resample_poly(x, rate // g, int(sample_rate) // g).astype(np.float32)
         return x
