@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from soundmark.audio.mono import MonoResampler, frame_mono
+from soundmark.audio.mono import MAX_CHUNK_SAMPLES, MonoResampler, frame_mono
 
 # (format, numpy dtype, full scale, silence)
 FORMATS = [
@@ -96,3 +96,16 @@ def test_the_engine_rate_passes_through_unfiltered() -> None:
     m = MonoResampler(8000)
     out = m.push(_frame(x, "flt", False, 8000)) + m.flush()
     np.testing.assert_array_equal(np.concatenate(out), x[0].astype(np.float32))
+
+
+def test_a_huge_claimed_rate_is_resampled_in_bounded_chunks() -> None:
+    """A file may claim any rate: the mix-down never holds more than MAX_CHUNK_SAMPLES."""
+    m = MonoResampler(8000)
+    held = []
+    out: list[np.ndarray] = []
+    for _ in range(40):
+        out += m.push(_frame(np.full((1, 16384), 0.25), "flt", False, 96_000_000))
+        held.append(m._pending_n)
+    out += m.flush()
+    assert max(held) <= MAX_CHUNK_SAMPLES
+    assert abs(sum(len(o) for o in out) - 40 * 16384 * 8000 / 96_000_000) <= 2

@@ -31,6 +31,11 @@ _FORMATS: dict[str, tuple[type[np.generic], float, float]] = {
 }
 
 
+# A chunk never holds more than this many input samples (1 MB), whatever rate a file claims: a
+# header saying 1 GHz must not make a second of input a gigabyte.
+MAX_CHUNK_SAMPLES = 1 << 18
+
+
 def _view(plane: object, dtype: type[np.generic], count: int) -> np.ndarray:
     """A plane's first ``count`` samples, without a copy (a plane is a buffer; PyAV's stubs do
     not say so)."""
@@ -88,7 +93,7 @@ class MonoResampler:
         if len(x):
             self._pending.append(x)
             self._pending_n += len(x)
-        if self._pending_n >= self._src * self.chunk_seconds:
+        if self._pending_n >= min(self._src * self.chunk_seconds, MAX_CHUNK_SAMPLES):
             out += self._drain(final=False)
         return out
 
