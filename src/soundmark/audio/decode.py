@@ -76,9 +76,7 @@ def iter_blocks(
         mono = MonoResampler(sample_rate)
         try:
             for frame in _frames(container, stream):
-                for out in mono.push(frame):
-                    pending.append(out)
-                    pending_n += len(out)
+                pending_n += _take(pending, mono.push(frame))
                 if limit is not None and produced + pending_n > limit and refuse_longer:
                     raise DurationLimitError(_too_long(limit / sample_rate))
                 if limit is not None and produced + pending_n >= limit and not refuse_longer:
@@ -89,15 +87,11 @@ def iter_blocks(
                     produced += len(chunk)
                     yield chunk
             else:
-                for out in mono.flush():
-                    pending.append(out)
-                    pending_n += len(out)
+                pending_n += _take(pending, mono.flush())
                 if limit is not None and produced + pending_n > limit and refuse_longer:
                     raise DurationLimitError(_too_long(limit / sample_rate))
         except av.FFmpegError as exc:
-            for out in mono.flush():  # what decoded before the error, still in the mix-down
-                pending.append(out)
-                pending_n += len(out)
+            pending_n += _take(pending, mono.flush())  # what decoded before the error, still in the mix-down
             if produced + pending_n == 0:
                 reason = getattr(exc, "strerror", None) or type(exc).__name__
                 raise AudioError(f"cannot decode audio: {reason}") from exc
@@ -111,6 +105,12 @@ def iter_blocks(
                 yield chunk
     if produced == 0:
         raise EmptyAudioError("the file contains no audio samples")
+
+
+def _take(pending: list[np.ndarray], blocks: list[np.ndarray]) -> int:
+    """Append the mix-down's ready ``blocks`` to ``pending``; returns the samples added."""
+    pending.extend(blocks)
+    return sum(len(b) for b in blocks)
 
 
 def _too_long(seconds: float) -> str:
