@@ -175,3 +175,35 @@ def test_a_newer_layout_is_refused_in_words(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"segment .* is unreadable: segment layout 3 is newer"):
         other.refresh(force=True)
     catalog.close()
+
+
+def test_each_merge_step_takes_at_most_a_chunk_and_nearly_a_whole_one(tmp_path: Path) -> None:
+    """The hash bound is found in key samples held in memory, not by probing the mapped key files:
+    it must still never take more than a chunk (but for one hash's postings) and must fall short
+    of the exact bound by at most a sample step per input."""
+    from soundmark.index.merge import KEY_SPACE, MergeInput, _bound, _key_samples
+
+    rng = np.random.default_rng(5)
+    catalog, index = open_index(tmp_path / "db")
+    for n in (40, 3, 25, 60):
+        index.add([synthetic_track(rng, len(index.names) * 100 + i + 1, 500, hash_bits=16) for i in range(n)])
+    inputs = [MergeInput.open(index.root / name) for name in index.names]
+    keys = [np.asarray(i.keys.array) for i in inputs]
+    chunk = 4_000
+    samples, step = _key_samples(inputs, chunk)
+    assert step > 1  # the samples really are sparser than the keys
+
+    def exact_below(k: int, cursors: list[int]) -> int:
+        return sum(int(np.searchsorted(a, np.uint32(k))) - c for a, c in zip(keys, cursors, strict=True))
+
+    cursors, steps = [0] * len(inputs), 0
+    while any(c < len(a) for a, c in zip(keys, cursors, strict=True)):
+        bound = _bound(inputs, cursors, chunk, samples, step)
+        if bound < KEY_SPACE:
+            assert exact_below(bound, cursors) <= chunk
+            # A sample overstates an input's count by under a step: one hash more would not fit.
+            assert exact_below(bound + 1, cursors) > chunk - len(inputs) * (step - 1)
+        cursors = [len(a) if bound >= KEY_SPACE else int(np.searchsorted(a, np.uint32(bound))) for a in keys]
+        steps += 1
+    assert steps > 5  # the walk crossed many chunks
+    catalog.close()
