@@ -198,7 +198,7 @@ def test_each_merge_step_takes_at_most_a_chunk_and_nearly_a_whole_one(tmp_path: 
 
     cursors, steps = [0] * len(inputs), 0
     while any(c < len(a) for a, c in zip(keys, cursors, strict=True)):
-        bound = _bound(inputs, cursors, chunk, samples, step)
+        bound = _bound(inputs, cursors, [len(a) for a in keys], chunk, samples, step)
         if bound < KEY_SPACE:
             assert exact_below(bound, cursors) <= chunk
             # A sample overstates an input's count by under a step: one hash more would not fit.

@@ -4,8 +4,8 @@
 directories, each sorted by hash, then local track, then time) as one segment in ``out``,
 without the tracks in ``drop``. It is a k-way merge by hash ranges: each step picks the largest
 hash bound ``K`` below which the inputs still hold at most ``chunk_postings`` postings (found by
-binary search over a sample of every input's keys held in memory), takes every input's postings below
-``K``, re-bases their local track numbers into the output's numbering, drops removed tracks,
+binary search over a sample of every input's keys held in memory), takes every input's
+postings below ``K``, re-bases their local track numbers into the output's numbering, drops removed tracks,
 orders them by hash with a stable sort (the inputs' runs are already ordered by track within a
 hash, and input ``i``'s tracks all precede input ``i + 1``'s) and appends them to the output's
 .npy files. Peaks are copied per kept track, packed as they are.
@@ -17,8 +17,8 @@ through mappings of their own whose pages are released after every step, so what
 read does not stay resident either; the hash bounds are searched in a sample of each input's
 keys (one key per eighth of a chunk, over the inputs), never by probing the mapped files. The
 result is the segment today's in-memory compaction (``SegmentIndex.read_postings`` of every
-segment, then ``write``) produced: same tracks in the
-same local order, same postings in the same order, so lookups return the same hits.
+segment, then ``write``) produced: same tracks in the same local order, same postings in the
+same order, so lookups return the same hits.
 
 The caller (``index/segments.py``) owns the directory: it writes the small arrays this returns,
 the meta.json, fsyncs and renames ``out`` into place — the same durability path as ``write``.
@@ -183,7 +183,7 @@ def _key_samples(inputs: Sequence[MergeInput], chunk: int) -> tuple[list[np.ndar
         for start in range(0, len(keys), piece):
             parts.append(np.array(keys[start : start + piece : step]))
             inp.keys.release()
-        samples.append(np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32))
+        samples.append(np.concatenate(parts) if parts else np.zeros(0, dtype=keys.dtype))
     return samples, step
 
 
@@ -194,10 +194,12 @@ def _sampled_end(sample: np.ndarray, step: int, length: int, key: int) -> int:
     return min(int(np.searchsorted(sample, np.uint32(key), side="left")) * step, length)
 
 
-def _bound(inputs: Sequence[MergeInput], cursors: list[int], chunk: int, samples: list[np.ndarray], step: int) -> int:
+def _bound(
+    inputs: Sequence[MergeInput], cursors: list[int], ends: list[int], chunk: int, samples: list[np.ndarray], step: int
+) -> int:
     """The largest hash bound K (exclusive) below which, by the key samples' upper bounds, at
-    most ``chunk`` postings remain, and at least one hash's postings (so every step progresses)."""
-    ends = [len(i.keys.array) for i in inputs]
+    most ``chunk`` postings remain, and at least one hash's postings (so every step progresses).
+    ``ends``: each input's number of keys."""
 
     def below(k: int) -> int:
         if k >= KEY_SPACE:
@@ -262,7 +264,7 @@ def merge(inputs: Sequence[MergeInput], drop: np.ndarray, out: Path, chunk_posti
         ends = [len(i.keys.array) for i in inputs]
         done, previous = 0, 0
         while any(c < e for c, e in zip(cursors, ends, strict=True)):
-            bound = _bound(inputs, cursors, chunk, samples, step)
+            bound = _bound(inputs, cursors, ends, chunk, samples, step)
             key_parts, val_parts = [], []
             for n, inp in enumerate(inputs):
                 if bound >= KEY_SPACE:
