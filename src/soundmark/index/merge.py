@@ -5,10 +5,10 @@ directories, each sorted by hash, then local track, then time) as one segment in
 without the tracks in ``drop``. It is a k-way merge by hash ranges: each step picks the largest
 hash bound ``K`` below which the inputs still hold at most ``chunk_postings`` postings (found by
 binary search over a sample of every input's keys held in memory), takes every input's
-postings below ``K``, re-bases their local track numbers into the output's numbering, drops removed tracks,
-orders them by hash with a stable sort (the inputs' runs are already ordered by track within a
-hash, and input ``i``'s tracks all precede input ``i + 1``'s) and appends them to the output's
-.npy files. Peaks are copied per kept track, packed as they are.
+postings below ``K``, re-bases their local track numbers into the output's numbering, drops
+removed tracks, orders them by hash with a stable sort (the inputs' runs are already ordered by
+track within a hash, and input ``i``'s tracks all precede input ``i + 1``'s) and appends them to
+the output's .npy files. Peaks are copied per kept track, packed as they are.
 
 Memory: about 40 bytes × ``chunk_postings`` (or × the postings of the most common hash, when
 that is larger), the output's per-track arrays (8-24 bytes a track) and, for a segment large
@@ -191,7 +191,7 @@ def _sampled_end(sample: np.ndarray, step: int, length: int, key: int) -> int:
     """An upper bound on how many of an input's keys are below ``key``: sample entry j sits at
     position j * step, so if j entries are below ``key`` the (j+1)-th key at or above it is at
     most j * step in."""
-    return min(int(np.searchsorted(sample, np.uint32(key), side="left")) * step, length)
+    return min(int(np.searchsorted(sample, sample.dtype.type(key), side="left")) * step, length)
 
 
 def _bound(
